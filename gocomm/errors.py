@@ -1,0 +1,179 @@
+"""The gocomm error hierarchy.
+
+Every error gocomm raises is a :class:`CommError`::
+
+    CommError                       base of every gocomm error; .unsent
+    ├── SendError                   a vendor did not send; .vendor, .code, .retry_after
+    │   ├── PermanentError          retrying cannot help (bad recipient, template, auth)
+    │   │   ├── InvalidRecipient    bad `to`, found before any network call (also ValueError)
+    │   │   └── InvalidMessage      bad message, e.g. CR/LF in a header (also ValueError)
+    │   └── SendTimeout             the vendor took too long (also TimeoutError)
+    ├── Limited                     a limiter said no; .key, .retry_after
+    ├── LimiterError                the limiter itself failed (e.g. Redis unreachable)
+    ├── AllSendersFailed            failover tried every vendor (an ExceptionGroup)
+    ├── RetryExhausted              .attempts, .last_error
+    └── ConfigError                 bad configuration or unknown plugin (also ValueError)
+
+``unsent`` names the recipients still owed the message; ``None`` means all of those the raiser
+was given. Messages never carry secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Self
+
+__all__ = [
+    "AllSendersFailed",
+    "CommError",
+    "ConfigError",
+    "InvalidMessage",
+    "InvalidRecipient",
+    "Limited",
+    "LimiterError",
+    "PermanentError",
+    "RetryExhausted",
+    "SendError",
+    "SendTimeout",
+    "is_retryable",
+    "unsent_of",
+]
+
+
+def _tuple(recipients: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if recipients is None else tuple(recipients)
+
+
+class CommError(Exception):
+    """Base of every gocomm error."""
+
+    unsent: tuple[str, ...] | None
+
+    def __init__(self, message: str, *, unsent: Iterable[str] | None = None) -> None:
+        super().__init__(message)
+        self.unsent = _tuple(unsent)
+
+
+class SendError(CommError):
+    """A vendor did not send the message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        vendor: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        unsent: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__(message, unsent=unsent)
+        self.vendor = vendor
+        self.code = code
+        self.retry_after = retry_after
+
+
+class PermanentError(SendError):
+    """Retrying cannot help: a bad recipient, template, signature or credential."""
+
+
+class InvalidRecipient(PermanentError, ValueError):
+    """A recipient is malformed; raised before any network call."""
+
+
+class InvalidMessage(PermanentError, ValueError):
+    """The message is malformed (e.g. CR or LF in a header); raised before any network call."""
+
+
+class SendTimeout(SendError, TimeoutError):
+    """The vendor took too long to answer."""
+
+
+class Limited(CommError):
+    """A rate or concurrency limiter refused the send; nothing was sent."""
+
+    def __init__(
+        self, key: str, retry_after: float | None = None, *, unsent: Iterable[str] | None = None
+    ) -> None:
+        hint = f"; retry in {retry_after:.3g}s" if retry_after is not None else ""
+        super().__init__(f"rate limit reached for key {key!r}{hint}", unsent=unsent)
+        self.key = key
+        self.retry_after = retry_after
+
+
+class LimiterError(CommError):
+    """The limiter itself failed (for example Redis was unreachable)."""
+
+
+class AllSendersFailed(CommError, ExceptionGroup[Exception]):
+    """Failover tried every sender; ``exceptions`` holds their errors in the order tried."""
+
+    def __new__(
+        cls,
+        message: str,
+        exceptions: Sequence[Exception],
+        *,
+        unsent: Iterable[str] | None = None,
+    ) -> Self:
+        return super().__new__(cls, message, exceptions)
+
+    def __init__(
+        self,
+        message: str,
+        exceptions: Sequence[Exception],
+        *,
+        unsent: Iterable[str] | None = None,
+    ) -> None:
+        # ExceptionGroup keeps message and exceptions from __new__; only unsent is ours.
+        self.unsent = _tuple(unsent)
+
+    def derive(self, excs: Sequence[Exception]) -> AllSendersFailed:
+        return AllSendersFailed(self.message, excs, unsent=self.unsent)
+
+    def __str__(self) -> str:
+        causes = "; ".join(f"{type(e).__name__}: {e}" for e in self.exceptions)
+        return f"{self.message}: {causes}"
+
+
+class RetryExhausted(CommError):
+    """Every attempt failed; raised ``from last_error``."""
+
+    def __init__(
+        self, attempts: int, last_error: BaseException, *, unsent: Iterable[str] | None = None
+    ) -> None:
+        noun = "attempt" if attempts == 1 else "attempts"
+        super().__init__(
+            f"gave up after {attempts} {noun}; last error: {type(last_error).__name__}: "
+            f"{last_error}",
+            unsent=unsent,
+        )
+        self.attempts = attempts
+        self.last_error = last_error
+
+
+class ConfigError(CommError, ValueError):
+    """Bad configuration or an unknown plugin; the message names the field and its source."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether sending again could succeed where ``exc`` failed.
+
+    False for permanent errors, configuration errors and limits (a limit is a policy: wait for
+    it with ``retry_on``); for groups, True if any cause is retryable; True for any other
+    ``Exception``. ``CancelledError`` and other ``BaseException``\\s are never retryable.
+    """
+    if isinstance(exc, PermanentError | ConfigError | Limited):
+        return False
+    if isinstance(exc, AllSendersFailed):
+        return any(is_retryable(e) for e in exc.exceptions)
+    if isinstance(exc, RetryExhausted):
+        return is_retryable(exc.last_error)
+    return isinstance(exc, Exception)
+
+
+def unsent_of(exc: BaseException, to: Sequence[str]) -> tuple[str, ...]:
+    """The recipients of ``to`` still owed the message after ``exc``, in the order of ``to``."""
+    unsent = getattr(exc, "unsent", None)
+    if unsent is None:
+        return tuple(to)
+    owed = set(unsent)
+    return tuple(r for r in to if r in owed)

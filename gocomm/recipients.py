@@ -1,0 +1,59 @@
+"""Recipient checks that every vendor runs before any network call."""
+
+from __future__ import annotations
+
+import re
+
+from gocomm.errors import InvalidRecipient
+
+__all__ = ["validate_email", "validate_phone"]
+
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+_PHONE_SEPARATORS = str.maketrans("", "", " -.()")
+_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def validate_email(addr: str) -> str:
+    """Return the bare address ``addr`` if it is a valid email address, else raise.
+
+    Raises :class:`~gocomm.errors.InvalidRecipient` naming the value for anything that is not
+    ``local@domain`` (display names, CR/LF, spaces and other control characters included).
+    """
+    if not isinstance(addr, str):
+        raise InvalidRecipient(f"email address must be a str, got {type(addr).__name__}")
+    hint = "give a bare address such as alice@example.com"
+    if any(c in addr for c in "\r\n\0") or any(ord(c) < 32 or c == "\x7f" for c in addr):
+        raise InvalidRecipient(f"invalid email address {addr!r}: control characters; {hint}")
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain:
+        raise InvalidRecipient(f"invalid email address {addr!r}: no local@domain; {hint}")
+    if len(local) > 64 or len(addr) > 254:
+        raise InvalidRecipient(f"invalid email address {addr!r}: too long; {hint}")
+    if not _LOCAL.fullmatch(local) or local.startswith(".") or ".." in local or local.endswith("."):
+        raise InvalidRecipient(f"invalid email address {addr!r}: bad local part; {hint}")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidRecipient(f"invalid email address {addr!r}: bad domain; {hint}") from None
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise InvalidRecipient(f"invalid email address {addr!r}: bad domain; {hint}")
+    return addr
+
+
+def validate_phone(number: str) -> str:
+    """Return ``number`` in E.164 form (``+`` country code and subscriber, at most 15 digits).
+
+    Spaces, dots, hyphens and parentheses are dropped; anything else that is not E.164 raises
+    :class:`~gocomm.errors.InvalidRecipient` naming the value.
+    """
+    if not isinstance(number, str):
+        raise InvalidRecipient(f"phone number must be a str, got {type(number).__name__}")
+    compact = number.strip().translate(_PHONE_SEPARATORS)
+    if not _E164.fullmatch(compact):
+        raise InvalidRecipient(
+            f"invalid phone number {number!r}: expected E.164, a '+', the country code and "
+            "the number, at most 15 digits (e.g. +8613800138000)"
+        )
+    return compact

@@ -1,0 +1,1 @@
+"""The gocomm pytest plugin (entry point ``pytest11``); its fixtures come with the container."""

@@ -1,0 +1,1 @@
+"""Built-in development vendors: memory, console and file."""
