@@ -126,9 +126,6 @@ class AllSendersFailed(CommError, ExceptionGroup[Exception]):
         # ExceptionGroup keeps message and exceptions from __new__; only unsent is ours.
         self.unsent = _tuple(unsent)
 
-    def derive(self, excs: Sequence[Exception]) -> AllSendersFailed:
-        return AllSendersFailed(self.message, excs, unsent=self.unsent)
-
     def __str__(self) -> str:
         causes = "; ".join(f"{type(e).__name__}: {e}" for e in self.exceptions)
         return f"{self.message}: {causes}"
