@@ -1,0 +1,522 @@
+"""Shared machinery of the HTTP SMS vendors (Aliyun, Tencent Cloud, Twilio).
+
+What lives here is what every HTTP vendor needs and must get the same way:
+
+- :func:`build_client`: one ``httpx.AsyncClient`` per vendor instance (keep-alive, reused across
+  sends) with separate connect and read timeouts.
+- :func:`transport_errors`: turns httpx's exceptions into gocomm's errors
+  (``httpx.TimeoutException`` -> :class:`~gocomm.errors.SendTimeout`, any other
+  ``httpx.TransportError`` -> a retryable :class:`~gocomm.errors.SendError`).
+- :func:`parse_retry_after` (seconds or an HTTP date) and :func:`status_is_retryable`
+  (5xx, 429, 408).
+- :class:`CodeTable`: vendor error codes to permanent / retryable; unknown codes are retryable.
+- :func:`chunked`: splits recipients into requests of at most the vendor's batch size.
+- Templates: :class:`SmsTemplate` (``{id, params}``), :data:`TemplateEntry` and
+  :func:`resolve_template`, which maps a logical ``biz`` to the vendor's template id and the
+  ordered parameter values ("without an entry, ``biz`` is the vendor's template id").
+- :class:`HttpSmsVendor`: the base class of an HTTP SMS vendor. It validates every phone number
+  with :func:`gocomm.recipients.validate_phone` before any request, resolves the template, splits
+  the recipients into batches, owns the client (``aclose()`` closes it) and turns the per-batch
+  outcomes into a :class:`~gocomm.sender.Receipt` or one :class:`~gocomm.errors.SendError` whose
+  ``unsent`` names exactly the caller's numbers that did not get the message.
+
+A subclass implements :meth:`HttpSmsVendor._send_batch` (one request) and, where the vendor wants
+another number format than E.164, :meth:`HttpSmsVendor._vendor_number`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import logging
+import math
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gocomm.errors import (
+    InvalidMessage,
+    InvalidRecipient,
+    PermanentError,
+    SendError,
+    SendTimeout,
+    is_retryable,
+)
+from gocomm.plugins import VendorSettings
+from gocomm.recipients import validate_phone
+from gocomm.sender import AsyncCloseable, Receipt
+
+__all__ = [
+    "BatchResult",
+    "CodeTable",
+    "HttpSmsVendor",
+    "HttpVendorSettings",
+    "ResolvedTemplate",
+    "SmsTemplate",
+    "TemplateEntry",
+    "build_client",
+    "chunked",
+    "parse_retry_after",
+    "resolve_template",
+    "status_is_retryable",
+    "transport_errors",
+]
+
+#: Longest vendor-supplied message text kept in an error (vendors sometimes echo whole requests).
+_MAX_VENDOR_MESSAGE = 200
+
+
+# --------------------------------------------------------------------------------------------
+# Settings and templates
+# --------------------------------------------------------------------------------------------
+
+
+class HttpVendorSettings(VendorSettings):
+    """Settings every HTTP vendor has: ``endpoint`` (base URL) and the two timeouts in seconds.
+
+    Subclasses override ``endpoint``'s default with the vendor's public URL.
+    """
+
+    endpoint: str
+    connect_timeout: float = Field(default=5.0, gt=0, description="seconds to open a connection")
+    read_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an answer")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a URL ({exc}); give e.g. https://host[:port]") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if url.query or url.fragment or url.userinfo:
+            raise ValueError("must be a base URL without query, fragment or credentials")
+        return value.rstrip("/")
+
+
+class SmsTemplate(BaseModel):
+    """A ``templates`` entry naming the vendor's template id and the order of its parameters.
+
+    ``params`` lists the names of ``args`` in the order the vendor's template takes them
+    (Tencent Cloud numbers its parameters ``{1}``, ``{2}`` ...). ``None`` means the order of
+    ``args`` itself.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    params: tuple[str, ...] | None = None
+
+
+#: A ``templates`` value: the vendor's template id, or ``{id, params}``.
+TemplateEntry = str | SmsTemplate
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTemplate:
+    """What one send uses: the vendor's template ``id``, the named ``args`` and ``values``, the
+    parameter values in the vendor's order."""
+
+    id: str
+    args: Mapping[str, str]
+    values: tuple[str, ...]
+
+
+def _check_args(biz: str, args: object) -> dict[str, str]:
+    if not isinstance(args, Mapping):
+        raise InvalidMessage(
+            f"SMS args for biz {biz!r} must be a mapping of parameter names to str values, "
+            f"got {type(args).__name__}"
+        )
+    checked: dict[str, str] = {}
+    for name, value in args.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidMessage(
+                f"SMS args for biz {biz!r}: parameter {name!r} must be a str name with a str "
+                f"value, got {type(value).__name__}; convert numbers with str()"
+            )
+        checked[name] = value
+    return checked
+
+
+def resolve_template(
+    templates: Mapping[str, TemplateEntry], biz: str, args: object
+) -> ResolvedTemplate:
+    """Map the logical ``biz`` to the vendor's template and ``args`` to ordered values.
+
+    An entry that is a plain id takes the parameters in the order of ``args``; an
+    :class:`SmsTemplate` with ``params`` takes them in that order (extra ``args`` are ignored, so
+    one ``args`` serves several vendors); without an entry ``biz`` is the vendor's template id.
+    Raises :class:`~gocomm.errors.InvalidMessage` for args that are not ``str`` to ``str``, or
+    for a parameter ``params`` names but ``args`` lacks.
+    """
+    if not isinstance(biz, str) or not biz:
+        raise InvalidMessage(f"biz must be a non-empty str naming a template, got {biz!r}")
+    named = _check_args(biz, args)
+    entry = templates.get(biz, biz)
+    if isinstance(entry, str):
+        return ResolvedTemplate(entry, named, tuple(named.values()))
+    if entry.params is None:
+        return ResolvedTemplate(entry.id, named, tuple(named.values()))
+    missing = [p for p in entry.params if p not in named]
+    if missing:
+        raise InvalidMessage(
+            f"template for biz {biz!r} needs parameter(s) {', '.join(map(repr, missing))} "
+            f"missing from args (given: {', '.join(map(repr, named)) or 'none'})"
+        )
+    return ResolvedTemplate(entry.id, named, tuple(named[p] for p in entry.params))
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP helpers
+# --------------------------------------------------------------------------------------------
+
+
+def build_client(
+    endpoint: str,
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    headers: Mapping[str, str] | None = None,
+    max_connections: int = 100,
+) -> httpx.AsyncClient:
+    """One keep-alive ``httpx.AsyncClient`` for a vendor instance, based at ``endpoint``.
+
+    ``connect_timeout`` bounds opening a connection (and waiting for one from the pool);
+    ``read_timeout`` bounds writing the request and waiting for each chunk of the answer.
+    """
+    timeout = httpx.Timeout(
+        connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+    )
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    return httpx.AsyncClient(
+        base_url=endpoint, timeout=timeout, limits=limits, headers=dict(headers or {})
+    )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date.
+
+    Returns None when the header is absent or unreadable; a date in the past gives 0.
+    ``now`` (Unix time) is injectable for tests.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        when = when.replace(tzinfo=UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def status_is_retryable(status: int) -> bool:
+    """Whether an HTTP status may go away on its own: 5xx, 429 Too Many Requests, 408."""
+    return status >= 500 or status in (408, 429)
+
+
+@contextlib.contextmanager
+def transport_errors(
+    vendor: str, *, unsent: Iterable[str] | None = None, what: str = "request"
+) -> Iterator[None]:
+    """Raise httpx's exceptions inside the block as gocomm errors naming ``vendor``.
+
+    ``httpx.TimeoutException`` becomes :class:`~gocomm.errors.SendTimeout`, every other
+    ``httpx.TransportError`` (connection refused or reset, protocol errors) a retryable
+    :class:`~gocomm.errors.SendError`, both with ``unsent``. A timeout after the request was
+    written is ambiguous (the vendor may have sent): gocomm counts it as unsent, so delivery is
+    at-least-once. ``asyncio.CancelledError`` passes through untouched.
+    """
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise SendTimeout(
+            f"{vendor}: {what} timed out ({type(exc).__name__}); retry later or raise the "
+            "vendor's connect_timeout/read_timeout",
+            vendor=vendor,
+            code=type(exc).__name__,
+            unsent=unsent,
+        ) from exc
+    except httpx.TransportError as exc:
+        raise SendError(
+            f"{vendor}: {what} failed on the network ({type(exc).__name__}: {exc}); retry later",
+            vendor=vendor,
+            code=type(exc).__name__,
+            unsent=unsent,
+        ) from exc
+
+
+def chunked(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    """``items`` in consecutive slices of at most ``size`` (the vendor's per-request limit)."""
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1, got {size}")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class CodeTable:
+    """A vendor's error codes, classified.
+
+    ``permanent`` and ``retryable`` hold exact codes, or prefixes ending in ``.`` or ``.*``
+    (``"AuthFailure.*"``). An exact code wins over a prefix, a longer prefix over a shorter one;
+    a code in neither is retryable (DESIGN §3: a code gocomm does not know is retryable).
+    """
+
+    permanent: frozenset[str] = frozenset()
+    retryable: frozenset[str] = frozenset()
+    _exact: dict[str, bool] = field(init=False, repr=False, compare=False)
+    _prefixes: list[tuple[str, bool]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        exact: dict[str, bool] = {}
+        prefixes: list[tuple[str, bool]] = []
+        for codes, permanent in ((self.retryable, False), (self.permanent, True)):
+            for code in codes:
+                if code.endswith(".*"):
+                    prefixes.append((code[:-1], permanent))
+                elif code.endswith("."):
+                    prefixes.append((code, permanent))
+                else:
+                    exact[code] = permanent
+        prefixes.sort(key=lambda item: len(item[0]), reverse=True)
+        object.__setattr__(self, "_exact", exact)
+        object.__setattr__(self, "_prefixes", prefixes)
+
+    def is_permanent(self, code: str) -> bool:
+        """True when retrying cannot help with ``code``."""
+        if code in self._exact:
+            return self._exact[code]
+        for prefix, permanent in self._prefixes:
+            if code.startswith(prefix):
+                return permanent
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# The base vendor
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """The outcome of one request: the vendor's ids for what was sent, and the numbers (in the
+    vendor-facing form :meth:`HttpSmsVendor.send` passed in) that failed, each with its error."""
+
+    message_ids: tuple[str, ...] = ()
+    failed: Mapping[str, SendError] = field(default_factory=dict)
+
+
+class HttpSmsVendor(AsyncCloseable):
+    """Base of an HTTP SMS vendor: validation, templates, batching, the client and the errors.
+
+    Subclasses set :attr:`name` (the registered vendor name) and :attr:`batch_size`, and
+    implement :meth:`_send_batch`. ``send`` validates every number before any request, so a bad
+    number costs no request; one instance owns one client, reused by every send and closed by
+    ``aclose()``.
+    """
+
+    name: ClassVar[str] = "http"
+    batch_size: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        connect_timeout: float,
+        read_timeout: float,
+        templates: Mapping[str, TemplateEntry] | None = None,
+        secrets: Iterable[str] = (),
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.templates: Mapping[str, TemplateEntry] = dict(templates or {})
+        self.logger = logger or logging.getLogger(f"gocomm.{self.name}")
+        # Strings never to show in errors: credentials a vendor might echo back.
+        self._secrets = tuple(s for s in secrets if s)
+        self._client = build_client(
+            self.endpoint, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The vendor's own client (for subclasses and tests; do not close it yourself)."""
+        return self._client
+
+    async def _aclose(self) -> None:
+        await self._client.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(endpoint={self.endpoint!r})"
+
+    # -- hooks for subclasses -----------------------------------------------------------------
+
+    def _vendor_number(self, e164: str) -> str:
+        """The number as the vendor wants it on the wire; E.164 by default."""
+        return e164
+
+    async def _send_batch(self, template: ResolvedTemplate, numbers: Sequence[str]) -> BatchResult:
+        """Send one request to ``numbers`` (vendor form, at most :attr:`batch_size`).
+
+        Return what was sent and the per-number failures; raise a :class:`SendError` when the
+        request as a whole failed (nobody in ``numbers`` got the message).
+        """
+        raise NotImplementedError
+
+    # -- helpers for subclasses -----------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        """``text`` (a vendor's message) shortened, with every known credential masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        if len(text) > _MAX_VENDOR_MESSAGE:
+            text = text[:_MAX_VENDOR_MESSAGE] + "..."
+        return text
+
+    def vendor_error(
+        self,
+        code: str,
+        message: str,
+        *,
+        table: CodeTable,
+        retry_after: float | None = None,
+        numbers: Iterable[str] | None = None,
+    ) -> SendError:
+        """The gocomm error for the vendor's ``code``: permanent or retryable per ``table``."""
+        permanent = table.is_permanent(code)
+        advice = (
+            "check the number, template, signature or credentials" if permanent else "retry later"
+        )
+        text = f"{self.name}: vendor answered {code}: {self.redact(message) or 'no message'}"
+        if numbers is not None:
+            text += f" (numbers: {', '.join(numbers)})"
+        text += f"; {advice}"
+        cls = PermanentError if permanent else SendError
+        return cls(text, vendor=self.name, code=code, retry_after=retry_after)
+
+    def status_error(self, response: httpx.Response, *, what: str = "request") -> SendError:
+        """The error for an HTTP answer the vendor's body did not explain: 5xx/429/408
+        retryable, 401/403 permanent (credentials), anything else retryable (unknown)."""
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status in (401, 403):
+            return PermanentError(
+                f"{self.name}: {what} refused with HTTP {status}; check the credentials",
+                vendor=self.name,
+                code=f"HTTP{status}",
+            )
+        return SendError(
+            f"{self.name}: {what} failed with HTTP {status}; retry later",
+            vendor=self.name,
+            code=f"HTTP{status}",
+            retry_after=retry_after,
+        )
+
+    async def post(
+        self,
+        url: str,
+        *,
+        content: bytes,
+        headers: Mapping[str, str],
+        numbers: Sequence[str],
+    ) -> httpx.Response:
+        """POST through the vendor's client, with httpx errors turned into gocomm errors."""
+        with transport_errors(self.name, unsent=numbers, what="SendSms request"):
+            return await self._client.post(url, content=content, headers=dict(headers))
+
+    # -- the send -------------------------------------------------------------------------------
+
+    def _recipients(self, to: Sequence[str]) -> list[tuple[str, str]]:
+        """(caller's number, vendor number) for each of ``to``; raises before any request."""
+        if not to:
+            raise InvalidRecipient(f"{self.name}: no recipient given; pass at least one number")
+        return [(number, self._vendor_number(validate_phone(number))) for number in to]
+
+    async def send(self, biz: str, args: Mapping[str, str], *to: str) -> Receipt:
+        """Send template ``biz`` with ``args`` to every number in ``to`` (E.164).
+
+        Raises :class:`~gocomm.errors.InvalidRecipient` / :class:`~gocomm.errors.InvalidMessage`
+        before any request; otherwise a :class:`~gocomm.errors.SendError` whose ``unsent`` names
+        the numbers of ``to`` that did not get the message (retryable if any of them failed for a
+        retryable reason). A number listed twice (in any spelling) is sent one message.
+        """
+        if self.closed:
+            raise SendError(f"{self.name}: vendor is closed; build a new one", vendor=self.name)
+        pairs = self._recipients(to)
+        template = resolve_template(self.templates, biz, args)
+        numbers = list(dict.fromkeys(vendor_number for _, vendor_number in pairs))
+
+        message_ids: list[str] = []
+        failed: dict[str, SendError] = {}
+        for start, batch in zip(
+            range(0, len(numbers), self.batch_size), chunked(numbers, self.batch_size), strict=True
+        ):
+            try:
+                result = await self._send_batch(template, batch)
+            except SendError as exc:
+                # The whole request failed: this batch and every later one stay unsent.
+                failed.update((number, exc) for number in numbers[start:])
+                break
+            message_ids.extend(result.message_ids)
+            failed.update(result.failed)
+        if not failed:
+            return Receipt(vendor=self.name, message_ids=tuple(message_ids))
+        unsent = [number for number, vendor_number in pairs if vendor_number in failed]
+        raise self._combine(failed, unsent, sent=len(numbers) - len(failed))
+
+    def _combine(
+        self, failed: Mapping[str, SendError], unsent: Sequence[str], *, sent: int
+    ) -> SendError:
+        """One error for every failed number; ``unsent`` is in the caller's spelling."""
+        errors = list({id(e): e for e in failed.values()}.values())
+        if len(errors) == 1 and sent == 0:
+            # One failure that covers everyone: raise it as it is, naming all as unsent.
+            error = errors[0]
+            error.unsent = tuple(unsent)
+            return error
+        retryable = [e for e in errors if is_retryable(e)]
+        retry_afters = [e.retry_after for e in retryable if e.retry_after is not None]
+        causes = "; ".join(
+            f"{number}: {error.code or type(error).__name__}"
+            for number, error in list(failed.items())[:10]
+        )
+        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+        message = (
+            f"{self.name}: sent to {sent} of {sent + len(failed)} numbers; not sent to "
+            f"{causes}{more}"
+        )
+        cls: type[SendError]
+        if not retryable:
+            cls, advice = PermanentError, "fix these numbers or the template"
+        elif all(isinstance(e, SendTimeout) for e in errors):
+            cls, advice = SendTimeout, "retry the unsent numbers later"
+        else:
+            cls, advice = SendError, "retry the unsent numbers later"
+        combined = cls(
+            f"{message}; {advice}",
+            vendor=self.name,
+            code=(retryable or errors)[0].code,
+            retry_after=max(retry_afters) if retry_afters else None,
+            unsent=unsent,
+        )
+        combined.__cause__ = (retryable or errors)[0]
+        return combined
