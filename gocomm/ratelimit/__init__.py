@@ -2,5 +2,16 @@
 
 from gocomm.errors import Limited, LimiterError
 from gocomm.ratelimit.base import ActiveLimiter, Decision, DecisionLimiter, Limiter
+from gocomm.ratelimit.memory import ConcurrencyLimiter, SlidingWindowLimiter, TokenBucketLimiter
 
-__all__ = ["ActiveLimiter", "Decision", "DecisionLimiter", "Limited", "Limiter", "LimiterError"]
+__all__ = [
+    "ActiveLimiter",
+    "ConcurrencyLimiter",
+    "Decision",
+    "DecisionLimiter",
+    "Limited",
+    "Limiter",
+    "LimiterError",
+    "SlidingWindowLimiter",
+    "TokenBucketLimiter",
+]

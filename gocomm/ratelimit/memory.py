@@ -1,0 +1,341 @@
+"""In-memory limiters for one process: sliding window, token bucket and concurrency.
+
+Every decision is made without an ``await`` between reading and writing the state, so each one
+is atomic under any number of concurrent asyncio tasks and no lock is needed. Time comes from an
+injectable ``clock`` (seconds, ``time.monotonic`` by default), which is what lets tests move time
+by hand. Nothing here needs a running event loop to be built.
+
+Keys are kept in an :class:`~collections.OrderedDict` in the order they were last used. Each call
+first looks at the front of that order (only when the earliest possible expiry has passed: one
+float comparison otherwise) and drops at most :data:`SWEEP_BATCH` keys that have been idle for
+longer than their window. Every key is inserted once and dropped once, so forgetting costs
+amortised constant time per call, and memory stays bounded by the keys active within one window
+however many distinct keys pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+
+from gocomm.errors import ConfigError, Limited
+from gocomm.ratelimit.base import Decision
+
+__all__ = ["SWEEP_BATCH", "ConcurrencyLimiter", "SlidingWindowLimiter", "TokenBucketLimiter"]
+
+Clock = Callable[[], float]
+
+#: Most idle keys one call may drop: bounds the work of a single call while still dropping keys
+#: faster than a call can add them.
+SWEEP_BATCH = 8
+
+#: A billionth of a token: absorbs float rounding, so that a request made exactly
+#: ``retry_after`` seconds later passes.
+_TOKEN_EPSILON = 1e-9
+
+_ADMITTED = Decision(limited=False)
+
+
+def _positive_number(name: str, value: object, unit: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(f"{name} must be a positive number {unit}, got {value!r}")
+    return float(value)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _check_clock(clock: object) -> Clock:
+    if not callable(clock):
+        raise ConfigError(f"clock must be a callable returning seconds, got {clock!r}")
+    return clock
+
+
+class SlidingWindowLimiter:
+    """At most ``rate`` requests per key in any ``window`` seconds (an exact sliding log).
+
+    A request at time ``t`` counts against its key until ``t + window``. When limited,
+    ``retry_after`` is the time until the oldest counted request stops counting. Memory per key
+    is at most ``rate`` floats; keys idle for longer than ``window`` are forgotten.
+    """
+
+    def __init__(self, window: float, rate: int, *, clock: Clock = time.monotonic) -> None:
+        self.window = _positive_number("window", window, "of seconds")
+        self.rate = _positive_int("rate", rate)
+        self._clock = _check_clock(clock)
+        # key -> expiry times of its counted requests, oldest first; keys in admission order.
+        self._logs: OrderedDict[str, deque[float]] = OrderedDict()
+        # No key can be idle before this time: the sweep is skipped until then.
+        self._sweep_at = math.inf
+
+    def __repr__(self) -> str:
+        return f"SlidingWindowLimiter(window={self.window!r}, rate={self.rate!r})"
+
+    def __len__(self) -> int:
+        """The number of keys currently remembered."""
+        return len(self._logs)
+
+    async def limit(self, key: str) -> bool:
+        """Count a request for ``key``; True means it is limited (and was not counted)."""
+        return self._decide(key) is not None
+
+    async def check(self, key: str) -> Decision:
+        """Count a request for ``key`` and say whether it is limited and for how long."""
+        retry_after = self._decide(key)
+        return _ADMITTED if retry_after is None else Decision(True, retry_after)
+
+    def _decide(self, key: str) -> float | None:
+        """None if admitted (and counted), else seconds until a request may pass."""
+        now = self._clock()
+        if now >= self._sweep_at:
+            self._sweep(now)
+        logs = self._logs
+        log = logs.get(key)
+        if log is None:
+            expiry = now + self.window
+            if not logs:
+                self._sweep_at = expiry
+            logs[key] = deque((expiry,))
+            return None
+        while log and log[0] <= now:
+            log.popleft()
+        if len(log) < self.rate:
+            log.append(now + self.window)
+            logs.move_to_end(key)
+            return None
+        return log[0] - now
+
+    def _sweep(self, now: float) -> None:
+        logs = self._logs
+        for _ in range(SWEEP_BATCH):
+            if not logs:
+                self._sweep_at = math.inf
+                return
+            key, log = next(iter(logs.items()))
+            # Keys are in admission order, so the front has the earliest last expiry.
+            last = log[-1] if log else -math.inf
+            if last > now:
+                self._sweep_at = last
+                return
+            del logs[key]
+
+
+class TokenBucketLimiter:
+    """A bucket of ``burst`` tokens per key, refilled at ``rate`` tokens per second.
+
+    Each request takes one token; a key's bucket starts full and never holds more than
+    ``burst``. When limited, ``retry_after`` is the time until one token is back. A key idle for
+    ``burst / rate`` seconds (its window: the bucket is full again) is forgotten.
+    """
+
+    def __init__(self, rate: float, burst: int, *, clock: Clock = time.monotonic) -> None:
+        self.rate = _positive_number("rate", rate, "per second")
+        self.burst = _positive_int("burst", burst)
+        self._clock = _check_clock(clock)
+        self._idle = self.burst / self.rate
+        # key -> [tokens after the last admission, time of the last admission]; keys in
+        # admission order, so the front is the key idle longest.
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()
+        self._sweep_at = math.inf
+
+    def __repr__(self) -> str:
+        return f"TokenBucketLimiter(rate={self.rate!r}, burst={self.burst!r})"
+
+    def __len__(self) -> int:
+        """The number of keys currently remembered."""
+        return len(self._buckets)
+
+    async def limit(self, key: str) -> bool:
+        """Take a token for ``key``; True means none was left (the request is limited)."""
+        return self._decide(key) is not None
+
+    async def check(self, key: str) -> Decision:
+        """Take a token for ``key`` and say whether it is limited and for how long."""
+        retry_after = self._decide(key)
+        return _ADMITTED if retry_after is None else Decision(True, retry_after)
+
+    def _decide(self, key: str) -> float | None:
+        now = self._clock()
+        if now >= self._sweep_at:
+            self._sweep(now)
+        buckets = self._buckets
+        state = buckets.get(key)
+        if state is None:
+            if not buckets:
+                self._sweep_at = now + self._idle
+            buckets[key] = [self.burst - 1.0, now]
+            return None
+        tokens = state[0] + (now - state[1]) * self.rate
+        if tokens > self.burst:
+            tokens = self.burst
+        if tokens >= 1.0 - _TOKEN_EPSILON:
+            state[0] = max(tokens - 1.0, 0.0)
+            state[1] = now
+            buckets.move_to_end(key)
+            return None
+        # A limited request changes nothing: the refill is computed from the last admission.
+        return (1.0 - tokens) / self.rate
+
+    def _sweep(self, now: float) -> None:
+        buckets = self._buckets
+        for _ in range(SWEEP_BATCH):
+            if not buckets:
+                self._sweep_at = math.inf
+                return
+            key, state = next(iter(buckets.items()))
+            full_at = state[1] + self._idle
+            if full_at > now:
+                self._sweep_at = full_at
+                return
+            del buckets[key]
+
+
+class _Slot(AbstractAsyncContextManager[None]):
+    """One ``acquire(key)``: holds a slot of the key from ``__aenter__`` to ``__aexit__``."""
+
+    __slots__ = ("_holder", "_key", "_limiter", "_state", "acquired_at")
+
+    def __init__(self, limiter: ConcurrencyLimiter, key: str) -> None:
+        self._limiter = limiter
+        self._key = key
+        self._state = 0  # 0 new, 1 held, 2 released
+        self._holder: weakref.ref[asyncio.Task[object]] | None = None
+        self.acquired_at = 0.0
+
+    def holder_alive(self) -> bool:
+        """Whether the task that took the slot is still running (its lease is then renewed)."""
+        task = self._holder() if self._holder is not None else None
+        return task is not None and not task.done()
+
+    async def __aenter__(self) -> None:
+        if self._state != 0:
+            raise RuntimeError("a ConcurrencyLimiter.acquire() context can be entered only once")
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop: nothing can renew the lease
+            task = None
+        self._holder = weakref.ref(task) if task is not None else None
+        self._limiter._take(self._key, self)
+        self._state = 1
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._state == 1:
+            self._state = 2
+            self._limiter._release(self._key, self)
+
+
+class _Active:
+    """The slots held for one key and when the key was last looked at."""
+
+    __slots__ = ("slots", "touched")
+
+    def __init__(self, now: float) -> None:
+        self.slots: set[_Slot] = set()
+        self.touched = now
+
+
+class ConcurrencyLimiter:
+    """At most ``max_active`` requests in flight per key: ``async with limiter.acquire(key):``
+    raises :class:`~gocomm.errors.Limited` (``retry_after`` None) when the key is full.
+
+    Leases: a slot not released within ``lease`` seconds is freed unless the task that took it
+    is still running, which renews it (as the Redis limiter renews its lease while the block
+    runs). With ``async with`` a slot is always released, so in memory the lease only matters
+    for robustness: a context entered by hand and never exited, in a task that has finished,
+    stops counting after ``lease`` seconds. Keys with no slot held are forgotten.
+    """
+
+    def __init__(
+        self, max_active: int, *, lease: float = 30.0, clock: Clock = time.monotonic
+    ) -> None:
+        self.max_active = _positive_int("max_active", max_active)
+        self.lease = _positive_number("lease", lease, "of seconds")
+        self._clock = _check_clock(clock)
+        self._keys: OrderedDict[str, _Active] = OrderedDict()
+        self._sweep_at = math.inf
+
+    def __repr__(self) -> str:
+        return f"ConcurrencyLimiter(max_active={self.max_active!r}, lease={self.lease!r})"
+
+    def __len__(self) -> int:
+        """The number of keys currently remembered."""
+        return len(self._keys)
+
+    def active(self, key: str) -> int:
+        """The slots of ``key`` currently held (abandoned ones included until reaped)."""
+        state = self._keys.get(key)
+        return 0 if state is None else len(state.slots)
+
+    def acquire(self, key: str) -> AbstractAsyncContextManager[None]:
+        """A context that holds one of ``key``'s slots while it runs."""
+        return _Slot(self, key)
+
+    def _take(self, key: str, slot: _Slot) -> None:
+        now = self._clock()
+        if now >= self._sweep_at:
+            self._sweep(now)
+        keys = self._keys
+        state = keys.get(key)
+        if state is None:
+            if not keys:
+                self._sweep_at = now + self.lease
+            state = keys[key] = _Active(now)
+        elif len(state.slots) >= self.max_active:
+            self._reap(state, now)
+            if len(state.slots) >= self.max_active:
+                raise Limited(key)
+        slot.acquired_at = now
+        state.slots.add(slot)
+        state.touched = now
+        keys.move_to_end(key)
+
+    def _release(self, key: str, slot: _Slot) -> None:
+        state = self._keys.get(key)
+        if state is not None:
+            state.slots.discard(slot)
+            if not state.slots:
+                del self._keys[key]
+
+    def _reap(self, state: _Active, now: float) -> None:
+        """Free the slots whose lease ran out and whose holder is gone."""
+        expired = now - self.lease
+        dead = [s for s in state.slots if s.acquired_at <= expired and not s.holder_alive()]
+        state.slots.difference_update(dead)
+
+    def _sweep(self, now: float) -> None:
+        keys = self._keys
+        for _ in range(SWEEP_BATCH):
+            if not keys:
+                self._sweep_at = math.inf
+                return
+            key, state = next(iter(keys.items()))
+            due = state.touched + self.lease
+            if due > now:
+                self._sweep_at = due
+                return
+            self._reap(state, now)
+            if state.slots:
+                # Held by running tasks: look again after another lease.
+                state.touched = now
+                keys.move_to_end(key)
+            else:
+                del keys[key]
