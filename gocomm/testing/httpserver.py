@@ -1,0 +1,196 @@
+"""A tiny real HTTP/1.1 server on loopback, for testing HTTP vendors against their wire format.
+
+It speaks just enough HTTP/1.1 for a vendor client: requests with a ``Content-Length`` body,
+keep-alive (connections stay open until the client closes them or sends ``Connection: close``),
+and answers built by an async handler you supply. It counts the connections it accepted, so a
+test can observe that a vendor reuses one client::
+
+    async def handler(request: HttpRequest) -> HttpResponse:
+        return HttpResponse.json({"Code": "OK"})
+
+    async with LocalHttpServer(handler) as server:
+        vendor = SomeVendor(endpoint=server.url)
+        ...
+        assert server.connections == 1
+
+No dependency beyond asyncio; the server runs on the test's own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = ["HttpRequest", "HttpResponse", "LocalHttpServer"]
+
+_MAX_HEADER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One request as received: method, target, headers (names lower-cased), raw body."""
+
+    method: str
+    target: str
+    headers: Mapping[str, str]
+    body: bytes
+    connection_id: int
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.target).path
+
+    @property
+    def query(self) -> dict[str, str]:
+        return dict(parse_qsl(urlsplit(self.target).query, keep_blank_values=True))
+
+    def form(self) -> dict[str, str]:
+        """The body as ``application/x-www-form-urlencoded`` fields."""
+        return dict(parse_qsl(self.body.decode(), keep_blank_values=True))
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """An answer: status, headers, body."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(
+        cls, data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> HttpResponse:
+        return cls(
+            status,
+            json.dumps(data).encode(),
+            {"Content-Type": "application/json", **(headers or {})},
+        )
+
+
+Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+
+
+class LocalHttpServer:
+    """An HTTP/1.1 server on ``127.0.0.1`` (a free port) answering with ``handler``.
+
+    ``url`` is its base URL; ``connections`` counts accepted connections; ``requests`` records
+    every request. Use it as an async context manager (or ``start()`` / ``aclose()``).
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[HttpRequest] = []
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def aclose(self) -> None:
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close()
+        for writer in list(self._writers):
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await server.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        self.connections += 1
+        connection_id = self.connections
+        try:
+            while True:
+                request = await self._read_request(reader, connection_id)
+                if request is None:
+                    break
+                self.requests.append(request)
+                response = await self.handler(request)
+                keep_alive = request.headers.get("connection", "").lower() != "close"
+                writer.write(self._encode(response, keep_alive))
+                await writer.drain()
+                if not keep_alive:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away mid-request: nothing to answer
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            self._tasks.discard(task)
+
+    @staticmethod
+    async def _read_request(
+        reader: asyncio.StreamReader, connection_id: int
+    ) -> HttpRequest | None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                raise
+            return None  # clean close between requests
+        except asyncio.LimitOverrunError:
+            return None
+        if len(head) > _MAX_HEADER_BYTES:
+            return None
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _version = lines[0].split(" ", 2)
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        body = await reader.readexactly(length) if length else b""
+        return HttpRequest(method, target, headers, body, connection_id)
+
+    @staticmethod
+    def _encode(response: HttpResponse, keep_alive: bool) -> bytes:
+        reason = HTTPStatus(response.status).phrase
+        headers = {
+            "Content-Length": str(len(response.body)),
+            "Connection": "keep-alive" if keep_alive else "close",
+            **response.headers,
+        }
+        head = f"HTTP/1.1 {response.status} {reason}\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in headers.items()
+        )
+        return head.encode("latin-1") + b"\r\n" + response.body

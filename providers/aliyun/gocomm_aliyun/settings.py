@@ -1,0 +1,33 @@
+"""The settings users write for the ``aliyun`` vendor (DESIGN §6)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+
+from gocomm.httpvendor import HttpVendorSettings, TemplateEntry
+
+__all__ = ["DEFAULT_ENDPOINT", "AliyunSettings"]
+
+DEFAULT_ENDPOINT = "https://dysmsapi.aliyuncs.com"
+
+
+class AliyunSettings(HttpVendorSettings):
+    """Aliyun Dysmsapi credentials, signature, templates and connection settings.
+
+    ``templates`` maps a logical ``biz`` to an Aliyun template code (``SMS_123456``) or to
+    ``{id, params}`` (``params`` is ignored here: Aliyun takes named parameters); a ``biz``
+    without an entry is used as the template code itself.
+    """
+
+    access_key_id: str = Field(min_length=1)
+    access_key_secret: SecretStr
+    sign_name: str = Field(min_length=1, description="the approved signature (签名)")
+    templates: dict[str, TemplateEntry] = Field(default_factory=dict)
+    endpoint: str = DEFAULT_ENDPOINT
+
+    @field_validator("access_key_secret")
+    @classmethod
+    def _not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty; give the AccessKey secret")
+        return value

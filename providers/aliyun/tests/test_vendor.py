@@ -1,0 +1,320 @@
+"""The aliyun vendor against a local Dysmsapi server that verifies every signature itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import httpx
+import pytest
+from gocomm_aliyun import AliyunSettings, AliyunSms
+from gocomm_aliyun.plugin import SPEC, gocomm_register_vendors
+from gocomm_aliyun.vendor import ERROR_CODES
+from pydantic import ValidationError
+
+from gocomm.errors import (
+    InvalidMessage,
+    InvalidRecipient,
+    PermanentError,
+    SendError,
+    SendTimeout,
+    is_retryable,
+)
+from gocomm.plugins import VendorSpec
+from gocomm.sender import Receipt
+from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
+
+from .conftest import ACCESS_KEY_SECRET, FakeAliyun, make_settings
+
+
+async def test_sends_with_a_verified_signature(
+    aliyun: AliyunSms, aliyun_server: FakeAliyun
+) -> None:
+    receipt = await aliyun.send("login", {"code": "1234", "product": "短信"}, "+8613800138000")
+    assert receipt == Receipt(vendor="aliyun", message_ids=("biz-1",))
+    [form] = aliyun_server.accepted
+    assert form["PhoneNumbers"] == "13800138000"  # mainland: the 11 national digits
+    assert form["TemplateCode"] == "SMS_123456"  # biz mapped through templates
+    assert form["SignName"] == "gocomm"
+    assert json.loads(form["TemplateParam"]) == {"code": "1234", "product": "短信"}
+
+
+async def test_unmapped_biz_is_the_template_code(
+    aliyun: AliyunSms, aliyun_server: FakeAliyun
+) -> None:
+    await aliyun.send("SMS_999", {"code": "1"}, "+8613800138000")
+    await aliyun.send("order", {"code": "2", "extra": "x"}, "+8613800138000")
+    assert [f["TemplateCode"] for f in aliyun_server.accepted] == ["SMS_999", "SMS_777"]
+    # Aliyun takes named parameters: every arg travels, whatever the order list says.
+    assert json.loads(aliyun_server.accepted[1]["TemplateParam"]) == {"code": "2", "extra": "x"}
+
+
+async def test_numbers_are_normalised_and_comma_joined(
+    aliyun: AliyunSms, aliyun_server: FakeAliyun
+) -> None:
+    await aliyun.send("login", {"code": "1"}, "+86 138-0013-8000", "+85291234567", "+14155550100")
+    assert aliyun_server.accepted[0]["PhoneNumbers"] == "13800138000,85291234567,14155550100"
+
+
+async def test_a_number_listed_twice_gets_one_message(
+    aliyun: AliyunSms, aliyun_server: FakeAliyun
+) -> None:
+    await aliyun.send("login", {"code": "1"}, "+8613800138000", "+86 13800138000")
+    assert aliyun_server.accepted[0]["PhoneNumbers"] == "13800138000"
+
+
+def numbers(count: int) -> list[str]:
+    return [f"+86139{i:08d}" for i in range(count)]
+
+
+async def test_more_than_1000_numbers_are_split(
+    aliyun: AliyunSms, aliyun_server: FakeAliyun
+) -> None:
+    to = numbers(2001)
+    receipt = await aliyun.send("login", {"code": "1"}, *to)
+    sizes = [len(f["PhoneNumbers"].split(",")) for f in aliyun_server.accepted]
+    assert sizes == [1000, 1000, 1]
+    assert receipt.message_ids == ("biz-1", "biz-2", "biz-3")
+    sent = ",".join(f["PhoneNumbers"] for f in aliyun_server.accepted).split(",")
+    assert sent == [n[3:] for n in to]
+
+
+async def test_partial_success_names_exactly_the_unsent(
+    aliyun: AliyunSms, aliyun_server: FakeAliyun
+) -> None:
+    to = numbers(1500)
+    aliyun_server.fail_numbers[to[1200][3:]] = "isv.MOBILE_NUMBER_ILLEGAL"
+    with pytest.raises(PermanentError) as caught:
+        await aliyun.send("login", {"code": "1"}, *to)
+    # The first request (1,000 numbers) went through; the second one failed as a whole.
+    assert caught.value.unsent == tuple(to[1000:])
+    assert caught.value.code == "isv.MOBILE_NUMBER_ILLEGAL"
+    assert "sent to 1000 of 1500" in str(caught.value)
+
+
+async def test_a_failed_request_leaves_later_batches_unsent(
+    aliyun: AliyunSms, aliyun_server: FakeAliyun
+) -> None:
+    to = numbers(1500)
+    aliyun_server.fail_numbers[to[5][3:]] = "isv.BUSINESS_LIMIT_CONTROL"
+    with pytest.raises(SendError) as caught:
+        await aliyun.send("login", {"code": "1"}, *to)
+    assert is_retryable(caught.value)
+    assert caught.value.unsent == tuple(to)
+    assert len(aliyun_server.accepted) == 1  # no second request after a throttled first
+
+
+async def test_unsent_keeps_the_callers_spelling(
+    aliyun: AliyunSms, aliyun_server: FakeAliyun
+) -> None:
+    aliyun_server.mode = "isv.DAY_LIMIT_CONTROL"
+    with pytest.raises(SendError) as caught:
+        await aliyun.send("login", {"code": "1"}, "+86 138 0013 8000")
+    assert caught.value.unsent == ("+86 138 0013 8000",)
+
+
+# Every Aliyun code named in the published notes, and what it must become.
+CODES = [
+    ("isv.BUSINESS_LIMIT_CONTROL", True),
+    ("isv.DAY_LIMIT_CONTROL", True),
+    ("isv.MOBILE_NUMBER_ILLEGAL", False),
+    ("isv.SMS_TEMPLATE_ILLEGAL", False),
+    ("isv.SMS_SIGNATURE_ILLEGAL", False),
+    ("InvalidAccessKeyId.NotFound", False),
+    ("InvalidAccessKeyId.Inactive", False),
+    ("SignatureDoesNotMatch", False),
+    ("isp.SYSTEM_ERROR", True),
+    ("isv.SOMETHING_NEW", True),  # unknown codes are retryable
+]
+
+
+@pytest.mark.parametrize(("code", "retryable"), CODES)
+async def test_vendor_codes_are_classified(
+    aliyun: AliyunSms, aliyun_server: FakeAliyun, code: str, retryable: bool
+) -> None:
+    aliyun_server.mode = code
+    aliyun_server.retry_after = "7"
+    with pytest.raises(SendError) as caught:
+        await aliyun.send("login", {"code": "1"}, "+8613800138000")
+    error = caught.value
+    assert error.code == code
+    assert error.vendor == "aliyun"
+    assert is_retryable(error) is retryable
+    assert isinstance(error, PermanentError) is not retryable
+    assert error.unsent == ("+8613800138000",)
+    assert error.retry_after == 7.0
+    assert ERROR_CODES.is_permanent(code) is not retryable
+
+
+async def test_throttling_without_retry_after(aliyun: AliyunSms, aliyun_server: FakeAliyun) -> None:
+    aliyun_server.mode = "isv.BUSINESS_LIMIT_CONTROL"
+    with pytest.raises(SendError) as caught:
+        await aliyun.send("login", {"code": "1"}, "+8613800138000")
+    assert caught.value.retry_after is None
+    assert "retry later" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["http500", "http503"])
+async def test_gateway_errors_are_retryable_with_retry_after(
+    aliyun: AliyunSms, aliyun_server: FakeAliyun, mode: str
+) -> None:
+    aliyun_server.mode = mode
+    aliyun_server.retry_after = "Fri, 01 Jan 2100 00:00:00 GMT"
+    with pytest.raises(SendError) as caught:
+        await aliyun.send("login", {"code": "1"}, "+8613800138000")
+    assert is_retryable(caught.value)
+    assert caught.value.code == f"HTTP{mode[4:]}"
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after > 365 * 24 * 3600
+
+
+async def test_wrong_secret_is_refused_by_the_server_and_never_shown(
+    aliyun_server: FakeAliyun, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "WRONG-secret-value-123"
+    settings = make_settings(aliyun_server.url, access_key_secret=wrong)
+    async with AliyunSms(settings) as vendor:
+        with pytest.raises(PermanentError) as caught:
+            await vendor.send("login", {"code": "1"}, "+8613800138000")
+        texts = [str(caught.value), repr(caught.value), repr(vendor), repr(settings), str(settings)]
+        texts += [r.getMessage() for r in caplog.records]
+    assert caught.value.code == "SignatureDoesNotMatch"
+    assert aliyun_server.accepted == []
+    for text in texts:
+        assert wrong not in text
+        assert ACCESS_KEY_SECRET not in text
+
+
+async def test_unknown_access_key_is_permanent(aliyun_server: FakeAliyun) -> None:
+    async with AliyunSms(make_settings(aliyun_server.url, access_key_id="nobody")) as vendor:
+        with pytest.raises(PermanentError) as caught:
+            await vendor.send("login", {"code": "1"}, "+8613800138000")
+    assert caught.value.code == "InvalidAccessKeyId.NotFound"
+
+
+async def test_bad_recipients_and_args_fail_before_any_request(
+    aliyun: AliyunSms, aliyun_server: FakeAliyun
+) -> None:
+    with pytest.raises(InvalidRecipient, match="13800138000"):
+        await aliyun.send("login", {"code": "1"}, "+8613800138000", "13800138000")
+    with pytest.raises(InvalidRecipient, match="no recipient"):
+        await aliyun.send("login", {"code": "1"})
+    with pytest.raises(InvalidMessage, match="'code'"):
+        await aliyun.send("order", {"other": "1"}, "+8613800138000")
+    with pytest.raises(InvalidMessage, match="str"):
+        await aliyun.send("login", {"code": 1}, "+8613800138000")  # type: ignore[dict-item]
+    assert aliyun_server.server is not None
+    assert aliyun_server.server.requests == []
+
+
+async def test_one_client_reused_across_sends(aliyun: AliyunSms, aliyun_server: FakeAliyun) -> None:
+    for i in range(5):
+        await aliyun.send("login", {"code": str(i)}, "+8613800138000")
+    await asyncio.gather(*(aliyun.send("login", {"code": "x"}, "+8613800138000") for _ in range(3)))
+    assert len(aliyun_server.accepted) == 8
+    assert aliyun_server.connections <= 3  # one for the sequential sends, at most 3 in parallel
+    assert {r.connection_id for r in aliyun_server.server.requests[:5]} == {1}  # type: ignore[union-attr]
+
+
+async def test_read_timeout_becomes_send_timeout() -> None:
+    release = asyncio.Event()
+
+    async def stall(request: HttpRequest) -> HttpResponse:
+        await release.wait()
+        return HttpResponse(200)
+
+    async with LocalHttpServer(stall) as server:
+        settings = make_settings(server.url, read_timeout=0.2)
+        async with AliyunSms(settings) as vendor:
+            with pytest.raises(SendTimeout) as caught:
+                await vendor.send("login", {"code": "1"}, "+8613800138000")
+        release.set()
+    assert isinstance(caught.value, TimeoutError)
+    assert is_retryable(caught.value)
+    assert caught.value.unsent == ("+8613800138000",)
+    assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
+
+
+async def test_connection_refused_is_retryable() -> None:
+    async with LocalHttpServer(lambda r: asyncio.sleep(0, HttpResponse(200))) as server:
+        url = server.url
+    async with AliyunSms(make_settings(url)) as vendor:
+        with pytest.raises(SendError) as caught:
+            await vendor.send("login", {"code": "1"}, "+8613800138000")
+    assert type(caught.value) is SendError
+    assert is_retryable(caught.value)
+    assert caught.value.code == "ConnectError"
+
+
+async def test_cancellation_propagates(aliyun_server: FakeAliyun) -> None:
+    entered = asyncio.Event()
+
+    async def stall(request: HttpRequest) -> HttpResponse:
+        entered.set()
+        await asyncio.Event().wait()
+        return HttpResponse(200)
+
+    async with LocalHttpServer(stall) as server, AliyunSms(make_settings(server.url)) as vendor:
+        task = asyncio.create_task(vendor.send("login", {"code": "1"}, "+8613800138000"))
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_aclose_is_idempotent_and_closes_the_client(aliyun_server: FakeAliyun) -> None:
+    vendor = AliyunSms(make_settings(aliyun_server.url))
+    await vendor.send("login", {"code": "1"}, "+8613800138000")
+    await vendor.aclose()
+    await vendor.aclose()
+    assert vendor.client.is_closed
+    with pytest.raises(SendError, match="closed"):
+        await vendor.send("login", {"code": "1"}, "+8613800138000")
+
+
+def test_settings_keys_and_secret_masking() -> None:
+    settings = make_settings("http://127.0.0.1:1")
+    assert set(AliyunSettings.model_fields) == {
+        "access_key_id", "access_key_secret", "sign_name", "templates",
+        "endpoint", "connect_timeout", "read_timeout",
+    }  # fmt: skip
+    assert ACCESS_KEY_SECRET not in repr(settings)
+    assert ACCESS_KEY_SECRET not in settings.model_dump_json()
+    default = AliyunSettings(access_key_id="a", access_key_secret="b", sign_name="c")  # type: ignore[arg-type]
+    assert default.endpoint == "https://dysmsapi.aliyuncs.com"
+    bad: dict[str, Any]
+    for bad in (
+        {"endpoint": "ftp://example.com"},
+        {"endpoint": "https://user:pw@example.com"},
+        {"read_timeout": 0},
+        {"access_key_secret": ""},
+        {"unknown_key": 1},
+        {"templates": {"login": {"id": "x", "order": []}}},
+    ):
+        endpoint = str(bad.pop("endpoint", "http://127.0.0.1:1"))
+        with pytest.raises(ValidationError):
+            make_settings(endpoint, **bad)
+
+
+async def test_plugin_registers_the_vendor(aliyun_server: FakeAliyun) -> None:
+    added: list[VendorSpec] = []
+
+    class Registry:
+        def add(self, spec: VendorSpec) -> None:
+            added.append(spec)
+
+    gocomm_register_vendors(Registry())
+    assert added == [SPEC]
+    assert SPEC.name == "aliyun"
+    assert SPEC.channels == frozenset({"sms"})
+    vendor: Any = SPEC.factory(
+        SPEC.settings.model_validate(make_settings(aliyun_server.url).model_dump())
+    )
+    async with vendor:
+        assert isinstance(vendor, AliyunSms)
+        assert await vendor.send("login", {"code": "1"}, "+8613800138000") == Receipt(
+            vendor="aliyun", message_ids=("biz-1",)
+        )
