@@ -1,1 +1,2 @@
-"""Built-in development vendors: memory, console and file."""
+"""Built-in development vendors: memory, console and file (registered by
+:mod:`gocomm.vendors.builtin`)."""
