@@ -1,0 +1,349 @@
+"""The vendor registry and the plugin loader, with real installed distributions: each test
+writes packages and ``*.dist-info`` folders (METADATA and entry_points.txt) into a directory
+put on ``sys.path``, which is what ``pip install`` leaves behind, so importlib.metadata and
+pluggy run for real."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pluggy
+import pytest
+
+from gocomm import hookspecs
+from gocomm.errors import ConfigError
+from gocomm.plugins import (
+    DISABLE_ENV,
+    PluginFailure,
+    VendorRegistry,
+    VendorSettings,
+    VendorSpec,
+    hookimpl,
+    load_registry,
+)
+from gocomm.testing import MemorySender
+from gocomm.vendors.file import FileSettings, FileVendor
+from gocomm.vendors.memory import MemoryVendor
+
+
+class FakeSite:
+    """A site-packages directory on ``sys.path`` holding fake installed distributions."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.suffix = uuid.uuid4().hex[:8]  # module names unique to this test
+        self.modules: list[str] = []
+
+    def module(self, stem: str) -> str:
+        """A module name unique to this test, for ``stem``."""
+        return f"gocomm_fake_{stem}_{self.suffix}"
+
+    def install(self, distribution: str, entry_points: dict[str, str], **sources: str) -> None:
+        """Install ``distribution`` with ``entry_points`` (name -> module stem) in the group
+        ``gocomm`` and a module per keyword (stem -> source)."""
+        for stem, source in sources.items():
+            name = self.module(stem)
+            (self.root / f"{name}.py").write_text(textwrap.dedent(source))
+            self.modules.append(name)
+        info = self.root / f"{distribution.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.0\n"
+        )
+        lines = [f"{ep} = {self.module(stem)}" for ep, stem in entry_points.items()]
+        (info / "entry_points.txt").write_text("[gocomm]\n" + "\n".join(lines) + "\n")
+        importlib.invalidate_caches()  # also drops importlib.metadata's directory caches
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSite]:
+    monkeypatch.delenv(DISABLE_ENV, raising=False)
+    root = tmp_path / "site-packages"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    fake = FakeSite(root)
+    yield fake
+    for name in fake.modules:
+        sys.modules.pop(name, None)
+
+
+def vendor_plugin(*names: str, then: str = "") -> str:
+    """Source of a plugin module registering an SMS vendor per name, then running ``then``."""
+    adds = "\n".join(
+        f"    registry.add(VendorSpec({n!r}, {{'sms'}}, AcmeSettings, make, 'test vendor'))"
+        for n in names
+    )
+    return f"""
+from gocomm.plugins import VendorSettings, VendorSpec, hookimpl
+from gocomm.testing import MemorySender
+
+
+class AcmeSettings(VendorSettings):
+    api_key: str = "unset"
+
+
+def make(settings):
+    return MemorySender("acme")
+
+
+@hookimpl
+def gocomm_register_vendors(registry):
+{adds}
+{textwrap.indent(then, "    ")}
+"""
+
+
+def failure_of(registry: VendorRegistry, name: str) -> PluginFailure:
+    matches = [f for f in registry.failures if f.name == name]
+    assert len(matches) == 1, registry.failures
+    return matches[0]
+
+
+# the built-in vendors
+
+
+def test_builtins_registered_without_entry_points(site: FakeSite) -> None:
+    site.install("fake-acme", {"acme": "acme"}, acme=vendor_plugin("acme"))
+    registry = load_registry(entry_points=False)
+    assert registry.names() == ["console", "file", "memory"]
+    for spec in registry:
+        assert spec.distribution == "gocomm"
+        assert spec.channels == frozenset({"email", "sms"})
+    assert registry.failures == []
+
+
+async def test_builtin_factories_build_working_vendors(tmp_path: Path) -> None:
+    registry = load_registry(entry_points=False)
+    spec = registry.get("file")
+    settings = spec.settings.model_validate({"directory": str(tmp_path)})
+    assert isinstance(settings, FileSettings)
+    async with spec.factory(settings) as vendor:
+        assert isinstance(vendor, FileVendor)
+        receipt = await vendor.send("login", {"code": "1234"}, "+15550100")
+    assert (tmp_path / receipt.message_ids[0]).is_file()
+    memory = registry.get("memory")
+    assert isinstance(memory.factory(memory.settings()), MemoryVendor)
+    with pytest.raises(ValueError, match="extra"):  # settings models refuse unknown keys
+        memory.settings.model_validate({"colour": "blue"})
+
+
+# entry points
+
+
+def test_entry_point_plugin_registers_attributed_to_its_distribution(site: FakeSite) -> None:
+    # The plugin claims distribution="gocomm"; the loader attributes it to its real one.
+    source = vendor_plugin("acme").replace("'test vendor'", "'test vendor', distribution='gocomm'")
+    assert "distribution='gocomm'" in source
+    site.install("fake-acme", {"acme": "acme"}, acme=source)
+    registry = load_registry()
+    spec = registry.get("acme")
+    assert spec.distribution == "fake-acme"
+    assert spec.channels == frozenset({"sms"})
+    assert isinstance(spec.factory(spec.settings()), MemorySender)
+    assert "acme" in registry.names()
+
+
+def test_plugin_that_fails_to_import_is_reported_and_others_load(site: FakeSite) -> None:
+    site.install(
+        "fake-broken", {"broken": "broken"}, broken="import gocomm_no_such_dependency_xyz\n"
+    )
+    site.install("fake-good", {"good": "good"}, good=vendor_plugin("good"))
+    registry = load_registry()
+    failure = failure_of(registry, "broken")
+    assert failure.distribution == "fake-broken"
+    assert "gocomm_no_such_dependency_xyz" in failure.error
+    assert site.module("broken") in failure.error  # names what it tried to import
+    assert registry.get("good").distribution == "fake-good"
+    with pytest.raises(ConfigError, match="plugin 'broken' failed to load"):
+        registry.get("broken")
+
+
+def test_hook_that_raises_is_reported_and_keeps_nothing(site: FakeSite) -> None:
+    raising = vendor_plugin("halfway", then="raise RuntimeError('template table missing')")
+    site.install("fake-raising", {"raising": "raising"}, raising=raising)
+    site.install("fake-good", {"good": "good"}, good=vendor_plugin("good"))
+    registry = load_registry()
+    failure = failure_of(registry, "raising")
+    assert failure.distribution == "fake-raising"
+    assert "RuntimeError: template table missing" in failure.error
+    assert "halfway" not in registry  # added before the raise, rolled back
+    assert "good" in registry
+
+
+def test_failures_are_logged_once(site: FakeSite, caplog: pytest.LogCaptureFixture) -> None:
+    site.install("fake-broken", {"broken": "broken"}, broken="raise ImportError('nope')\n")
+    with caplog.at_level(logging.WARNING, logger="gocomm.plugins"):
+        load_registry()
+    lines = [r.getMessage() for r in caplog.records if "'broken'" in r.getMessage()]
+    assert len(lines) == 1
+    assert "fake-broken" in lines[0]
+    assert "nope" in lines[0]
+
+
+def test_duplicate_vendor_between_plugins_names_both_distributions(site: FakeSite) -> None:
+    site.install("fake-twin-a", {"twin-a": "twin_a"}, twin_a=vendor_plugin("twin"))
+    site.install("fake-twin-b", {"twin-b": "twin_b"}, twin_b=vendor_plugin("twin"))
+    registry = load_registry()
+    failures = [f for f in registry.failures if f.name in ("twin-a", "twin-b")]
+    assert len(failures) == 1  # the first one to load keeps the name
+    (failure,) = failures
+    winner = registry.get("twin").distribution
+    assert {winner, failure.distribution} == {"fake-twin-a", "fake-twin-b"}
+    assert "'fake-twin-a'" in failure.error
+    assert "'fake-twin-b'" in failure.error
+
+
+def test_plugin_cannot_replace_a_builtin_vendor(site: FakeSite) -> None:
+    site.install(
+        "fake-impostor", {"impostor": "impostor"}, impostor=vendor_plugin("extra", "memory")
+    )
+    registry = load_registry()
+    failure = failure_of(registry, "impostor")
+    assert "'memory'" in failure.error
+    assert "'fake-impostor'" in failure.error
+    assert "'gocomm'" in failure.error
+    spec = registry.get("memory")
+    assert spec.distribution == "gocomm"
+    assert isinstance(spec.factory(spec.settings()), MemoryVendor)
+    assert "extra" not in registry  # the plugin is refused whole, not half-registered
+
+
+def test_disable_plugins_by_entry_point_name(
+    site: FakeSite, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broken plugin would fail on import: disabled, it is never imported at all.
+    site.install("fake-broken", {"broken": "broken"}, broken="raise ImportError('nope')\n")
+    site.install("fake-acme", {"acme": "acme"}, acme=vendor_plugin("acme"))
+    site.install("fake-good", {"good": "good"}, good=vendor_plugin("good"))
+    monkeypatch.setenv(DISABLE_ENV, " broken,acme ,, memory")
+    with caplog.at_level(logging.WARNING, logger="gocomm.plugins"):
+        registry = load_registry()
+    assert sorted(registry.disabled) == ["acme", "broken"]
+    assert [f for f in registry.failures if f.name == "broken"] == []
+    assert site.module("broken") not in sys.modules
+    assert "acme" not in registry
+    assert "good" in registry
+    assert "memory" in registry  # built-ins cannot be disabled ...
+    assert "built-in vendors cannot be disabled" in caplog.text  # ... and the user is told
+    with pytest.raises(ConfigError, match=f"disabled by {DISABLE_ENV}"):
+        registry.get("acme")
+
+
+def test_unknown_hook_and_missing_hookimpl_are_reported(site: FakeSite) -> None:
+    typo = """
+    from gocomm.plugins import hookimpl
+
+    @hookimpl
+    def gocomm_register_vendor(registry):
+        pass
+    """
+    unmarked = """
+    def gocomm_register_vendors(registry):
+        pass
+    """
+    site.install("fake-typo", {"typo": "typo", "unmarked": "unmarked"}, typo=typo,
+                 unmarked=unmarked)  # fmt: skip
+    registry = load_registry()
+    assert "unknown hook(s) ['gocomm_register_vendor']" in failure_of(registry, "typo").error
+    assert "no @hookimpl" in failure_of(registry, "unmarked").error
+
+
+def test_hookimpl_with_wrong_argument_is_reported(site: FakeSite) -> None:
+    wrong = """
+    from gocomm.plugins import hookimpl
+
+    @hookimpl
+    def gocomm_register_vendors(registry, settings):
+        pass
+    """
+    site.install("fake-wrong", {"wrong": "wrong"}, wrong=wrong)
+    registry = load_registry()
+    error = failure_of(registry, "wrong").error
+    assert "cannot register the plugin" in error
+    assert "settings" in error
+
+
+# plugins given directly
+
+
+class AppPlugin:
+    """A plugin object an application passes to load_registry."""
+
+    @hookimpl
+    def gocomm_register_vendors(self, registry: VendorRegistry) -> None:
+        registry.add(VendorSpec("app", {"email"}, VendorSettings, lambda s: MemorySender("app")))
+
+
+def test_plugins_argument_registers_objects_without_entry_points() -> None:
+    registry = load_registry(entry_points=False, plugins=[AppPlugin()])
+    assert registry.get("app").distribution == "AppPlugin"
+    assert registry.get("app").channels == frozenset({"email"})
+    assert registry.for_channel("email")[-1].name == "app"
+    assert registry.failures == []
+
+
+def test_plugins_argument_duplicate_is_a_failure_not_a_crash() -> None:
+    registry = load_registry(entry_points=False, plugins=[AppPlugin(), AppPlugin()])
+    assert "app" in registry
+    assert len(registry.failures) == 1  # the same plugin name twice: pluggy refuses it
+
+
+# the registry on its own
+
+
+def _spec(name: str, distribution: str | None = None) -> VendorSpec:
+    return VendorSpec(name, {"sms"}, VendorSettings, MemorySender, distribution=distribution)
+
+
+def test_add_refuses_duplicate_naming_both_distributions() -> None:
+    registry = VendorRegistry()
+    registry.add(_spec("acme", "gocomm-acme"))
+    with pytest.raises(ConfigError) as caught:
+        registry.add(_spec("acme", "acme-fork"))
+    message = str(caught.value)
+    assert "'acme'" in message
+    assert "'gocomm-acme'" in message
+    assert "'acme-fork'" in message
+    assert registry.get("acme").distribution == "gocomm-acme"
+
+
+def test_get_unknown_lists_registered_names() -> None:
+    registry = load_registry(entry_points=False)
+    with pytest.raises(ConfigError) as caught:
+        registry.get("sendgrid")
+    assert "unknown vendor 'sendgrid'" in str(caught.value)
+    assert "registered vendors: console, file, memory" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("spec_args", "problem"),
+    [
+        (("Bad Name", {"sms"}), "vendor name 'Bad Name' is not valid"),
+        (("acme", {"fax"}), "must be a non-empty subset"),
+        (("acme", set()), "must be a non-empty subset"),
+    ],
+)
+def test_add_refuses_malformed_specs(spec_args: tuple[str, set[str]], problem: str) -> None:
+    name, channels = spec_args
+    with pytest.raises(ConfigError, match=problem):
+        VendorRegistry().add(VendorSpec(name, channels, VendorSettings, MemorySender))
+
+
+def test_add_refuses_settings_that_are_not_a_model() -> None:
+    with pytest.raises(ConfigError, match="settings must be a pydantic model"):
+        VendorRegistry().add(VendorSpec("acme", {"sms"}, dict, MemorySender))  # type: ignore[arg-type]
+
+
+def test_hookspec_declares_the_registry_argument() -> None:
+    manager = pluggy.PluginManager("gocomm")
+    manager.add_hookspecs(hookspecs)
+    caller = manager.hook.gocomm_register_vendors
+    assert caller.spec is not None
+    assert caller.spec.argnames == ("registry",)
+    assert "Register the vendors" in (caller.spec.function.__doc__ or "")
