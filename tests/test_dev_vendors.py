@@ -3,6 +3,8 @@ plus what is particular to each: the console's rendering and the file vendor's a
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 from collections.abc import AsyncIterator
 from email import policy
@@ -15,10 +17,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from gocomm.messages import Email
+from gocomm.errors import InvalidMessage, SendError, is_retryable
+from gocomm.messages import Attachment, Email
+from gocomm.sender import Receipt
 from gocomm.testing.contract import Delivery, VendorContract
-from gocomm.vendors.console import HEADER, ConsoleVendor
-from gocomm.vendors.file import FileVendor
+from gocomm.vendors.console import HEADER, MAX_BODY_CHARS, ConsoleVendor
+from gocomm.vendors.file import FileVendor, write_atomically
 from gocomm.vendors.memory import MemoryVendor
 
 
@@ -119,6 +123,10 @@ def _parse_eml(path: Path) -> EmailMessage:
     return message
 
 
+def _names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
 class FileOutbox:
     """Reads the files the file vendor wrote, parsing each as the format it claims to be."""
 
@@ -165,3 +173,152 @@ class TestFileEmail(_FileContract):
 
 class TestFileSms(_FileContract):
     channel = "sms"
+
+
+# what is particular to each vendor
+
+RICH = Email(
+    subject="Quarterly report",
+    text="Plain body",
+    html="<p>HTML body</p>",
+    sender="reports@example.com",
+    reply_to=("replies@example.com",),
+    cc=("cc@example.com",),
+    bcc=("hidden@example.com",),
+    headers={"X-Campaign": "q3"},
+    attachments=(
+        Attachment("report.csv", b"a,b\n1,2\n", "text/csv"),
+        Attachment("logo.png", b"\x89PNG fake", "image/png", content_id="logo"),
+    ),
+)
+
+
+async def test_file_eml_is_a_complete_parseable_message(tmp_path: Path) -> None:
+    async with FileVendor(tmp_path) as vendor:
+        receipt = await vendor.send("report", RICH, "alice@example.com", "bob@example.com")
+    (name,) = receipt.message_ids
+    assert _names(tmp_path) == [name]
+    message = _parse_eml(tmp_path / name)
+    assert message["Subject"] == "Quarterly report"
+    assert message["From"] == "reports@example.com"
+    assert message["To"] == "alice@example.com, bob@example.com"
+    assert message["Cc"] == "cc@example.com"
+    assert message["Reply-To"] == "replies@example.com"
+    assert message["X-Campaign"] == "q3"
+    assert message["X-Gocomm-Biz"] == "report"
+    assert message["Message-ID"].endswith("@example.com>")
+    assert "hidden@example.com" not in (tmp_path / name).read_text()  # bcc: never a header
+    plain = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert plain is not None
+    assert html is not None
+    assert plain.get_content().strip() == "Plain body"
+    assert html.get_content().strip() == "<p>HTML body</p>"
+    attachments = {part.get_filename(): part for part in message.iter_attachments()}
+    assert attachments["report.csv"].get_content_type() == "text/csv"
+    assert attachments["report.csv"].get_payload(decode=True) == b"a,b\n1,2\n"
+    assert attachments["logo.png"]["Content-ID"] == "<logo>"
+    assert attachments["logo.png"].get_content_disposition() == "inline"
+
+
+async def test_file_sms_json_holds_biz_numbers_and_params(tmp_path: Path) -> None:
+    async with FileVendor(tmp_path) as vendor:
+        receipt = await vendor.send("login", {"code": "4711"}, "+1 (555) 010-0199")
+    record = json.loads((tmp_path / receipt.message_ids[0]).read_text())
+    assert record["biz"] == "login"
+    assert record["to"] == ["+15550100199"]  # normalised to E.164
+    assert record["params"] == {"code": "4711"}
+    assert receipt.message_ids[0].endswith(".json")
+
+
+async def test_file_concurrent_sends_leave_only_whole_files(tmp_path: Path) -> None:
+    body = "x" * 200_000  # large enough that a non-atomic write could be seen half done
+    async with FileVendor(tmp_path) as vendor:
+        receipts = await asyncio.gather(
+            *(vendor.send("big", Email(subject=f"n{i}", text=body), "a@example.com")
+              for i in range(20))
+        )  # fmt: skip
+    names = sorted(r.message_ids[0] for r in receipts)
+    assert _names(tmp_path) == names  # no temporary leftovers
+    for name in names:
+        body_part = _parse_eml(tmp_path / name).get_body(preferencelist=("plain",))
+        assert body_part is not None
+        assert body_part.get_content().rstrip("\n") == body
+
+
+def test_write_atomically_removes_its_temporary_file_on_failure(tmp_path: Path) -> None:
+    (tmp_path / "taken.eml").mkdir()  # os.replace cannot put a file over a directory
+    with pytest.raises(OSError):
+        write_atomically(tmp_path, "taken.eml", b"data")
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.eml"]
+    assert list((tmp_path / "taken.eml").iterdir()) == []
+
+
+async def test_file_write_failure_is_a_retryable_send_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the directory should be")
+    async with FileVendor(blocker / "outbox") as vendor:
+        with pytest.raises(SendError) as caught:
+            await vendor.send("login", {"code": "1"}, "+15550100")
+    assert caught.value.vendor == "file"
+    assert is_retryable(caught.value)
+    assert str(blocker) in str(caught.value)
+    assert isinstance(caught.value.__cause__, OSError)
+
+
+async def test_file_creates_the_directory_on_first_send(tmp_path: Path) -> None:
+    vendor = FileVendor(tmp_path / "a" / "b")
+    assert not (tmp_path / "a").exists()  # building the vendor touches no disk
+    await vendor.send("login", {"code": "1"}, "+15550100")
+    assert len(list((tmp_path / "a" / "b").iterdir())) == 1
+    await vendor.aclose()
+
+
+async def test_console_renders_every_part_and_clips_huge_bodies() -> None:
+    stream = io.StringIO()
+    vendor = ConsoleVendor(stream=stream)
+    receipt = await vendor.send("report", RICH, "alice@example.com")
+    out = stream.getvalue()
+    for expected in (
+        "biz=report",
+        receipt.message_ids[0],
+        "To: alice@example.com",
+        "Cc: cc@example.com",
+        "Bcc: hidden@example.com",
+        "Reply-To: replies@example.com",
+        "From: reports@example.com",
+        "Subject: Quarterly report",
+        "X-Campaign: q3",
+        "Plain body",
+        "[html body, 16 characters]",
+        "[attachment report.csv (text/csv, 8 B)]",
+    ):
+        assert expected in out
+    stream.truncate(0)
+    await vendor.send("big", Email(subject="big", text="y" * (MAX_BODY_CHARS + 500)), "a@b.io")
+    out = stream.getvalue()
+    assert "y" * MAX_BODY_CHARS in out
+    assert "y" * (MAX_BODY_CHARS + 1) not in out
+    assert "(500 more characters)" in out
+
+
+async def test_console_html_only_email_prints_the_html() -> None:
+    stream = io.StringIO()
+    await ConsoleVendor(stream=stream).send("x", Email(subject="s", html="<b>hi</b>"), "a@b.io")
+    assert "<b>hi</b>" in stream.getvalue()
+
+
+@pytest.mark.parametrize("vendor_class", [MemoryVendor, ConsoleVendor])
+async def test_wrong_argument_types_are_invalid_messages(vendor_class: type[Any]) -> None:
+    vendor = vendor_class(stream=io.StringIO()) if vendor_class is ConsoleVendor else vendor_class()
+    with pytest.raises(InvalidMessage, match="not str"):
+        await vendor.send("login", "just a string", "+15550100")
+    with pytest.raises(InvalidMessage, match="'code' must map a str to a str"):
+        await vendor.send("login", {"code": 1234}, "+15550100")
+
+
+async def test_memory_records_numbers_in_e164() -> None:
+    vendor = MemoryVendor()
+    receipt = await vendor.send("login", {"code": "1"}, "+44 20 7946 0958")
+    assert isinstance(receipt, Receipt)
+    assert vendor.sent[0].to == ("+442079460958",)
