@@ -3,15 +3,18 @@
 from gocomm.errors import Limited, LimiterError
 from gocomm.ratelimit.base import ActiveLimiter, Decision, DecisionLimiter, Limiter
 from gocomm.ratelimit.memory import ConcurrencyLimiter, SlidingWindowLimiter, TokenBucketLimiter
+from gocomm.ratelimit.sender import ConcurrencyLimitSender, RateLimitSender
 
 __all__ = [
     "ActiveLimiter",
+    "ConcurrencyLimitSender",
     "ConcurrencyLimiter",
     "Decision",
     "DecisionLimiter",
     "Limited",
     "Limiter",
     "LimiterError",
+    "RateLimitSender",
     "SlidingWindowLimiter",
     "TokenBucketLimiter",
 ]
