@@ -29,7 +29,7 @@ from gocomm.vendors.memory import MemoryVendor
 def _fingerprint(args: Any) -> str:
     if isinstance(args, Email):
         return "\n".join(p for p in (args.subject, args.text, args.html) if p)
-    return json.dumps(dict(args))
+    return json.dumps(dict(args), ensure_ascii=False)
 
 
 # memory
@@ -147,7 +147,7 @@ class FileOutbox:
                     deliveries.append(Delivery(address, text, path))
             elif path.suffix == ".json":
                 record = json.loads(path.read_text())
-                text = json.dumps(record["params"])
+                text = json.dumps(record["params"], ensure_ascii=False)
                 deliveries.extend(Delivery(number, text, path) for number in record["to"])
             else:
                 raise AssertionError(f"unexpected file {path.name} in the outbox")

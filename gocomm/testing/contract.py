@@ -244,8 +244,25 @@ class VendorContract:
         )
         assert receipt.message_ids, "the receipt carries no message id"
         assert all(isinstance(i, str) and i for i in receipt.message_ids), receipt.message_ids
+        again = await vendor.send(biz, args, *self.recipients(1))
+        assert isinstance(again, Receipt), f"send must return a Receipt, got {again!r}"
+        assert not set(again.message_ids) & set(receipt.message_ids), (
+            f"two sends share a message id: {receipt.message_ids} and {again.message_ids}"
+        )
         self._assert_no_secret("repr(vendor)", repr(vendor))
         self._assert_no_secret("str(vendor)", str(vendor))
+
+    @pytest.mark.asyncio
+    async def test_non_ascii_content_arrives_intact(self, vendor: Any, outbox: Any) -> None:
+        # The marker itself carries the non-ASCII text, so every message() override covers it;
+        # an outbox must decode what it observes (MIME encoded words, JSON escapes, ...).
+        marker = f"{_marker()}-Grüße-你好-🙂"
+        biz, args = self.message(marker)
+        to = self.recipients(2)
+        await vendor.send(biz, args, *to)
+        arrived = await self._arrived(outbox, marker)
+        got = sorted(d.recipient for d in arrived)
+        assert got == sorted(to), f"the non-ASCII marker reached {got}, expected {to}"
 
     @pytest.mark.asyncio
     async def test_concurrent_sends_each_arrive_once(self, vendor: Any, outbox: Any) -> None:
