@@ -1,0 +1,30 @@
+-- Token bucket as GCRA (generic cell rate algorithm): one key per limited key holding the
+-- theoretical arrival time (TAT), in µs of Redis time. The bucket starts full.
+--
+-- KEYS[1]  the TAT as a decimal string
+-- ARGV[1]  emission interval in µs: 1e6 / rate (may be fractional)
+-- ARGV[2]  burst: the bucket's capacity
+--
+-- Returns 0 when admitted, else the milliseconds until a request may pass (>= 1).
+-- The key expires when the bucket is full again, when it is the same as no key at all.
+local key = KEYS[1]
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+
+local tat = tonumber(redis.call('GET', key)) or now
+if tat < now then
+  tat = now
+end
+local new_tat = tat + interval
+local allow_at = new_tat - burst * interval
+if now < allow_at then
+  -- Refused; here tat > now, so the key exists: keep its TTL at the time the bucket refills.
+  redis.call('PEXPIRE', key, math.max(1, math.ceil((tat - now) / 1000)))
+  return math.max(1, math.ceil((allow_at - now) / 1000))
+end
+-- %.17g keeps every bit of the double (tostring would round to 14 digits).
+redis.call('SET', key, string.format('%.17g', new_tat),
+  'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
+return 0
