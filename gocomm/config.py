@@ -1,0 +1,843 @@
+"""The configuration: pydantic models for every section, and :func:`load_settings`.
+
+The models are the source of truth for what a configuration may say (DESIGN §8)::
+
+    redis:  {url, max_connections, socket_timeout}        only needed by a Redis rate limit
+    email / sms:                                           one section per channel
+      vendors:   [{plugin: NAME, ...that vendor's keys}]  failover order
+      failover:  {mode: error} | {mode: timeout, threshold, restore_after, attempt_timeout}
+      ratelimit: {backend, algorithm, key, fail_open, ...the algorithm's numbers}
+      retry:     {max_attempts, interval: {kind: fixed|uniform|exponential, ...}, max_delay}
+
+:func:`load_settings` reads YAML (with ``${VAR}`` / ``${VAR:default}`` interpolation), applies
+``GOCOMM_<SECTION>__<KEY>`` environment overrides and validates. Every error is a
+:class:`~gocomm.errors.ConfigError` naming the field, where it was set (file and line, or the
+environment variable) and what is allowed, and never the value: values may be secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from importlib import resources
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    SerializeAsAny,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from gocomm._config_sources import (
+    Path,
+    SourceMap,
+    config_error,
+    describe_source,
+    env_overrides,
+    has_override_variables,
+    read_yaml,
+    scrubbed_problems,
+)
+from gocomm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gocomm.plugins import VendorRegistry
+
+__all__ = [
+    "CHANNELS",
+    "ChannelSettings",
+    "ConcurrencyLimit",
+    "ErrorFailover",
+    "ExponentialInterval",
+    "FixedInterval",
+    "RedisSettings",
+    "RetrySettings",
+    "SecretUrl",
+    "Settings",
+    "SlidingWindowLimit",
+    "StackNode",
+    "TimeoutFailover",
+    "TokenBucketLimit",
+    "UniformInterval",
+    "VendorEntry",
+    "describe_stack",
+    "describe_stacks",
+    "key_function",
+    "load_settings",
+    "reference_markdown",
+]
+
+#: The channels a configuration may have, in the order they are shown.
+CHANNELS: tuple[str, ...] = ("email", "sms")
+
+MASK = "**********"
+
+
+class _Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------- redis
+
+
+class SecretUrl(SecretStr):
+    """A URL that may carry a password: shown with the password masked, never in full."""
+
+    def _display(self) -> str:
+        return mask_url(self.get_secret_value())
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``MASK`` (``redis://:****@host:6379/0``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+
+
+class RedisSettings(_Section):
+    """The Redis server that rate limits with ``backend: redis`` share."""
+
+    url: SecretUrl = Field(
+        default=SecretUrl("redis://localhost:6379/0"),
+        description="Server URL: `redis://[[user]:password@]host[:port][/db]`, `rediss://` "
+        "for TLS or `unix://path`. A password in it is masked wherever it is shown.",
+    )
+    max_connections: int = Field(
+        default=50,
+        ge=1,
+        description="Size of the connection pool; callers beyond it wait for a free connection.",
+    )
+    socket_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds a connect or a command may take; a timed-out command is not retried.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: SecretUrl) -> SecretUrl:
+        scheme = urlsplit(url.get_secret_value()).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return url
+
+
+# ------------------------------------------------------------------------------------ failover
+
+
+class ErrorFailover(_Section):
+    """Fail over when a vendor raises: try each vendor once, in ring order."""
+
+    mode: Literal["error"] = Field(default="error", description="`error`.")
+
+
+class TimeoutFailover(_Section):
+    """Switch to the next vendor after ``threshold`` consecutive timeouts."""
+
+    mode: Literal["timeout"] = Field(description="`timeout`.")
+    threshold: int = Field(ge=1, description="Consecutive timeouts that switch to the next vendor.")
+    restore_after: float | None = Field(
+        default=None, gt=0, description="Seconds after a switch to go back to the first vendor."
+    )
+    attempt_timeout: float | None = Field(
+        default=None, gt=0, description="Seconds one vendor call may take before it times out."
+    )
+
+
+FailoverSettings = Annotated[ErrorFailover | TimeoutFailover, Field(discriminator="mode")]
+
+
+# ----------------------------------------------------------------------------------- ratelimit
+
+KEY_FIELDS = ("to", "biz")
+
+
+def _check_key_template(template: str) -> str:
+    """A key template may use ``{to}`` and ``{biz}`` and nothing else."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        raise ValueError("is not a valid template (an unmatched brace?)") from None
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if field not in KEY_FIELDS or spec or conversion:
+            raise ValueError("may use only the fields {to} and {biz}, without format specs")
+    return template
+
+
+class _RateLimitBase(_Section):
+    backend: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="`memory` (this process only) or `redis` (shared by every process using "
+        "the same Redis; needs the `redis` section).",
+    )
+    key: str = Field(
+        default="{to}",
+        min_length=1,
+        description="Limiter key template with `{to}` and `{biz}`. With `{to}` and several "
+        "recipients, each recipient has its own key; if any is limited nothing is sent.",
+    )
+    fail_open: bool = Field(
+        default=False,
+        description="When the limiter itself fails (Redis unreachable): `false` refuses the "
+        "send with LimiterError, `true` sends anyway and logs it.",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key_fields(cls, key: str) -> str:
+        return _check_key_template(key)
+
+
+class SlidingWindowLimit(_RateLimitBase):
+    """At most ``rate`` sends per key in any ``window`` seconds."""
+
+    algorithm: Literal["sliding_window"] = Field(description="`sliding_window`.")
+    rate: int = Field(ge=1, description="Sends allowed per key in one window.")
+    window: float = Field(gt=0, description="Window length in seconds.")
+
+
+class TokenBucketLimit(_RateLimitBase):
+    """A token bucket per key: ``rate`` tokens a second, holding at most ``burst``."""
+
+    algorithm: Literal["token_bucket"] = Field(description="`token_bucket`.")
+    rate: float = Field(gt=0, description="Tokens added per second.")
+    burst: int = Field(ge=1, description="Bucket size: sends allowed at once after a quiet spell.")
+
+
+class ConcurrencyLimit(_RateLimitBase):
+    """At most ``max_active`` sends in flight per key."""
+
+    algorithm: Literal["concurrency"] = Field(description="`concurrency`.")
+    max_active: int = Field(ge=1, description="Sends allowed in flight at once per key.")
+    lease: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a slot is held if its holder dies without releasing it; renewed "
+        "while the send runs.",
+    )
+
+
+RateLimitSettings = Annotated[
+    SlidingWindowLimit | TokenBucketLimit | ConcurrencyLimit, Field(discriminator="algorithm")
+]
+
+
+# --------------------------------------------------------------------------------------- retry
+
+
+class FixedInterval(_Section):
+    """The same wait after every failed attempt."""
+
+    kind: Literal["fixed"] = Field(description="`fixed`.")
+    seconds: float = Field(ge=0, description="Seconds to wait.")
+
+
+class UniformInterval(_Section):
+    """A random wait between ``low`` and ``high``."""
+
+    kind: Literal["uniform"] = Field(description="`uniform`.")
+    low: float = Field(ge=0, description="Shortest wait in seconds.")
+    high: float = Field(ge=0, description="Longest wait in seconds (at least `low`).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.low > self.high:
+            raise ValueError("low must not exceed high")
+        return self
+
+
+class ExponentialInterval(_Section):
+    """Waits that grow by ``multiplier`` from ``initial`` up to ``maximum``."""
+
+    kind: Literal["exponential"] = Field(description="`exponential`.")
+    initial: float = Field(gt=0, description="First wait in seconds.")
+    maximum: float = Field(gt=0, description="Cap on each wait in seconds (at least `initial`).")
+    multiplier: float = Field(default=2.0, ge=1, description="Growth factor per attempt.")
+    jitter: bool = Field(
+        default=True, description="Wait a random time below the capped value (full jitter)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.initial > self.maximum:
+            raise ValueError("initial must not exceed maximum")
+        return self
+
+
+IntervalSettings = Annotated[
+    FixedInterval | UniformInterval | ExponentialInterval, Field(discriminator="kind")
+]
+
+
+class RetrySettings(_Section):
+    """Send again after a retryable error."""
+
+    max_attempts: int = Field(default=3, ge=1, description="Calls in all, the first included.")
+    interval: IntervalSettings | None = Field(
+        default=None,
+        description="Wait between attempts; without it, retries follow at once.",
+    )
+    max_delay: float | None = Field(
+        default=None,
+        gt=0,
+        description="Cap on each wait; a vendor's `retry_after` beyond it stops retrying. "
+        "Needs `interval`.",
+    )
+
+    @model_validator(mode="after")
+    def _delay_needs_interval(self) -> Self:
+        if self.max_delay is not None and self.interval is None:
+            raise ValueError("max_delay needs an interval (retries without one never wait)")
+        return self
+
+
+# ------------------------------------------------------------------------------------- vendors
+
+
+class VendorEntry(BaseModel):
+    """One vendor of a channel: ``{plugin: NAME, ...that vendor's keys}``.
+
+    The vendor's keys are checked by its own settings model once the vendor registry is known
+    (:meth:`Settings.bind`); until then they are kept aside and never shown.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    plugin: str = Field(min_length=1, description="The registered vendor name (`gocomm plugins`).")
+    options: Mapping[str, Any] = Field(default_factory=dict, repr=False, exclude=True)
+    settings: SerializeAsAny[BaseModel] | None = Field(default=None, exclude=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_options(cls, data: Any) -> Any:
+        # Every key but `plugin` belongs to the vendor, even one named `settings`.
+        if isinstance(data, Mapping):
+            entry: dict[str, Any] = {"options": {k: v for k, v in data.items() if k != "plugin"}}
+            if "plugin" in data:
+                entry["plugin"] = data["plugin"]
+            return entry
+        return data
+
+    @property
+    def bound(self) -> bool:
+        """Whether the vendor's keys have been validated by its settings model."""
+        return self.settings is not None
+
+    def __repr_args__(self) -> Any:
+        yield "plugin", self.plugin
+        if self.settings is not None:
+            yield "settings", self.settings
+        elif self.options:
+            count = len(self.options)
+            yield "options", f"<{count} key{'' if count == 1 else 's'}, not validated yet>"
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # Written back as the user wrote it: {plugin, ...keys}. Unvalidated keys are masked,
+        # since nothing says yet which of them are secrets.
+        if self.settings is not None:
+            keys = self.settings.model_dump(mode=info.mode)
+        else:
+            keys = {key: MASK for key in self.options}
+        return {"plugin": self.plugin, **keys}
+
+
+# ------------------------------------------------------------------------------------ channels
+
+
+class ChannelSettings(_Section):
+    """One channel's stack, outermost first: rate limit → retry → failover → vendors."""
+
+    vendors: list[VendorEntry] = Field(
+        min_length=1, description="The vendors in failover order; the first is preferred."
+    )
+    failover: FailoverSettings = Field(
+        default_factory=ErrorFailover,
+        description="How to move between vendors; a single vendor in `error` mode is used "
+        "directly.",
+    )
+    ratelimit: RateLimitSettings | None = Field(
+        default=None, description="The rate limit stage (outermost); left out, no limit."
+    )
+    retry: RetrySettings | None = Field(
+        default=None, description="The retry stage; left out, no retry."
+    )
+
+
+class Settings(_Section):
+    """The whole configuration. ``repr`` and :meth:`masked_dict` never show a secret."""
+
+    redis: RedisSettings | None = Field(
+        default=None, description="The Redis server; needed only by `backend: redis`."
+    )
+    email: ChannelSettings | None = Field(default=None, description="The email channel.")
+    sms: ChannelSettings | None = Field(default=None, description="The SMS channel.")
+
+    _sources: SourceMap | None = None
+
+    @property
+    def sources(self) -> SourceMap:
+        """Where each value came from (file and line, or variable), for error messages."""
+        return self._sources if self._sources is not None else SourceMap("the settings")
+
+    def channel(self, name: str) -> ChannelSettings | None:
+        """The settings of channel ``name`` (``email`` or ``sms``); None when not configured."""
+        if name not in CHANNELS:
+            raise ConfigError(f"unknown channel {name!r}; the channels are {', '.join(CHANNELS)}")
+        value: ChannelSettings | None = getattr(self, name)
+        return value
+
+    @property
+    def bound(self) -> bool:
+        """Whether every vendor entry has been validated by its vendor's settings model."""
+        return all(
+            entry.bound
+            for name in CHANNELS
+            if (channel := self.channel(name)) is not None
+            for entry in channel.vendors
+        )
+
+    def bind(self, registry: VendorRegistry) -> Settings:
+        """A copy whose vendor entries are validated by the vendors' own settings models.
+
+        Raises :class:`ConfigError` naming each bad entry's field and source: an unknown
+        plugin (with the names that exist), a vendor that does not serve the channel, or a key
+        that vendor's model refuses.
+        """
+        problems: list[str] = []
+        updates: dict[str, ChannelSettings] = {}
+        for name in CHANNELS:
+            channel = self.channel(name)
+            if channel is None:
+                continue
+            entries: list[VendorEntry] = []
+            for index, entry in enumerate(channel.vendors):
+                bound = _bind_entry(registry, name, index, entry, self.sources, problems)
+                entries.append(bound if bound is not None else entry)
+            updates[name] = channel.model_copy(update={"vendors": entries})
+        if problems:
+            raise config_error(problems)
+        copy = self.model_copy(update=updates)
+        copy._sources = self._sources
+        return copy
+
+    def masked_dict(self) -> dict[str, Any]:
+        """The effective configuration as plain data, every secret masked (URL passwords too).
+
+        Vendor keys not validated yet (see :meth:`bind`) are all masked.
+        """
+        masked = _mask(self.model_dump())
+        assert isinstance(masked, dict)
+        return masked
+
+    def plain_dict(self) -> dict[str, Any]:
+        """The configuration as plain data with secrets kept as ``SecretStr`` objects."""
+        return self.model_dump()
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "the settings") -> Settings:
+        """Validate plain data (no environment, no interpolation) into :class:`Settings`."""
+        return _validate(dict(data), SourceMap(source))
+
+
+def _bind_entry(
+    registry: VendorRegistry,
+    channel: str,
+    index: int,
+    entry: VendorEntry,
+    sources: SourceMap,
+    problems: list[str],
+) -> VendorEntry | None:
+    path: tuple[str | int, ...] = (channel, "vendors", index)
+    try:
+        spec = registry.get(entry.plugin)
+    except ConfigError as exc:
+        problems.append(f"{describe_source((*path, 'plugin'), sources)}: {exc}")
+        return None
+    if channel not in spec.channels:
+        served = ", ".join(sorted(spec.channels)) or "no channel"
+        problems.append(
+            f"{describe_source((*path, 'plugin'), sources)}: vendor {entry.plugin!r} serves "
+            f"{served}, not {channel}; pick a vendor for {channel} (see `gocomm plugins`)"
+        )
+        return None
+    try:
+        validated = spec.settings.model_validate(dict(entry.options))
+    except ValidationError as exc:
+        keys = [name for name in spec.settings.model_fields]
+        problems.extend(
+            scrubbed_problems(
+                exc, sources, prefix=path, data=dict(entry.options), allowed=lambda _: keys
+            )
+        )
+        return None
+    return entry.model_copy(update={"settings": validated})
+
+
+def _models_of(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation may hold (through Annotated, unions, Optional and lists)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    models: list[type[BaseModel]] = []
+    for argument in get_args(annotation):
+        models += _models_of(argument)
+    return models
+
+
+def _allowed_keys(data: Any, path: Path) -> list[str] | None:
+    """The keys allowed at ``path`` of ``data``, resolving unions by their discriminator."""
+    candidates: list[type[BaseModel]] = [Settings]
+    value = data
+    for part in path:
+        value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(part, int):
+            continue
+        candidates = [
+            model
+            for candidate in candidates
+            if (field := candidate.model_fields.get(part)) is not None
+            for model in _models_of(field.annotation)
+        ]
+    if len(candidates) > 1 and isinstance(value, Mapping):
+        candidates = [
+            model
+            for model in candidates
+            if any(
+                get_origin(field.annotation) is Literal
+                and value.get(name) in get_args(field.annotation)
+                for name, field in model.model_fields.items()
+            )
+        ]
+    if len(candidates) != 1:
+        return None
+    return [name for name in candidates[0].model_fields if name not in ("options", "settings")]
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretUrl):
+        return value._display()
+    if isinstance(value, SecretStr):
+        return MASK
+    if isinstance(value, Mapping):
+        return {key: _mask(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask(item) for item in value]
+    if isinstance(value, BaseModel):
+        return _mask(value.model_dump())
+    return value
+
+
+def _validate(data: Any, sources: SourceMap) -> Settings:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{sources.default}: the configuration must be a mapping with the sections "
+            f"redis, {', '.join(CHANNELS)}"
+        )
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = scrubbed_problems(exc, sources, data=data, allowed=partial(_allowed_keys, data))
+        raise config_error(problems) from None
+    settings._sources = sources
+    _check_redis_backend(settings)
+    return settings
+
+
+def _check_redis_backend(settings: Settings) -> None:
+    if settings.redis is not None:
+        return
+    problems = []
+    for name in CHANNELS:
+        channel = settings.channel(name)
+        limit = None if channel is None else channel.ratelimit
+        if limit is not None and limit.backend == "redis":
+            where = describe_source((name, "ratelimit", "backend"), settings.sources)
+            problems.append(
+                f"{where}: backend redis needs a `redis` section (at least its url, e.g. "
+                "GOCOMM_REDIS__URL), or use backend memory"
+            )
+    if problems:
+        raise config_error(problems)
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def default_settings_text() -> str:
+    """The embedded default configuration (``gocomm/defaults.yaml``)."""
+    return resources.files("gocomm").joinpath("defaults.yaml").read_text(encoding="utf-8")
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    registry: VendorRegistry | None = None,
+) -> Settings:
+    """Read, override and validate the configuration.
+
+    The YAML file at ``path``, else at ``$GOCOMM_CONFIG``, with ``${VAR}`` / ``${VAR:default}``
+    interpolated from ``environ`` (default ``os.environ``); then the ``GOCOMM_<SECTION>__<KEY>``
+    variables override it (environment > file > defaults; a list or mapping is given whole as
+    JSON). With no file and no such variable, the embedded default (both channels through the
+    ``console`` vendor, an in-memory limit) applies; any configuration replaces it whole.
+
+    With ``registry``, vendor entries are validated by their vendors' models too
+    (:meth:`Settings.bind`). Raises :class:`ConfigError` naming the field and its source.
+    """
+    env = os.environ if environ is None else environ
+    if path is not None:
+        file: pathlib.Path | None = pathlib.Path(path)
+        origin = "the path given"
+    elif env.get("GOCOMM_CONFIG"):
+        file = pathlib.Path(env["GOCOMM_CONFIG"])
+        origin = "GOCOMM_CONFIG"
+    else:
+        file = None
+        origin = ""
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the configuration file {str(file)!r} (from {origin}): "
+                f"{exc.strerror or type(exc).__name__}"
+            ) from None
+        data, sources = read_yaml(text, str(file), env)
+    elif has_override_variables(env):
+        data, sources = {}, SourceMap("the environment")
+    else:
+        data, sources = read_yaml(default_settings_text(), "gocomm/defaults.yaml", env)
+    if data is None:
+        data = {}
+    if isinstance(data, dict):
+        env_overrides(data, sources, env, sections=("redis", *CHANNELS))
+    settings = _validate(data, sources)
+    return settings.bind(registry) if registry is not None else settings
+
+
+# ------------------------------------------------------------------------------ key templates
+
+
+def key_function(template: str) -> Callable[[str, Any, tuple[str, ...]], str | list[str]]:
+    """The rate limit key callable for ``template``: one key per recipient when it has ``{to}``.
+
+    Repeated recipients get one key, so a recipient named twice spends one unit of quota.
+    """
+    _check_key_template(template)
+    if "{to}" not in template:
+
+        def single_key(biz: str, args: Any, to: tuple[str, ...]) -> str:
+            return template.format_map({"biz": biz})
+
+        return single_key
+
+    def per_recipient(biz: str, args: Any, to: tuple[str, ...]) -> list[str]:
+        return [template.format_map({"biz": biz, "to": r}) for r in dict.fromkeys(to)]
+
+    return per_recipient
+
+
+# ----------------------------------------------------------------------------- stack drawing
+
+
+@dataclass(frozen=True)
+class StackNode:
+    """One stage of a channel's stack, for drawing (``gocomm config`` draws it as a tree)."""
+
+    label: str
+    detail: str = ""
+    children: tuple[StackNode, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: ``{label, detail, children: [...]}``."""
+        return {
+            "label": self.label,
+            "detail": self.detail,
+            "children": [child.to_dict() for child in self.children],
+        }
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+def _interval_detail(interval: FixedInterval | UniformInterval | ExponentialInterval) -> str:
+    if isinstance(interval, FixedInterval):
+        return f"wait {_seconds(interval.seconds)}"
+    if isinstance(interval, UniformInterval):
+        return f"wait {_seconds(interval.low)}–{_seconds(interval.high)} at random"
+    jitter = ", jitter" if interval.jitter else ""
+    return (
+        f"wait {_seconds(interval.initial)} ×{interval.multiplier:g} up to "
+        f"{_seconds(interval.maximum)}{jitter}"
+    )
+
+
+def describe_stack(channel: ChannelSettings | None) -> StackNode | None:
+    """The stack ``channel`` builds, outermost stage first; None when it is not configured."""
+    if channel is None:
+        return None
+    vendors = tuple(StackNode(entry.plugin, "vendor") for entry in channel.vendors)
+    failover = channel.failover
+    if isinstance(failover, TimeoutFailover):
+        parts = [f"switch after {failover.threshold} consecutive timeouts"]
+        if failover.attempt_timeout is not None:
+            parts.append(f"each call {_seconds(failover.attempt_timeout)} at most")
+        if failover.restore_after is not None:
+            parts.append(f"back to the first after {_seconds(failover.restore_after)}")
+        node = StackNode("TimeoutFailoverSender", "; ".join(parts), vendors)
+    elif len(vendors) > 1:
+        node = StackNode("FailoverSender", "next vendor on error", vendors)
+    else:
+        node = vendors[0]
+    retry = channel.retry
+    if retry is not None:
+        if retry.interval is None:
+            node = StackNode("RetrySender", f"{retry.max_attempts} attempts, no wait", (node,))
+        else:
+            detail = f"{retry.max_attempts} attempts, {_interval_detail(retry.interval)}"
+            if retry.max_delay is not None:
+                detail += f", each wait {_seconds(retry.max_delay)} at most"
+            node = StackNode("IntervalRetrySender", detail, (node,))
+    limit = channel.ratelimit
+    if limit is not None:
+        failing = "fail open" if limit.fail_open else "fail closed"
+        if isinstance(limit, ConcurrencyLimit):
+            what = f"{limit.max_active} in flight"
+            label = "ConcurrencyLimitSender"
+        elif isinstance(limit, SlidingWindowLimit):
+            what = f"sliding window {limit.rate} per {_seconds(limit.window)}"
+            label = "RateLimitSender"
+        else:
+            what = f"token bucket {limit.rate:g}/s, burst {limit.burst}"
+            label = "RateLimitSender"
+        detail = f"{limit.backend} {what}, key {limit.key!r}, {failing}"
+        node = StackNode(label, detail, (node,))
+    return node
+
+
+def describe_stacks(settings: Settings) -> dict[str, StackNode | None]:
+    """:func:`describe_stack` for every channel, by channel name."""
+    return {name: describe_stack(settings.channel(name)) for name in CHANNELS}
+
+
+# ----------------------------------------------------------------------------- the reference
+
+#: Every model the reference documents, with the YAML path it appears at.
+REFERENCE_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
+    ("redis", RedisSettings),
+    ("<channel>", ChannelSettings),
+    ("<channel>.vendors[]", VendorEntry),
+    ("<channel>.failover (mode: error)", ErrorFailover),
+    ("<channel>.failover (mode: timeout)", TimeoutFailover),
+    ("<channel>.ratelimit (algorithm: sliding_window)", SlidingWindowLimit),
+    ("<channel>.ratelimit (algorithm: token_bucket)", TokenBucketLimit),
+    ("<channel>.ratelimit (algorithm: concurrency)", ConcurrencyLimit),
+    ("<channel>.retry", RetrySettings),
+    ("<channel>.retry.interval (kind: fixed)", FixedInterval),
+    ("<channel>.retry.interval (kind: uniform)", UniformInterval),
+    ("<channel>.retry.interval (kind: exponential)", ExponentialInterval),
+)
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return (
+        text.replace("typing.", "")
+        .replace("gocomm.config.", "")
+        .replace("Annotated[", "")
+        .replace("NoneType", "None")
+    )
+
+
+def _default_text(model: type[BaseModel], name: str) -> str:
+    field = model.model_fields[name]
+    if field.is_required():
+        return "required"
+    if field.default_factory is not None:
+        return "see below" if name == "failover" else "empty"
+    value = _mask(field.default)
+    if value is None:
+        return "—"
+    return f"`{value}`"
+
+
+def _reference_fields(model: type[BaseModel], hidden: Sequence[str] = ()) -> list[str]:
+    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for name, field in model.model_fields.items():
+        if name in hidden:
+            continue
+        description = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        kind = _type_name(field.annotation).replace("|", "or")
+        lines.append(f"| `{name}` | {kind} | {_default_text(model, name)} | {description} |")
+    return lines
+
+
+def reference_markdown(registry: VendorRegistry | None = None) -> str:
+    """The configuration reference, rendered from the models (``docs/configuration.md``).
+
+    With ``registry``, each registered vendor's own keys are listed too.
+    """
+    out = [
+        "# Configuration reference",
+        "",
+        "Generated from the models in `gocomm.config`. A configuration is a YAML file "
+        "(`gocomm --config FILE` or `$GOCOMM_CONFIG`); `${VAR}` and `${VAR:default}` are "
+        "replaced from the environment. Each key can also be set through the environment as "
+        "`GOCOMM_<SECTION>__<KEY>` (e.g. `GOCOMM_SMS__RETRY__MAX_ATTEMPTS=5`); a list or a "
+        'mapping is given whole as JSON (e.g. `GOCOMM_SMS__VENDORS=\'[{"plugin": '
+        '"console"}]\'`). The environment wins over the file. `GOCOMM_CONFIG`, '
+        "`GOCOMM_DISABLE_PLUGINS` and `GOCOMM_TEST_REDIS_URL` are reserved; any other unknown "
+        "`GOCOMM_` variable is an error.",
+        "",
+        f"The channels are {', '.join(f'`{c}`' for c in CHANNELS)}; each has the keys of "
+        "`<channel>` below. With no file and no `GOCOMM_` variable, the embedded default "
+        "applies:",
+        "",
+        "```yaml",
+        default_settings_text().rstrip(),
+        "```",
+        "",
+    ]
+    for path, model in REFERENCE_SECTIONS:
+        doc = (model.__doc__ or "").strip().splitlines()[0]
+        out += [f"## `{path}`", "", doc, ""]
+        out += _reference_fields(model, hidden=("options", "settings"))
+        out.append("")
+    if registry is not None:
+        out += ["## Vendor keys", ""]
+        for name in registry.names():
+            spec = registry.get(name)
+            channels = ", ".join(sorted(spec.channels))
+            out += [f"### `plugin: {name}` ({channels})", "", spec.description or "", ""]
+            if spec.settings.model_fields:
+                out += _reference_fields(spec.settings)
+            else:
+                out.append("No keys.")
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
