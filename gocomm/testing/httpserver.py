@@ -158,9 +158,7 @@ class LocalHttpServer:
             self._tasks.discard(task)
 
     @staticmethod
-    async def _read_request(
-        reader: asyncio.StreamReader, connection_id: int
-    ) -> HttpRequest | None:
+    async def _read_request(reader: asyncio.StreamReader, connection_id: int) -> HttpRequest | None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError as exc:

@@ -1,0 +1,37 @@
+"""The settings users write for the ``tencentcloud`` vendor (DESIGN §6)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+
+from gocomm.httpvendor import HttpVendorSettings, TemplateEntry
+
+__all__ = ["DEFAULT_ENDPOINT", "TencentCloudSettings"]
+
+DEFAULT_ENDPOINT = "https://sms.tencentcloudapi.com"
+
+
+class TencentCloudSettings(HttpVendorSettings):
+    """Tencent Cloud SMS credentials, application, signature, templates and connection settings.
+
+    ``templates`` maps a logical ``biz`` to a template id (parameters then follow the order of
+    ``args``) or to ``{id, params}`` naming the order of the template's ``{1}``, ``{2}`` ...
+    parameters; a ``biz`` without an entry is used as the template id itself.
+    """
+
+    secret_id: str = Field(min_length=1)
+    secret_key: SecretStr
+    sdk_app_id: str = Field(min_length=1, description="the SMS application's SdkAppId")
+    sign_name: str = Field(
+        default="", description="the approved signature; may be empty for international SMS"
+    )
+    region: str = Field(default="ap-guangzhou", min_length=1)
+    templates: dict[str, TemplateEntry] = Field(default_factory=dict)
+    endpoint: str = DEFAULT_ENDPOINT
+
+    @field_validator("secret_key")
+    @classmethod
+    def _not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty; give the SecretKey")
+        return value

@@ -1,0 +1,197 @@
+"""The ``tencentcloud`` SMS vendor: ``SendSms`` (API version 2021-01-11), TC3-HMAC-SHA256.
+
+Numbers go out in E.164 with the ``+`` (``+8613800138000``), as Tencent Cloud expects; up to 200
+travel in one request, more are split into several requests.
+
+Parameters are ordered (the template's ``{1}``, ``{2}`` ...): a ``templates`` entry
+``{id, params}`` names the order, a plain id takes the order of ``args``.
+
+Outcome: a request-level error comes as ``Response.Error`` and fails every number of the request;
+otherwise success is judged per number: each ``SendStatusSet`` item must have ``Code`` ``"Ok"``
+(its ``SerialNo`` goes into the receipt); a number with another code, or with no status at all,
+did not get the message. Codes are classified by :data:`ERROR_CODES`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from gocomm.errors import SendError
+from gocomm.httpvendor import (
+    BatchResult,
+    CodeTable,
+    HttpSmsVendor,
+    ResolvedTemplate,
+    parse_retry_after,
+)
+from gocomm_tencentcloud.settings import TencentCloudSettings
+from gocomm_tencentcloud.signing import tc3_authorization
+
+__all__ = ["ACTION", "API_VERSION", "CONTENT_TYPE", "ERROR_CODES", "SERVICE", "TencentCloudSms"]
+
+API_VERSION = "2021-01-11"
+SERVICE = "sms"
+ACTION = "SendSms"
+CONTENT_TYPE = "application/json; charset=utf-8"
+
+#: Tencent Cloud's codes, classified; a code in neither set is retryable.
+ERROR_CODES = CodeTable(
+    permanent=frozenset(
+        {
+            "AuthFailure.*",
+            "UnauthorizedOperation.*",
+            "InvalidParameterValue.*",
+            "InvalidParameter.*",
+            "InvalidParameter",
+            "MissingParameter.*",
+            "MissingParameter",
+            "UnsupportedOperation.*",
+            "FailedOperation.TemplateIncorrectOrUnapproved",
+            "FailedOperation.SignatureIncorrectOrUnapproved",
+            "FailedOperation.PhoneNumberInBlacklist",
+            "FailedOperation.PhoneNumberParseFail",
+            "FailedOperation.InsufficientBalanceInSmsPackage",
+            "FailedOperation.ContainSensitiveWord",
+            "FailedOperation.MarketingSendTimeConstraint",
+            "FailedOperation.PhoneNumberOnBlacklist",
+            "FailedOperation.TemplateParamSetNotMatchApprovedTemplate",
+            "FailedOperation.JsonParseFail",
+            "LimitExceeded.PhoneNumberCountLimit",
+        }
+    ),
+    retryable=frozenset(
+        {
+            "LimitExceeded.*",
+            "RequestLimitExceeded",
+            "RequestLimitExceeded.*",
+            "InternalError",
+            "InternalError.*",
+            "ResourceUnavailable.*",
+        }
+    ),
+)
+
+_OK = "Ok"
+
+
+class TencentCloudSms(HttpSmsVendor):
+    """Sends SMS through Tencent Cloud; ``send(biz, args, *to)`` per :class:`gocomm.Sender`."""
+
+    name = "tencentcloud"
+    batch_size = 200
+
+    def __init__(
+        self, settings: TencentCloudSettings, *, logger: logging.Logger | None = None
+    ) -> None:
+        self.settings = settings
+        super().__init__(
+            endpoint=settings.endpoint,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            templates=settings.templates,
+            secrets=[settings.secret_key.get_secret_value()],
+            logger=logger,
+        )
+        # The signed host is the Host header httpx sends: the endpoint's host, with its port
+        # when that is not the scheme's default (a local test server).
+        self.host = httpx.URL(settings.endpoint).netloc.decode("ascii")
+
+    def _payload(self, template: ResolvedTemplate, numbers: Sequence[str]) -> bytes:
+        body: dict[str, Any] = {
+            "PhoneNumberSet": list(numbers),
+            "SmsSdkAppId": self.settings.sdk_app_id,
+            "TemplateId": template.id,
+            "TemplateParamSet": list(template.values),
+        }
+        if self.settings.sign_name:
+            body["SignName"] = self.settings.sign_name
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def _headers(self, payload: bytes) -> dict[str, str]:
+        timestamp = int(time.time())
+        authorization = tc3_authorization(
+            self.settings.secret_id,
+            self.settings.secret_key.get_secret_value(),
+            service=SERVICE,
+            host=self.host,
+            action=ACTION,
+            payload=payload,
+            timestamp=timestamp,
+            content_type=CONTENT_TYPE,
+        )
+        return {
+            "Authorization": authorization,
+            "Content-Type": CONTENT_TYPE,
+            "Host": self.host,
+            "X-TC-Action": ACTION,
+            "X-TC-Timestamp": str(timestamp),
+            "X-TC-Version": API_VERSION,
+            "X-TC-Region": self.settings.region,
+        }
+
+    async def _send_batch(self, template: ResolvedTemplate, numbers: Sequence[str]) -> BatchResult:
+        payload = self._payload(template, numbers)
+        response = await self.post(
+            "/", content=payload, headers=self._headers(payload), numbers=numbers
+        )
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        result = self._response_body(response)
+        if result is None:
+            raise self.status_error(response, what="SendSms request")
+        error = result.get("Error")
+        if isinstance(error, Mapping):
+            raise self.vendor_error(
+                str(error.get("Code", "")) or "UnknownError",
+                str(error.get("Message", "")),
+                table=ERROR_CODES,
+                retry_after=retry_after,
+            )
+        if response.status_code != 200:
+            raise self.status_error(response, what="SendSms request")
+        return self._per_number(result.get("SendStatusSet"), numbers, retry_after)
+
+    @staticmethod
+    def _response_body(response: httpx.Response) -> Mapping[str, Any] | None:
+        """``Response`` of the answer, or None when the body is not Tencent Cloud's."""
+        try:
+            data = response.json()
+        except ValueError:
+            return None
+        body = data.get("Response") if isinstance(data, dict) else None
+        return body if isinstance(body, dict) else None
+
+    def _per_number(
+        self, statuses: object, numbers: Sequence[str], retry_after: float | None
+    ) -> BatchResult:
+        by_number: dict[str, Mapping[str, Any]] = {}
+        if isinstance(statuses, list):
+            for item in statuses:
+                if isinstance(item, dict) and isinstance(item.get("PhoneNumber"), str):
+                    by_number[item["PhoneNumber"]] = item
+        message_ids: list[str] = []
+        failed: dict[str, SendError] = {}
+        for number in numbers:
+            item = by_number.get(number)
+            if item is None:
+                failed[number] = SendError(
+                    f"{self.name}: the answer has no status for {number}; retry later",
+                    vendor=self.name,
+                    code="MissingStatus",
+                )
+            elif item.get("Code") == _OK:
+                message_ids.append(str(item.get("SerialNo", "")))
+            else:
+                failed[number] = self.vendor_error(
+                    str(item.get("Code", "")) or "UnknownError",
+                    str(item.get("Message", "")),
+                    table=ERROR_CODES,
+                    retry_after=retry_after,
+                    numbers=[number],
+                )
+        return BatchResult(message_ids=tuple(message_ids), failed=failed)

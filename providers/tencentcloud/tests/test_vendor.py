@@ -1,0 +1,283 @@
+"""The tencentcloud vendor against a local SendSms server that verifies every TC3 signature."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from gocomm_tencentcloud import TencentCloudSettings, TencentCloudSms
+from gocomm_tencentcloud.plugin import SPEC, gocomm_register_vendors
+from gocomm_tencentcloud.vendor import ERROR_CODES
+from pydantic import ValidationError
+
+from gocomm.errors import (
+    InvalidMessage,
+    InvalidRecipient,
+    PermanentError,
+    SendError,
+    SendTimeout,
+    is_retryable,
+)
+from gocomm.plugins import VendorSpec
+from gocomm.sender import Receipt
+from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
+
+from .conftest import SECRET_KEY, FakeTencent, make_settings
+
+ARGS = {"minutes": "5", "code": "1234"}
+
+
+async def test_sends_ordered_params_with_a_verified_signature(
+    tencent: TencentCloudSms, tencent_server: FakeTencent
+) -> None:
+    receipt = await tencent.send("login", ARGS, "+8613800138000", "+85291234567")
+    assert receipt == Receipt(vendor="tencentcloud", message_ids=("serial-1", "serial-2"))
+    [body] = tencent_server.accepted
+    assert body == {
+        "PhoneNumberSet": ["+8613800138000", "+85291234567"],  # E.164 with the +
+        "SmsSdkAppId": "1400000000",
+        "SignName": "gocomm",
+        "TemplateId": "1234",
+        "TemplateParamSet": ["1234", "5"],  # the order {id, params} names
+    }
+    assert tencent_server.server is not None
+    headers = tencent_server.server.requests[0].headers
+    assert headers["x-tc-region"] == "ap-guangzhou"
+    assert headers["host"] == f"127.0.0.1:{tencent_server.server.port}"
+
+
+async def test_plain_id_and_unmapped_biz_take_the_order_of_args(
+    tencent: TencentCloudSms, tencent_server: FakeTencent
+) -> None:
+    await tencent.send("plain", ARGS, "+8613800138000")
+    await tencent.send("9999", {"b": "2", "a": "1"}, "+8613800138000")
+    assert [(b["TemplateId"], b["TemplateParamSet"]) for b in tencent_server.accepted] == [
+        ("5678", ["5", "1234"]),
+        ("9999", ["2", "1"]),
+    ]
+
+
+async def test_missing_ordered_param_fails_before_sending(
+    tencent: TencentCloudSms, tencent_server: FakeTencent
+) -> None:
+    with pytest.raises(InvalidMessage, match="'minutes'"):
+        await tencent.send("login", {"code": "1"}, "+8613800138000")
+    with pytest.raises(InvalidRecipient, match="'0086138'"):
+        await tencent.send("login", ARGS, "0086138")
+    assert tencent_server.server is not None
+    assert tencent_server.server.requests == []
+
+
+def numbers(count: int) -> list[str]:
+    return [f"+86139{i:08d}" for i in range(count)]
+
+
+async def test_more_than_200_numbers_are_split(
+    tencent: TencentCloudSms, tencent_server: FakeTencent
+) -> None:
+    to = numbers(401)
+    receipt = await tencent.send("login", ARGS, *to)
+    assert [len(b["PhoneNumberSet"]) for b in tencent_server.accepted] == [200, 200, 1]
+    assert len(receipt.message_ids) == 401
+    assert [n for b in tencent_server.accepted for n in b["PhoneNumberSet"]] == to
+
+
+async def test_per_number_failure_names_exactly_the_unsent(
+    tencent: TencentCloudSms, tencent_server: FakeTencent
+) -> None:
+    to = numbers(250)
+    tencent_server.number_codes[to[3]] = "InvalidParameterValue.IncorrectPhoneNumber"
+    tencent_server.number_codes[to[240]] = "FailedOperation.PhoneNumberInBlacklist"
+    with pytest.raises(PermanentError) as caught:
+        await tencent.send("login", ARGS, *to)
+    # Both requests were made; only the two refused numbers are owed the message.
+    assert len(tencent_server.accepted) == 2
+    assert caught.value.unsent == (to[3], to[240])
+    assert "sent to 248 of 250" in str(caught.value)
+
+
+async def test_mixed_failures_are_retryable_and_list_all_unsent(
+    tencent: TencentCloudSms, tencent_server: FakeTencent
+) -> None:
+    to = numbers(4)
+    tencent_server.number_codes[to[0]] = "InvalidParameterValue.IncorrectPhoneNumber"
+    tencent_server.number_codes[to[2]] = "LimitExceeded.PhoneNumberThirtySecondLimit"
+    tencent_server.retry_after = "30"
+    with pytest.raises(SendError) as caught:
+        await tencent.send("login", ARGS, *to)
+    assert is_retryable(caught.value)
+    assert caught.value.unsent == (to[0], to[2])
+    assert caught.value.retry_after == 30.0
+    assert caught.value.code == "LimitExceeded.PhoneNumberThirtySecondLimit"
+
+
+async def test_a_number_without_status_is_unsent(
+    tencent: TencentCloudSms, tencent_server: FakeTencent
+) -> None:
+    tencent_server.number_codes["+8613800138001"] = "-"
+    with pytest.raises(SendError) as caught:
+        await tencent.send("login", ARGS, "+8613800138000", "+86 138 0013 8001")
+    assert is_retryable(caught.value)
+    assert caught.value.unsent == ("+86 138 0013 8001",)  # in the caller's spelling
+
+
+# Every Tencent Cloud code named in the published notes, and what it must become.
+CODES = [
+    ("LimitExceeded.PhoneNumberThirtySecondLimit", True),
+    ("LimitExceeded.PhoneNumberOneHourLimit", True),
+    ("LimitExceeded.PhoneNumberDailyLimit", True),
+    ("LimitExceeded.DeliveryFrequencyLimit", True),
+    ("InvalidParameterValue.IncorrectPhoneNumber", False),
+    ("FailedOperation.TemplateIncorrectOrUnapproved", False),
+    ("FailedOperation.SignatureIncorrectOrUnapproved", False),
+    ("FailedOperation.PhoneNumberInBlacklist", False),
+    ("AuthFailure.SignatureFailure", False),
+    ("AuthFailure.SecretIdNotFound", False),
+    ("AuthFailure.SignatureExpire", False),
+    ("AuthFailure.UnauthorizedOperation", False),
+    ("InternalError.Timeout", True),
+    ("InternalError.SendAndRecvFail", True),
+    ("InternalError.RequestTimeException", True),
+    ("FailedOperation.SomethingNew", True),  # unknown codes are retryable
+]
+
+
+@pytest.mark.parametrize(("code", "retryable"), CODES)
+@pytest.mark.parametrize("where", ["request", "number"])
+async def test_vendor_codes_are_classified(
+    tencent: TencentCloudSms,
+    tencent_server: FakeTencent,
+    code: str,
+    retryable: bool,
+    where: str,
+) -> None:
+    if where == "request":
+        tencent_server.mode = code
+    else:
+        tencent_server.number_codes["+8613800138000"] = code
+    tencent_server.retry_after = "9"
+    with pytest.raises(SendError) as caught:
+        await tencent.send("login", ARGS, "+8613800138000")
+    error = caught.value
+    assert error.code == code
+    assert error.vendor == "tencentcloud"
+    assert is_retryable(error) is retryable
+    assert isinstance(error, PermanentError) is not retryable
+    assert error.unsent == ("+8613800138000",)
+    assert error.retry_after == 9.0
+    assert ERROR_CODES.is_permanent(code) is not retryable
+
+
+@pytest.mark.parametrize("mode", ["http500", "http502"])
+async def test_5xx_is_retryable_with_retry_after(
+    tencent: TencentCloudSms, tencent_server: FakeTencent, mode: str
+) -> None:
+    tencent_server.mode = mode
+    tencent_server.retry_after = "2.5"
+    with pytest.raises(SendError) as caught:
+        await tencent.send("login", ARGS, "+8613800138000")
+    assert is_retryable(caught.value)
+    assert caught.value.code == f"HTTP{mode[4:]}"
+    assert caught.value.retry_after == 2.5
+
+
+async def test_wrong_secret_fails_the_servers_check_and_is_never_shown(
+    tencent_server: FakeTencent, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "WRONG-tencent-secret-42"
+    settings = make_settings(tencent_server.url, secret_key=wrong)
+    async with TencentCloudSms(settings) as vendor:
+        with pytest.raises(PermanentError) as caught:
+            await vendor.send("login", ARGS, "+8613800138000")
+        texts = [str(caught.value), repr(caught.value), repr(vendor), repr(settings), str(settings)]
+        texts += [settings.model_dump_json()] + [r.getMessage() for r in caplog.records]
+    assert caught.value.code == "AuthFailure.SignatureFailure"
+    assert tencent_server.accepted == []
+    for text in texts:
+        assert wrong not in text
+        assert SECRET_KEY not in text
+
+
+async def test_a_signed_host_other_than_the_endpoints_is_refused(
+    tencent_server: FakeTencent,
+) -> None:
+    # The server recomputes the signature over the Host it received: a vendor that signed
+    # another host than it sends would be refused. Ours signs what it sends, so it passes.
+    async with TencentCloudSms(make_settings(tencent_server.url)) as vendor:
+        vendor.host = "sms.tencentcloudapi.com"
+        with pytest.raises(PermanentError) as caught:
+            await vendor.send("login", ARGS, "+8613800138000")
+    assert caught.value.code.startswith("AuthFailure.")  # type: ignore[union-attr]
+
+
+async def test_read_timeout_becomes_send_timeout() -> None:
+    release = asyncio.Event()
+
+    async def stall(request: HttpRequest) -> HttpResponse:
+        await release.wait()
+        return HttpResponse(200)
+
+    async with LocalHttpServer(stall) as server:
+        async with TencentCloudSms(make_settings(server.url, read_timeout=0.2)) as vendor:
+            with pytest.raises(SendTimeout) as caught:
+                await vendor.send("login", ARGS, "+8613800138000")
+        release.set()
+    assert is_retryable(caught.value)
+    assert caught.value.unsent == ("+8613800138000",)
+
+
+async def test_one_client_reused_across_sends(
+    tencent: TencentCloudSms, tencent_server: FakeTencent
+) -> None:
+    for i in range(10):
+        await tencent.send("login", {"code": str(i), "minutes": "5"}, "+8613800138000")
+    assert len(tencent_server.accepted) == 10
+    assert tencent_server.connections == 1
+
+
+async def test_aclose_is_idempotent(tencent_server: FakeTencent) -> None:
+    vendor = TencentCloudSms(make_settings(tencent_server.url))
+    async with vendor:
+        await vendor.send("login", ARGS, "+8613800138000")
+    await vendor.aclose()
+    assert vendor.client.is_closed
+
+
+def test_settings_keys_defaults_and_validation() -> None:
+    assert set(TencentCloudSettings.model_fields) == {
+        "secret_id", "secret_key", "sdk_app_id", "sign_name", "region", "templates",
+        "endpoint", "connect_timeout", "read_timeout",
+    }  # fmt: skip
+    default = TencentCloudSettings(secret_id="a", secret_key="b", sdk_app_id="1")  # type: ignore[arg-type]
+    assert default.endpoint == "https://sms.tencentcloudapi.com"
+    assert default.region == "ap-guangzhou"
+    settings = make_settings("http://127.0.0.1:1")
+    assert settings.templates["login"].id == "1234"  # type: ignore[union-attr]
+    bad: dict[str, Any]
+    for bad in (
+        {"secret_key": ""},
+        {"connect_timeout": -1},
+        {"templates": {"login": {"params": ["code"]}}},
+        {"extra": "x"},
+    ):
+        with pytest.raises(ValidationError):
+            make_settings("http://127.0.0.1:1", **bad)
+
+
+async def test_plugin_registers_the_vendor(tencent_server: FakeTencent) -> None:
+    added: list[VendorSpec] = []
+
+    class Registry:
+        def add(self, spec: VendorSpec) -> None:
+            added.append(spec)
+
+    gocomm_register_vendors(Registry())
+    assert added == [SPEC]
+    assert (SPEC.name, SPEC.channels) == ("tencentcloud", frozenset({"sms"}))
+    vendor: Any = SPEC.factory(make_settings(tencent_server.url))
+    async with vendor:
+        receipt = await vendor.send("login", ARGS, "+8613800138000")
+    assert receipt.vendor == "tencentcloud"
