@@ -178,6 +178,14 @@ async def test_cancelled_error_from_vendor_is_never_retried(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", STRATEGIES)
+async def test_cancelled_error_is_not_retried_even_if_retry_on_says_yes(kind: str) -> None:
+    inner = ScriptedSender([asyncio.CancelledError()], name="vendor")
+    with pytest.raises(asyncio.CancelledError):
+        await build(kind, inner, retry_on=lambda exc: True).send("login", {}, "a@example.com")
+    assert len(inner.calls) == 1
+
+
+@pytest.mark.parametrize("kind", STRATEGIES)
 async def test_task_cancel_during_vendor_call_propagates(kind: str) -> None:
     inner = ScriptedSender([30.0], name="slow")
     task = asyncio.create_task(build(kind, inner).send("login", {}, "a@example.com"))
