@@ -40,7 +40,7 @@ from gocomm.ratelimit import (
 from gocomm.ratelimit.memory import SWEEP_BATCH
 
 #: The limiter backends the contract runs against; a new backend adds its name here.
-BACKENDS = ["memory"]
+BACKENDS = ["memory", "redis"]
 
 #: How many tasks the concurrency tests start at once.
 TASKS = 300

@@ -3,6 +3,11 @@
 from gocomm.errors import Limited, LimiterError
 from gocomm.ratelimit.base import ActiveLimiter, Decision, DecisionLimiter, Limiter
 from gocomm.ratelimit.memory import ConcurrencyLimiter, SlidingWindowLimiter, TokenBucketLimiter
+from gocomm.ratelimit.redis import (
+    RedisConcurrencyLimiter,
+    RedisSlidingWindowLimiter,
+    RedisTokenBucketLimiter,
+)
 from gocomm.ratelimit.sender import ConcurrencyLimitSender, RateLimitSender
 
 __all__ = [
@@ -15,6 +20,9 @@ __all__ = [
     "Limiter",
     "LimiterError",
     "RateLimitSender",
+    "RedisConcurrencyLimiter",
+    "RedisSlidingWindowLimiter",
+    "RedisTokenBucketLimiter",
     "SlidingWindowLimiter",
     "TokenBucketLimiter",
 ]

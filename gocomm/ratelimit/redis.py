@@ -23,8 +23,10 @@ import itertools
 import logging
 import math
 import os
+import weakref
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -230,7 +232,7 @@ class RedisTokenBucketLimiter(_RedisLimiter):
 class _Lease(AbstractAsyncContextManager[None]):
     """One ``acquire(key)``: a slot of ``key`` held, and renewed, while the block runs."""
 
-    __slots__ = ("_key", "_limiter", "_redis_key", "_renewer", "_state", "_token")
+    __slots__ = ("_holder", "_key", "_limiter", "_redis_key", "_renewer", "_state", "_token")
 
     def __init__(self, limiter: RedisConcurrencyLimiter, key: str) -> None:
         self._limiter = limiter
@@ -239,6 +241,7 @@ class _Lease(AbstractAsyncContextManager[None]):
         self._token = _tokens.next()
         self._state = 0  # 0 new, 1 held, 2 released
         self._renewer: asyncio.Task[None] | None = None
+        self._holder: weakref.ref[asyncio.Task[Any]] | None = None
 
     async def __aenter__(self) -> None:
         if self._state != 0:
@@ -262,6 +265,8 @@ class _Lease(AbstractAsyncContextManager[None]):
         if not taken:
             raise Limited(self._key)
         self._state = 1
+        holder = asyncio.current_task()
+        self._holder = weakref.ref(holder) if holder is not None else None
         self._renewer = asyncio.get_running_loop().create_task(self._renew())
 
     async def __aexit__(
@@ -303,12 +308,23 @@ class _Lease(AbstractAsyncContextManager[None]):
                 CONCURRENCY_RELEASE, self._redis_key, (self._token,), limiter.timeout
             )
 
+    def _holder_gone(self) -> bool:
+        holder = self._holder() if self._holder is not None else None
+        return holder is None or holder.done()
+
     async def _renew(self) -> None:
-        """Extend the lease every third of it while the block runs."""
+        """Extend the lease every third of it while the block runs.
+
+        It stops when the context exits, and also when the task that entered it has ended
+        without exiting (a context entered by hand and dropped): that slot is abandoned, and
+        its lease runs out as a crashed process's would.
+        """
         limiter = self._limiter
         interval = limiter.lease / 3
         while True:
             await asyncio.sleep(interval)
+            if self._holder_gone():
+                return
             try:
                 kept = await limiter._runner.run(
                     CONCURRENCY_RENEW,
