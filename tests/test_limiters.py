@@ -265,6 +265,14 @@ async def test_token_bucket_never_holds_more_than_burst(backend: LimiterBackend)
 # -- concurrency -----------------------------------------------------------------------------
 
 
+async def test_concurrency_limiter_is_an_active_limiter_not_a_rate_limiter(
+    backend: LimiterBackend,
+) -> None:
+    limiter = await backend.concurrency(3, 30.0)
+    assert isinstance(limiter, ActiveLimiter)
+    assert not isinstance(limiter, Limiter)
+
+
 async def test_concurrency_limiter_admits_max_active(backend: LimiterBackend) -> None:
     limiter = await backend.concurrency(3, 30.0)
     async with AsyncExitStack() as stack:

@@ -183,7 +183,8 @@ class TokenBucketLimiter:
         if tokens > self.burst:
             tokens = self.burst
         if tokens >= 1.0 - _TOKEN_EPSILON:
-            state[0] = max(tokens - 1.0, 0.0)
+            tokens -= 1.0
+            state[0] = tokens if tokens > 0.0 else 0.0
             state[1] = now
             buckets.move_to_end(key)
             return None

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gocomm.errors import Limited, LimiterError
 from gocomm.ratelimit.base import ActiveLimiter, Decision, Limiter
@@ -52,6 +52,28 @@ def _check_key(key: object) -> None:
 
 def _limiter_name(limiter: object) -> str:
     return type(limiter).__name__
+
+
+def _limiter_failed(
+    owner: RateLimitSender[Any] | ConcurrencyLimitSender[Any], kind: str, exc: Exception
+) -> None:
+    """The limiter failed: log it and return when failing open, else raise LimiterError."""
+    name = _limiter_name(owner.limiter)
+    if owner.fail_open:
+        owner.logger.warning(
+            "%s limiter %s failed (%s: %s); sending anyway (fail_open)",
+            kind,
+            name,
+            type(exc).__name__,
+            exc,
+        )
+        return
+    if isinstance(exc, LimiterError):
+        raise exc  # already says what failed
+    raise LimiterError(
+        f"{kind} limiter {name} failed ({type(exc).__name__}: {exc}); nothing was sent. "
+        "Fix the limiter's backend, or pass fail_open=True to send when it fails"
+    ) from exc
 
 
 class RateLimitSender(AsyncCloseable, Generic[T]):
@@ -108,6 +130,19 @@ class RateLimitSender(AsyncCloseable, Generic[T]):
 
     async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
         key = self._static_key
+        check = self._check
+        if key is not None and check is not None:
+            # The common case (one fixed key, a DecisionLimiter), inlined: it is the hot path.
+            try:
+                decision = await check(key)
+            except Limited:
+                raise
+            except Exception as exc:  # CancelledError is a BaseException: it passes untouched
+                _limiter_failed(self, "rate", exc)
+            else:
+                if decision.limited:
+                    raise Limited(key, decision.retry_after)
+            return await self.sender.send(biz, args, *to)
         if key is not None:
             await self._admit(key)
         else:
@@ -136,26 +171,9 @@ class RateLimitSender(AsyncCloseable, Generic[T]):
         except Limited:
             raise  # the limiter said no in its own way: that is a decision, not a failure
         except Exception as exc:  # CancelledError is a BaseException: it passes untouched
-            self._limiter_failed(exc)
+            _limiter_failed(self, "rate", exc)
             return
         raise Limited(key, retry_after)
-
-    def _limiter_failed(self, exc: Exception) -> None:
-        name = _limiter_name(self.limiter)
-        if self.fail_open:
-            self.logger.warning(
-                "rate limiter %s failed (%s: %s); sending anyway (fail_open)",
-                name,
-                type(exc).__name__,
-                exc,
-            )
-            return
-        if isinstance(exc, LimiterError):
-            raise exc
-        raise LimiterError(
-            f"rate limiter {name} failed ({type(exc).__name__}: {exc}); nothing was sent. "
-            "Fix the limiter's backend, or pass fail_open=True to send when it fails"
-        ) from exc
 
     async def _aclose(self) -> None:
         await aclose_all(self.sender)
@@ -215,14 +233,22 @@ class ConcurrencyLimitSender(AsyncCloseable, Generic[T]):
                 return await self._send_holding_all(keys, biz, args, to)
             key = keys
         slot = self.limiter.acquire(key)
-        if not await self._enter(slot):
+        try:
+            await slot.__aenter__()
+        except Limited:
+            raise
+        except Exception as exc:  # CancelledError passes untouched
+            _limiter_failed(self, "concurrency", exc)  # raises unless failing open
             return await self.sender.send(biz, args, *to)
         try:
             receipt = await self.sender.send(biz, args, *to)
         except BaseException as exc:
             await self._exit(slot, exc)
             raise
-        await self._exit(slot, None)
+        try:
+            await slot.__aexit__(None, None, None)
+        except Exception as error:
+            self._release_failed(error)
         return receipt
 
     async def _send_holding_all(
@@ -242,21 +268,7 @@ class ConcurrencyLimitSender(AsyncCloseable, Generic[T]):
         except Limited:
             raise
         except Exception as exc:  # CancelledError passes untouched
-            name = _limiter_name(self.limiter)
-            if not self.fail_open:
-                if isinstance(exc, LimiterError):
-                    raise
-                raise LimiterError(
-                    f"concurrency limiter {name} failed ({type(exc).__name__}: {exc}); nothing "
-                    "was sent. Fix the limiter's backend, or pass fail_open=True to send when "
-                    "it fails"
-                ) from exc
-            self.logger.warning(
-                "concurrency limiter %s failed (%s: %s); sending anyway (fail_open)",
-                name,
-                type(exc).__name__,
-                exc,
-            )
+            _limiter_failed(self, "concurrency", exc)  # raises unless failing open
             return False
         return True
 
@@ -268,12 +280,15 @@ class ConcurrencyLimitSender(AsyncCloseable, Generic[T]):
         try:
             await slot.__aexit__(type(exc) if exc is not None else None, exc, None)
         except Exception as error:
-            self.logger.warning(
-                "concurrency limiter %s failed to release a slot (%s: %s); its lease will free it",
-                _limiter_name(self.limiter),
-                type(error).__name__,
-                error,
-            )
+            self._release_failed(error)
+
+    def _release_failed(self, error: Exception) -> None:
+        self.logger.warning(
+            "concurrency limiter %s failed to release a slot (%s: %s); its lease will free it",
+            _limiter_name(self.limiter),
+            type(error).__name__,
+            error,
+        )
 
     def _exiter(self, slot: AbstractAsyncContextManager[None]) -> _ExitCallback:
         async def release(
