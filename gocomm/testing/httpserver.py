@@ -85,7 +85,8 @@ class LocalHttpServer:
     """An HTTP/1.1 server on ``127.0.0.1`` (a free port) answering with ``handler``.
 
     ``url`` is its base URL; ``connections`` counts accepted connections; ``requests`` records
-    every request. Use it as an async context manager (or ``start()`` / ``aclose()``).
+    every request; ``open_connections`` those open now. Use it as an async context manager (or
+    ``start()`` / ``aclose()``).
     """
 
     def __init__(self, handler: Handler) -> None:
@@ -100,6 +101,11 @@ class LocalHttpServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open right now (a closed client's connections leave this count)."""
+        return len(self._writers)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, quote_plus
 import pytest
 from gocomm_aliyun import AliyunSettings, AliyunSms
 
+from gocomm.testing.contract import Delivery
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
 
 ACCESS_KEY_ID = "LTAI-test-id"
@@ -23,6 +24,11 @@ ACCESS_KEY_SECRET = "s3cr3t-Aliyun-key/+="
 def sdk_encode(value: str) -> str:
     """Percent-encoding as Aliyun's own SDKs spell it (independent of the code under test)."""
     return quote_plus(value).replace("+", "%20").replace("*", "%2A").replace("%7E", "~")
+
+
+def e164(number: str) -> str:
+    """Aliyun's form back to E.164: 11 digits are a mainland number, the rest carry a code."""
+    return f"+86{number}" if len(number) == 11 else f"+{number}"
 
 
 def expected_signature(form: dict[str, str], secret: str, method: str) -> str:
@@ -49,6 +55,19 @@ class FakeAliyun:
     accepted: list[dict[str, str]] = field(default_factory=list)
     nonces: set[str] = field(default_factory=set)
     server: LocalHttpServer | None = None
+    fail_next: str | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    # the contract suite's Outbox
+    async def received(self) -> list[Delivery]:
+        return list(self.deliveries)
+
+    async def open_connections(self) -> int:
+        assert self.server is not None
+        return self.server.open_connections
+
+    async def connections_made(self) -> int:
+        return self.connections
 
     @property
     def url(self) -> str:
@@ -78,6 +97,9 @@ class FakeAliyun:
         if self.mode in ("http500", "http503"):
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
             return HttpResponse(int(self.mode[4:]), b"<html>gateway error</html>", headers)
+        if self.fail_next is not None:
+            code, self.fail_next = self.fail_next, None
+            return self._failure(200, code, f"answer {code}")
         if self.mode != "ok":
             return self._failure(200, self.mode, f"answer {self.mode}")
         numbers = form["PhoneNumbers"].split(",")
@@ -85,6 +107,8 @@ class FakeAliyun:
             if number in self.fail_numbers:
                 code = self.fail_numbers[number]
                 return self._failure(200, code, f"{code} for {number}")
+        text = " ".join(json.loads(form.get("TemplateParam", "{}")).values())
+        self.deliveries += [Delivery(e164(number), text, form) for number in numbers]
         biz_id = f"biz-{len(self.accepted)}"
         return HttpResponse.json(
             {"RequestId": "req-ok", "Code": "OK", "Message": "OK", "BizId": biz_id}

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from gocomm_tencentcloud import TencentCloudSettings, TencentCloudSms
 
+from gocomm.testing.contract import Delivery
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
 
 SECRET_ID = "AKID-test-id"
@@ -83,7 +84,9 @@ class FakeTencent:
 
     ``mode``: "ok", or a request-level error code (``Response.Error``), or "http500"/"http502".
     ``number_codes`` maps a number to its per-number ``SendStatusSet`` code ("-": no item).
-    ``retry_after`` adds a Retry-After header to every non-"ok" answer.
+    ``retry_after`` adds a Retry-After header to every non-"ok" answer; ``fail_next`` is a
+    request-level code to answer the next request with, once. ``deliveries`` holds one contract
+    ``Delivery`` per number reached (the suite's ``Outbox``).
     """
 
     mode: str = "ok"
@@ -92,6 +95,19 @@ class FakeTencent:
     accepted: list[dict[str, Any]] = field(default_factory=list)
     server: LocalHttpServer | None = None
     serial: int = 0
+    fail_next: str | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    # the contract suite's Outbox
+    async def received(self) -> list[Delivery]:
+        return list(self.deliveries)
+
+    async def open_connections(self) -> int:
+        assert self.server is not None
+        return self.server.open_connections
+
+    async def connections_made(self) -> int:
+        return self.connections
 
     @property
     def url(self) -> str:
@@ -131,6 +147,9 @@ class FakeTencent:
             return self._error("InvalidParameterValue.SdkAppIdNotExist", "SdkAppId")
         if self.mode.startswith("http"):
             return HttpResponse(int(self.mode[4:]), b"upstream failed", self._headers())
+        if self.fail_next is not None:
+            code, self.fail_next = self.fail_next, None
+            return self._error(code, f"answer {code}")
         if self.mode != "ok":
             return self._error(self.mode, f"answer {self.mode}")
         statuses = []
@@ -139,6 +158,9 @@ class FakeTencent:
             code = self.number_codes.get(number, "Ok")
             if code == "-":  # answer with no status for this number
                 continue
+            if code == "Ok":
+                text = " ".join(body["TemplateParamSet"])
+                self.deliveries.append(Delivery(number, text, body))
             statuses.append(
                 {
                     "SerialNo": f"serial-{self.serial}",

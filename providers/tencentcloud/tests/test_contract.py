@@ -1,0 +1,34 @@
+"""The tencentcloud vendor passes gocomm's vendor contract suite against the local server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from gocomm_tencentcloud import TencentCloudSms
+
+from gocomm.testing.contract import FailureContract, FailureKind, VendorContract
+
+from .conftest import SECRET_KEY, FakeTencent, make_settings
+
+
+class TestTencentCloudContract(VendorContract, FailureContract):
+    channel = "sms"
+    vendor_name = "tencentcloud"
+    secret_values = (SECRET_KEY,)
+
+    @pytest.fixture
+    async def outbox(self, tencent_server: FakeTencent) -> FakeTencent:
+        return tencent_server
+
+    @pytest.fixture
+    async def vendor(self, outbox: FakeTencent) -> AsyncIterator[TencentCloudSms]:
+        async with TencentCloudSms(make_settings(outbox.url)) as vendor:
+            yield vendor
+
+    async def make_failure(self, outbox: FakeTencent, kind: FailureKind) -> None:
+        outbox.fail_next = (
+            "LimitExceeded.DeliveryFrequencyLimit"
+            if kind == "retryable"
+            else "FailedOperation.TemplateIncorrectOrUnapproved"
+        )
