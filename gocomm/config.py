@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import pathlib
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
@@ -63,6 +63,7 @@ __all__ = [
     "ErrorFailover",
     "ExponentialInterval",
     "FixedInterval",
+    "KeyTemplate",
     "RedisSettings",
     "RetrySettings",
     "SecretUrl",
@@ -643,23 +644,29 @@ def load_settings(
 # ------------------------------------------------------------------------------ key templates
 
 
-def key_function(template: str) -> Callable[[str, Any, tuple[str, ...]], str | list[str]]:
-    """The rate limit key callable for ``template``: one key per recipient when it has ``{to}``.
+class KeyTemplate:
+    """A rate limit key callable ``(biz, args, to)`` from a template with ``{to}`` and ``{biz}``.
 
-    Repeated recipients get one key, so a recipient named twice spends one unit of quota.
+    With ``{to}`` it gives one key per recipient (a recipient named twice spends one unit of
+    quota); without, one key per send.
     """
-    _check_key_template(template)
-    if "{to}" not in template:
 
-        def single_key(biz: str, args: Any, to: tuple[str, ...]) -> str:
-            return template.format_map({"biz": biz})
+    def __init__(self, template: str) -> None:
+        self.template = _check_key_template(template)
+        self.per_recipient = "{to}" in template
 
-        return single_key
+    def __call__(self, biz: str, args: Any, to: tuple[str, ...]) -> str | list[str]:
+        if not self.per_recipient:
+            return self.template.format_map({"biz": biz})
+        return [self.template.format_map({"biz": biz, "to": r}) for r in dict.fromkeys(to)]
 
-    def per_recipient(biz: str, args: Any, to: tuple[str, ...]) -> list[str]:
-        return [template.format_map({"biz": biz, "to": r}) for r in dict.fromkeys(to)]
+    def __repr__(self) -> str:
+        return f"KeyTemplate({self.template!r})"
 
-    return per_recipient
+
+def key_function(template: str) -> KeyTemplate:
+    """The rate limit key callable for ``template`` (see :class:`KeyTemplate`)."""
+    return KeyTemplate(template)
 
 
 # ----------------------------------------------------------------------------- stack drawing

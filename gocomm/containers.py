@@ -1,0 +1,384 @@
+"""The dependency-injector containers that wire each channel's stack from :class:`Settings`.
+
+Wiring only: what each stage does lives in :mod:`gocomm.ratelimit`, :mod:`gocomm.retryable`,
+:mod:`gocomm.failover` and the vendors. Each channel declares its stack outermost first::
+
+    sender    Factory    the rate limit stage (RateLimitSender / ConcurrencyLimitSender)
+    retry     Factory    RetrySender / IntervalRetrySender
+    failover  Resource   FailoverSender / TimeoutFailoverSender (or the single vendor itself)
+    vendors   Resource   the vendors, built by their plugins' factories
+    limiter   Singleton  the limiter the rate limit stage asks (in memory or on Redis)
+
+The state stacks share (vendors, failover index and timer, limiters, the Redis client) lives in
+Singletons and Resources, so every ``await container.sms.sender()`` shares one failover index
+and one limiter, while the wrappers are made fresh per resolve and own nothing shared: closing a
+resolved stack closes nothing that another stack uses. ``await container.shutdown_resources()``
+closes the vendors, timers and Redis client and resets the singletons.
+
+Tests override one piece::
+
+    with container.sms.vendors.override([ScriptedSender([TimeoutError]), MemorySender()]):
+        sender = await container.sms.sender()        # failover over the two test doubles
+
+Overrides apply to the next resolve of a Resource: before the first resolve or after
+``shutdown_resources()``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from dependency_injector import containers, providers
+
+from gocomm.config import (
+    ChannelSettings,
+    ConcurrencyLimit,
+    ErrorFailover,
+    ExponentialInterval,
+    FixedInterval,
+    Settings,
+    SlidingWindowLimit,
+    TokenBucketLimit,
+    UniformInterval,
+    key_function,
+    load_settings,
+)
+from gocomm.errors import ConfigError
+from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from gocomm.plugins import VendorRegistry
+    from gocomm.ratelimit import ActiveLimiter, Limiter
+
+__all__ = ["BorrowedSender", "ChannelContainer", "Container", "build_container"]
+
+
+class BorrowedSender(AsyncCloseable):
+    """A non-owning view of a shared sender: sends through it; closing it closes nothing.
+
+    The container hands these out so that closing one resolved stack never closes the vendors
+    or failover state that every other stack shares; those close with the container.
+    """
+
+    def __init__(self, target: Sender[Any]) -> None:
+        self.target = target
+
+    @property
+    def name(self) -> str:
+        """The shared sender's name, so that logs name the vendor, not the view."""
+        return vendor_name(self.target)
+
+    async def send(self, biz: str, args: Any, *to: str) -> Receipt | None:
+        return await self.target.send(biz, args, *to)
+
+    def __repr__(self) -> str:
+        return f"BorrowedSender({self.target!r})"
+
+
+def _borrow(sender: Sender[Any]) -> BorrowedSender:
+    return sender if isinstance(sender, BorrowedSender) else BorrowedSender(sender)
+
+
+# ------------------------------------------------------------------------- provider functions
+
+
+def _not_configured(channel: str) -> ConfigError:
+    return ConfigError(
+        f"the {channel} channel is not configured: add the `{channel}:` section with `vendors` "
+        f"to the configuration, or set GOCOMM_{channel.upper()}__VENDORS (e.g. "
+        '\'[{"plugin": "console"}]\')'
+    )
+
+
+async def _open_vendors(
+    channel: str, settings: ChannelSettings | None, registry: VendorRegistry
+) -> AsyncIterator[list[Sender[Any]]]:
+    """The channel's vendors, made by their plugins' factories; closed at shutdown."""
+    if settings is None:
+        raise _not_configured(channel)
+    vendors: list[Sender[Any]] = []
+    try:
+        for index, entry in enumerate(settings.vendors):
+            if entry.settings is None:
+                raise ConfigError(
+                    f"{channel}.vendors[{index}] ({entry.plugin}) was not validated by its "
+                    "vendor's settings model: build the container with build_container()"
+                )
+            vendors.append(registry.get(entry.plugin).factory(entry.settings))
+    except BaseException:
+        await aclose_all(*vendors)
+        raise
+    try:
+        yield vendors
+    finally:
+        await aclose_all(*vendors)
+
+
+async def _open_failover(
+    channel: str, vendors: Sequence[Sender[Any]], settings: ChannelSettings | None
+) -> AsyncIterator[Sender[Any]]:
+    """The failover stage over ``vendors``; a single vendor in ``error`` mode is used directly.
+
+    The strategy sees borrowed views of the vendors: closing it (at shutdown) stops its
+    restore timer and leaves the vendors to their own resource, which may be an override.
+    """
+    from gocomm.failover import FailoverSender, TimeoutFailoverSender
+
+    senders = list(vendors)
+    if not senders:
+        raise ConfigError(f"the {channel} channel has no vendors: list at least one")
+    mode = settings.failover if settings is not None else ErrorFailover()
+    if isinstance(mode, ErrorFailover) and len(senders) == 1:
+        yield senders[0]
+        return
+    borrowed = [BorrowedSender(sender) for sender in senders]
+    strategy: FailoverSender[Any] | TimeoutFailoverSender[Any]
+    if isinstance(mode, ErrorFailover):
+        strategy = FailoverSender(borrowed)
+    else:
+        strategy = TimeoutFailoverSender(
+            borrowed,
+            mode.threshold,
+            restore_after=mode.restore_after,
+            attempt_timeout=mode.attempt_timeout,
+        )
+    try:
+        yield strategy
+    finally:
+        await strategy.aclose()
+
+
+async def _make_limiter(
+    settings: ChannelSettings | None, redis: Callable[[], Awaitable[Redis]]
+) -> Limiter | ActiveLimiter | None:
+    """The limiter of the rate limit stage; the Redis client is asked for only when needed."""
+    limit = settings.ratelimit if settings is not None else None
+    if limit is None:
+        return None
+    if limit.backend == "memory":
+        from gocomm.ratelimit import ConcurrencyLimiter, SlidingWindowLimiter, TokenBucketLimiter
+
+        if isinstance(limit, SlidingWindowLimit):
+            return SlidingWindowLimiter(limit.window, limit.rate)
+        if isinstance(limit, TokenBucketLimit):
+            return TokenBucketLimiter(limit.rate, limit.burst)
+        return ConcurrencyLimiter(limit.max_active, lease=limit.lease)
+
+    from gocomm.ratelimit.redis import (
+        RedisConcurrencyLimiter,
+        RedisSlidingWindowLimiter,
+        RedisTokenBucketLimiter,
+    )
+
+    client = await redis()
+    if isinstance(limit, SlidingWindowLimit):
+        return RedisSlidingWindowLimiter(client, limit.window, limit.rate)
+    if isinstance(limit, TokenBucketLimit):
+        return RedisTokenBucketLimiter(client, limit.rate, limit.burst)
+    return RedisConcurrencyLimiter(client, limit.max_active, lease=limit.lease)
+
+
+def _interval(
+    interval: FixedInterval | UniformInterval | ExponentialInterval,
+) -> Callable[[int], float]:
+    from gocomm.retryable import exponential, fixed, uniform
+
+    if isinstance(interval, FixedInterval):
+        return fixed(interval.seconds)
+    if isinstance(interval, UniformInterval):
+        return uniform(interval.low, interval.high)
+    return exponential(interval.initial, interval.maximum, interval.multiplier, interval.jitter)
+
+
+def _retry_stage(inner: Sender[Any], settings: ChannelSettings | None) -> Sender[Any]:
+    """A fresh retry stage over a borrowed view of the shared failover stage."""
+    from gocomm.retryable import IntervalRetrySender, RetrySender
+
+    view = _borrow(inner)
+    retry = settings.retry if settings is not None else None
+    if retry is None:
+        return view
+    if retry.interval is None:
+        return RetrySender(view, retry.max_attempts)
+    return IntervalRetrySender(
+        view, retry.max_attempts, _interval(retry.interval), max_delay=retry.max_delay
+    )
+
+
+def _rate_limit_stage(
+    inner: Sender[Any], limiter: Any, settings: ChannelSettings | None
+) -> Sender[Any]:
+    """The outermost stage: a fresh rate (or concurrency) limit over ``inner``."""
+    from gocomm.ratelimit import ConcurrencyLimitSender, RateLimitSender
+
+    limit = settings.ratelimit if settings is not None else None
+    if limit is None or limiter is None:
+        return _borrow(inner)
+    # Borrowed even when it is this resolve's own retry stage: an override may have put a
+    # shared object there, and the retry stage owns nothing that needs closing.
+    view = _borrow(inner)
+    key = key_function(limit.key)
+    if isinstance(limit, ConcurrencyLimit):
+        return ConcurrencyLimitSender(view, key, limiter, fail_open=limit.fail_open)
+    return RateLimitSender(view, key, limiter, fail_open=limit.fail_open)
+
+
+async def _open_redis(settings: Settings) -> AsyncIterator[Redis]:
+    """The Redis client of every Redis limiter: a blocking pool, no retry of a timed-out
+    command (a retried rate limit decision could spend quota twice)."""
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    if settings.redis is None:
+        raise ConfigError(
+            "a Redis rate limit needs a `redis` section (at least its url, or GOCOMM_REDIS__URL)"
+        )
+    redis = settings.redis
+    pool = BlockingConnectionPool.from_url(
+        redis.url.get_secret_value(),
+        max_connections=redis.max_connections,
+        socket_timeout=redis.socket_timeout,
+        socket_connect_timeout=redis.socket_timeout,
+    )
+    # Set after from_url so that no query parameter of the URL can turn retries back on.
+    pool.connection_kwargs.update(retry=Retry(NoBackoff(), 0), retry_on_error=[])
+    pool.connection_kwargs.pop("retry_on_timeout", None)
+    client = Redis.from_pool(pool)  # the client owns the pool: aclose() disconnects it
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+# --------------------------------------------------------------------------------- containers
+
+
+class ChannelContainer(containers.DeclarativeContainer):
+    """One channel's stack, outermost first: sender (rate limit) → retry → failover → vendors.
+
+    Declared once; :class:`Container` holds two, ``email`` and ``sms``.
+    """
+
+    name = providers.Object("channel")
+    settings: providers.Object[ChannelSettings | None] = providers.Object(None)
+    registry: providers.Dependency[VendorRegistry] = providers.Dependency()
+    redis: providers.Dependency[Redis] = providers.Dependency()
+
+    vendors = providers.Resource(_open_vendors, name, settings, registry)
+    failover = providers.Resource(_open_failover, name, vendors, settings)
+    limiter = providers.Singleton(_make_limiter, settings, redis.provider)
+    retry = providers.Factory(_retry_stage, failover, settings)
+    sender = providers.Factory(_rate_limit_stage, retry, limiter, settings)
+
+
+class _ContainerInstance(containers.DynamicContainer):
+    """What ``Container()`` returns: a dynamic container whose shutdown is always awaitable."""
+
+    async def shutdown_resources(self, resource_type: Any = None) -> None:
+        """Close every vendor, failover timer and the Redis client; reset the singletons.
+
+        Channels close before the Redis client their limiters use. Every resource is closed
+        even when one fails; then the failures are raised.
+        """
+        errors: list[Exception] = []
+        channels: list[Any] = [self.email, self.sms]
+        for channel in channels:
+            for resource in (channel.failover, channel.vendors):
+                await _shutdown(resource, errors)
+        await _shutdown(self.redis, errors)
+        self.reset_singletons()  # in-memory limiter state goes with them
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ExceptionGroup("several resources failed to close", errors)
+
+    async def aclose(self) -> None:
+        """The same as :meth:`shutdown_resources`, for ``aclose_all`` and exit stacks."""
+        await self.shutdown_resources()
+
+
+async def _shutdown(resource: Any, errors: list[Exception]) -> None:
+    if not resource.initialized:
+        return
+    try:
+        result = resource.shutdown()
+        if inspect.isawaitable(result):
+            await result
+    except Exception as exc:  # close the others first, then report
+        errors.append(exc)
+
+
+class Container(containers.DeclarativeContainer):
+    """The whole application: ``config``, ``registry``, ``redis`` and the ``email`` and ``sms``
+    channel containers. Build it with :func:`build_container`."""
+
+    instance_type = _ContainerInstance
+
+    settings = providers.Object(Settings())
+    config = providers.Configuration()
+    registry: providers.Object[VendorRegistry | None] = providers.Object(None)
+    redis = providers.Resource(_open_redis, settings)
+
+    email = providers.Container(
+        ChannelContainer,
+        name="email",
+        settings=settings.provided.email,
+        registry=registry,
+        redis=redis,
+    )
+    sms = providers.Container(
+        ChannelContainer,
+        name="sms",
+        settings=settings.provided.sms,
+        registry=registry,
+        redis=redis,
+    )
+
+    def __new__(cls, **overriding_providers: Any) -> Any:
+        container = super().__new__(cls, **overriding_providers)
+        # Awaitable always, even when an override gives plain objects.
+        provider: providers.Provider[Any]
+        for provider in container.traverse(types=_ASYNC_PROVIDERS):
+            provider.enable_async_mode()
+        return container
+
+
+_ASYNC_PROVIDERS = [providers.Resource, providers.Factory, providers.Singleton]
+
+
+def build_container(
+    settings: Settings | Mapping[str, Any] | None = None,
+    *,
+    registry: VendorRegistry | None = None,
+) -> Any:
+    """A :class:`Container` for ``settings``.
+
+    ``settings`` is a :class:`Settings`, a plain mapping (validated the same way, without
+    environment or interpolation) or None (then :func:`~gocomm.config.load_settings`). Vendor
+    entries are validated against ``registry``'s models (default: every installed plugin).
+    Raises :class:`ConfigError` for a bad configuration; nothing is connected until a sender is
+    resolved.
+    """
+    if settings is None:
+        settings = load_settings()
+    elif isinstance(settings, Mapping):
+        settings = Settings.from_mapping(settings)
+    elif not isinstance(settings, Settings):
+        raise TypeError(
+            f"settings must be Settings, a mapping or None, not {type(settings).__name__}"
+        )
+    if registry is None:
+        from gocomm.plugins import load_registry
+
+        registry = load_registry()
+    bound = settings.bind(registry)
+    container = Container()
+    container.settings.set_provides(bound)
+    container.registry.set_provides(registry)
+    container.config.from_dict(bound.plain_dict())
+    return container
