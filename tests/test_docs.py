@@ -1,0 +1,77 @@
+"""The documentation site: the generated configuration reference names every key, and the nav
+lists every page (the strict mkdocs build in scripts/test checks the links)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+
+from gocomm.config import REFERENCE_SECTIONS
+from gocomm.plugins import load_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def load_hooks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gocomm_docs_hooks", DOCS / "hooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _File:
+    def __init__(self, src_uri: str) -> None:
+        self.src_uri = src_uri
+
+
+class _Page:
+    def __init__(self, src_uri: str) -> None:
+        self.file = _File(src_uri)
+
+
+def test_reference_lists_every_configuration_and_vendor_key() -> None:
+    hooks = load_hooks()
+    stub = (DOCS / "reference.md").read_text()
+    page = hooks.on_page_markdown(stub, _Page("reference.md"), None, None)
+    missing = [
+        f"{path}.{name}"
+        for path, model in REFERENCE_SECTIONS
+        for name in model.model_fields
+        if name not in ("options", "settings") and f"`{name}`" not in page
+    ]
+    registry = load_registry()
+    for name in registry.names():
+        spec = registry.get(name)
+        assert f"`plugin: {name}`" in page
+        section = page.split(f"`plugin: {name}`", 1)[1].split("\n### ", 1)[0]
+        missing += [
+            f"{name}.{key}" for key in spec.settings.model_fields if f"`{key}`" not in section
+        ]
+    assert missing == []
+
+
+def test_other_pages_pass_through_the_hook() -> None:
+    hooks = load_hooks()
+    assert hooks.on_page_markdown("# hello", _Page("index.md"), None, None) == "# hello"
+
+
+def _nav_pages(items: object) -> list[str]:
+    if isinstance(items, str):
+        return [items]
+    if isinstance(items, list):
+        return [page for item in items for page in _nav_pages(item)]
+    if isinstance(items, dict):
+        return [page for value in items.values() for page in _nav_pages(value)]
+    return []
+
+
+def test_nav_lists_every_page_and_only_pages_that_exist() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    nav = _nav_pages(config["nav"])
+    assert sorted(nav) == sorted(p.name for p in DOCS.glob("*.md"))
+    assert config["strict"] is True
