@@ -79,6 +79,7 @@ __all__ = [
     "key_function",
     "load_settings",
     "reference_markdown",
+    "render_masked",
 ]
 
 #: The channels a configuration may have, in the order they are shown.
@@ -461,6 +462,13 @@ class Settings(_Section):
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "the settings") -> Settings:
         """Validate plain data (no environment, no interpolation) into :class:`Settings`."""
         return _validate(dict(data), SourceMap(source))
+
+
+def render_masked(settings: Settings) -> str:
+    """The effective configuration as YAML text, every secret masked (for ``gocomm config``)."""
+    import yaml
+
+    return yaml.safe_dump(settings.masked_dict(), sort_keys=False, allow_unicode=True)
 
 
 def _bind_entry(
