@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from email import policy
 from email.message import EmailMessage
@@ -322,3 +324,60 @@ async def test_memory_records_numbers_in_e164() -> None:
     receipt = await vendor.send("login", {"code": "1"}, "+44 20 7946 0958")
     assert isinstance(receipt, Receipt)
     assert vendor.sent[0].to == ("+442079460958",)
+
+
+# the contract suite itself, as a third-party package would run it
+
+THIRD_PARTY_TESTS = '''
+import pytest
+import pytest_asyncio
+
+from gocomm.testing.contract import Delivery, VendorContract
+from gocomm.vendors.memory import MemoryVendor
+
+
+class Outbox:
+    def __init__(self, vendor):
+        self.vendor = vendor
+
+    async def received(self):
+        return [Delivery(r, str(s.args), s) for s in self.vendor.sent for r in s.to]
+
+
+class TestThirdParty(VendorContract):
+    channel = "sms"
+    vendor_name = "memory"
+
+    @pytest.fixture
+    def memory(self):
+        return MemoryVendor()
+
+    @pytest.fixture
+    def outbox(self, memory):
+        return Outbox(memory)
+
+    @pytest_asyncio.fixture
+    async def vendor(self, memory):
+        async with memory:
+            yield memory
+'''
+
+
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_contract_runs_in_a_plain_project_in_both_asyncio_modes(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "pytest.ini").write_text(
+        f"[pytest]\nasyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    (tmp_path / "test_third_party.py").write_text(THIRD_PARTY_TESTS)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    contract_tests = [n for n in dir(VendorContract) if n.startswith("test_")]
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary.startswith(f"{len(contract_tests)} passed"), summary

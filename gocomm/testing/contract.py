@@ -58,7 +58,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import pytest
 
@@ -137,19 +137,21 @@ class VendorContract:
 
     # fixtures a subclass must override
 
-    @pytest.fixture
-    def outbox(self) -> Outbox:
-        raise NotImplementedError(
-            f"{type(self).__name__} must define an `outbox` fixture: an object with "
-            "`async def received() -> Sequence[Delivery]` observing what arrived"
-        )
+    if not TYPE_CHECKING:  # hidden from type checkers, so overrides may take any signature
 
-    @pytest.fixture
-    def vendor(self) -> Any:
-        raise NotImplementedError(
-            f"{type(self).__name__} must define a `vendor` fixture yielding the opened vendor, "
-            "pointed at the outbox"
-        )
+        @pytest.fixture
+        def outbox(self) -> Outbox:
+            raise NotImplementedError(
+                f"{type(self).__name__} must define an `outbox` fixture: an object with "
+                "`async def received() -> Sequence[Delivery]` observing what arrived"
+            )
+
+        @pytest.fixture
+        def vendor(self) -> Any:
+            raise NotImplementedError(
+                f"{type(self).__name__} must define a `vendor` fixture yielding the opened "
+                "vendor, pointed at the outbox"
+            )
 
     # hooks
 
