@@ -224,6 +224,19 @@ async def test_fail_open_sends_anyway_and_logs_once(caplog: pytest.LogCaptureFix
     assert "secret-1234" not in message  # never message content
 
 
+async def test_fail_open_with_several_keys_logs_once_and_stops_asking(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limiter = BoolLimiter(error=ConnectionError("redis unreachable"))
+    vendor = MemorySender()
+    sender = RateLimitSender(vendor, lambda biz, args, to: list(to), limiter, fail_open=True)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        await sender.send("biz", None, "+1", "+2", "+3")
+    assert limiter.keys == ["+1"]
+    assert len(caplog.records) == 1
+    assert len(vendor.sent) == 1
+
+
 async def test_custom_logger_is_used(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("tests.custom.ratelimit")
     sender = RateLimitSender(
@@ -534,6 +547,22 @@ async def test_concurrency_fail_open_sends_and_logs_once(
     assert len(caplog.records) == 1
     assert "BrokenActiveLimiter" in caplog.records[0].getMessage()
     assert "secret-1234" not in caplog.text
+
+
+async def test_concurrency_fail_open_with_several_keys_logs_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    vendor = MemorySender()
+    sender = ConcurrencyLimitSender(
+        vendor,
+        lambda biz, args, to: list(to),
+        BrokenActiveLimiter(on_enter=OSError("down")),
+        fail_open=True,
+    )
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        await sender.send("biz", None, "a@x.org", "b@x.org")
+    assert len(vendor.sent) == 1
+    assert len(caplog.records) == 1
 
 
 async def test_concurrency_release_failure_after_a_send_is_logged_not_raised(

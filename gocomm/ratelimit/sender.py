@@ -88,7 +88,8 @@ class RateLimitSender(AsyncCloseable, Generic[T]):
     When the limiter has ``check()`` (a :class:`~gocomm.ratelimit.DecisionLimiter`) it is used, so
     ``Limited.retry_after`` says how long to wait; otherwise ``limit()``. When the limiter itself
     fails, :class:`~gocomm.errors.LimiterError` is raised from its error (fail closed); with
-    ``fail_open=True`` the failure is logged and the message is sent anyway.
+    ``fail_open=True`` the failure is logged once and the message is sent anyway, without asking
+    about the keys after the one that failed.
 
     Closing closes the inner sender, never the limiter (nor a Redis client it was given).
     """
@@ -152,27 +153,29 @@ class RateLimitSender(AsyncCloseable, Generic[T]):
                 await self._admit(keys)
             else:
                 for key in keys:
-                    await self._admit(key)
+                    if not await self._admit(key):
+                        break  # failing open: the limiter is down, asking it again only delays
         return await self.sender.send(biz, args, *to)
 
-    async def _admit(self, key: str) -> None:
-        """Return if ``key`` may pass; raise :class:`Limited` or :class:`LimiterError`."""
+    async def _admit(self, key: str) -> bool:
+        """True if ``key`` may pass, False if the limiter failed and we fail open; else raise
+        :class:`Limited` or :class:`LimiterError`."""
         check = self._check
         try:
             if check is not None:
                 decision = await check(key)
                 if not decision.limited:
-                    return
+                    return True
                 retry_after = decision.retry_after
             else:
                 if not await self._limit(key):
-                    return
+                    return True
                 retry_after = None
         except Limited:
             raise  # the limiter said no in its own way: that is a decision, not a failure
         except Exception as exc:  # CancelledError is a BaseException: it passes untouched
             _limiter_failed(self, "rate", exc)
-            return
+            return False
         raise Limited(key, retry_after)
 
     async def _aclose(self) -> None:
@@ -188,9 +191,9 @@ class ConcurrencyLimitSender(AsyncCloseable, Generic[T]):
     send; with several keys a slot of each is held, and if one is full the slots already taken
     are given back and nothing is sent. When the limiter fails to give a slot,
     :class:`~gocomm.errors.LimiterError` is raised from its error, or with ``fail_open=True`` the
-    failure is logged and the message is sent anyway. A failure to give a slot back after the
-    send is logged, not raised: the message went out, and raising would invite a second copy (the
-    slot's lease frees it).
+    failure is logged once and the message is sent anyway (holding the slots already taken).
+    A failure to give a slot back after the send is logged, not raised: the message went out,
+    and raising would invite a second copy (the slot's lease frees it).
 
     Closing closes the inner sender, never the limiter.
     """
@@ -257,8 +260,9 @@ class ConcurrencyLimitSender(AsyncCloseable, Generic[T]):
         async with AsyncExitStack() as held:
             for key in keys:
                 slot = self.limiter.acquire(key)
-                if await self._enter(slot):
-                    held.push_async_exit(self._exiter(slot))
+                if not await self._enter(slot):
+                    break  # failing open: the limiter is down, asking it again only delays
+                held.push_async_exit(self._exiter(slot))
             return await self.sender.send(biz, args, *to)
 
     async def _enter(self, slot: AbstractAsyncContextManager[None]) -> bool:
