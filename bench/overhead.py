@@ -1,0 +1,161 @@
+"""Per-send overhead of gocomm's strategy stack against the same stack built from peers.
+
+The stack: rate limit (sliding window, in memory) -> retry (3 attempts) -> failover over two
+vendors that do nothing. gocomm's is
+
+    RateLimitSender(RetrySender(FailoverSender([a, b]), 3), "k", SlidingWindowLimiter(...))
+
+and the peer's is the same composition from ``limits`` (moving window, async in-memory
+storage), ``tenacity`` (``AsyncRetrying``, stop after 3 attempts) and a hand-written failover
+loop. Neither limiter ever says no (its rate is far above what one process can send), so every
+send goes all the way down to vendor ``a``.
+
+Five rounds alternate between the stacks in one process, each after the rate window has passed
+so every round starts with empty window logs; each row shows the median over the rounds of the
+mean time per send, and the overhead over calling the vendor directly.
+
+    .venv/bin/python bench/overhead.py [--sends N] [--rounds R]
+
+Needs the ``bench`` extra (tenacity, limits). A benchmark prints figures; it asserts nothing
+about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from tenacity import AsyncRetrying, stop_after_attempt
+
+from gocomm.failover import FailoverSender
+from gocomm.ratelimit import RateLimitSender, SlidingWindowLimiter
+from gocomm.retryable import RetrySender
+from gocomm.sender import Receipt
+
+#: Far above what one process can send in a window: the limiters admit every send.
+RATE = 10**9
+WINDOW = 1  # second; keeps each moving-window log as short as the last second's sends
+
+
+class NoopVendor:
+    """A vendor that sends nothing and succeeds at once."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = 0
+        self._receipt = Receipt(vendor=name)
+
+    async def send(self, biz: str, args: Any, *to: str) -> Receipt:
+        self.calls += 1
+        return self._receipt
+
+
+class PeerStack:
+    """The same composition from limits + tenacity + a hand-written failover loop."""
+
+    def __init__(self, vendors: list[NoopVendor]) -> None:
+        self._vendors = vendors
+        self._index = 0
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._item = RateLimitItemPerSecond(RATE, WINDOW)
+        # Built once and reused: the leanest way to drive AsyncRetrying from sequential sends.
+        self._retrying = AsyncRetrying(stop=stop_after_attempt(3), reraise=True)
+
+    async def _failover(self, biz: str, args: Any, to: tuple[str, ...]) -> Receipt:
+        count = len(self._vendors)
+        start = self._index
+        errors: list[Exception] = []
+        for step in range(count):
+            position = (start + step) % count
+            try:
+                return await self._vendors[position].send(biz, args, *to)
+            except Exception as exc:
+                errors.append(exc)
+                if self._index == position:
+                    self._index = (position + 1) % count
+        raise ExceptionGroup("all vendors failed", errors)
+
+    async def send(self, biz: str, args: Any, *to: str) -> Receipt:
+        if not await self._limiter.hit(self._item, "k"):
+            raise RuntimeError("rate limited")
+        async for attempt in self._retrying:
+            with attempt:
+                return await self._failover(biz, args, to)
+        raise AssertionError("unreachable: reraise=True raises the last error")
+
+
+Send = Callable[..., Awaitable[Any]]
+
+
+async def per_send_us(send: Send, sends: int) -> float:
+    """Mean microseconds per sequential ``send`` over ``sends`` calls."""
+    gc.collect()
+    started = time.perf_counter_ns()
+    for _ in range(sends):
+        await send("login", {"code": "123456"}, "+8613888888888")
+    return (time.perf_counter_ns() - started) / sends / 1000
+
+
+async def main(sends: int, rounds: int) -> None:
+    gocomm_vendors = [NoopVendor("a"), NoopVendor("b")]
+    gocomm_stack = RateLimitSender(
+        RetrySender(FailoverSender(gocomm_vendors), 3),
+        "k",
+        SlidingWindowLimiter(window=WINDOW, rate=RATE),
+    )
+    peer_vendors = [NoopVendor("a"), NoopVendor("b")]
+    peer_stack = PeerStack(peer_vendors)
+    bare = NoopVendor("bare")
+    stacks: dict[str, Send] = {
+        "vendor alone": bare.send,
+        "gocomm": gocomm_stack.send,
+        "limits + tenacity + loop": peer_stack.send,
+    }
+
+    for send in stacks.values():  # warm up caches and lazily built state
+        await per_send_us(send, min(sends, 1000))
+    results: dict[str, list[float]] = {name: [] for name in stacks}
+    for _ in range(rounds):
+        for name, send in stacks.items():
+            # Start every round with empty window logs: wait the window out, which also lets
+            # limits' expiry task (it runs only when the loop gets a turn) drop old entries.
+            if name != "vendor alone":
+                await asyncio.sleep(WINDOW + 0.05)
+            results[name].append(await per_send_us(send, sends))
+    await gocomm_stack.aclose()
+
+    # Every send must have gone through to vendor a: a stack that short-circuits measures nothing.
+    expected = sends * rounds + min(sends, 1000)
+    for vendors in (gocomm_vendors, peer_vendors):
+        assert vendors[0].calls == expected and vendors[1].calls == 0, "a send did not go through"
+
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    base = medians["vendor alone"]
+    print(f"{rounds} alternating rounds of {sends} sequential sends each, median per send")
+    print(f"{'stack':<26} {'µs/send':>9} {'overhead µs':>12}   rounds (µs/send)")
+    for name, median in medians.items():
+        rounds_text = " ".join(f"{v:7.2f}" for v in results[name])
+        print(f"{name:<26} {median:9.2f} {median - base:12.2f}   {rounds_text}")
+    ours = medians["gocomm"] - base
+    peer = medians["limits + tenacity + loop"] - base
+    print(
+        f"gocomm / peer overhead: {ours / peer:.3f}  "
+        f"(per send: {medians['gocomm'] / medians['limits + tenacity + loop']:.3f}; "
+        f"target <= 0.100)"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sends", type=int, default=5000, help="sends per stack per round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
+    options = parser.parse_args()
+    asyncio.run(main(options.sends, options.rounds))
