@@ -22,7 +22,7 @@ import pytest_asyncio
 from gocomm.errors import InvalidMessage, SendError, is_retryable
 from gocomm.messages import Attachment, Email
 from gocomm.sender import Receipt
-from gocomm.testing.contract import Delivery, VendorContract
+from gocomm.testing.contract import Delivery, VendorContract, mime_text
 from gocomm.vendors.console import HEADER, MAX_BODY_CHARS, ConsoleVendor
 from gocomm.vendors.file import FileVendor, write_atomically
 from gocomm.vendors.memory import MemoryVendor
@@ -142,9 +142,7 @@ class FileOutbox:
         for path in sorted(self.directory.iterdir()):
             if path.suffix == ".eml":
                 message = _parse_eml(path)
-                body = message.get_body(preferencelist=("plain", "html"))
-                assert body is not None
-                text = f"{message['Subject']}\n{body.get_content()}"
+                text = mime_text(path.read_bytes())
                 for _, address in getaddresses([str(message["To"])]):
                     deliveries.append(Delivery(address, text, path))
             elif path.suffix == ".json":
@@ -332,7 +330,7 @@ THIRD_PARTY_TESTS = '''
 import pytest
 import pytest_asyncio
 
-from gocomm.testing.contract import Delivery, VendorContract
+from gocomm.testing.contract import Delivery, VendorContract, mime_text
 from gocomm.vendors.memory import MemoryVendor
 
 

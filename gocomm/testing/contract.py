@@ -53,6 +53,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import email.message
+import email.parser
+import email.policy
 import logging
 import time
 import uuid
@@ -73,6 +76,7 @@ __all__ = [
     "FailureKind",
     "Outbox",
     "VendorContract",
+    "mime_text",
 ]
 
 Channel = Literal["email", "sms"]
@@ -93,6 +97,19 @@ class Delivery:
     recipient: str
     text: str
     raw: Any = None
+
+
+def mime_text(data: bytes) -> str:
+    """The decoded text of a raw RFC 5322 message, for outboxes that see wire bytes (an SMTP
+    server): the subject and every text part, with encoded words and transfer encodings
+    (base64, quoted-printable) undone, so the suite's markers can be found in it."""
+    message = email.parser.BytesParser(policy=email.policy.default).parsebytes(data)
+    texts = [str(message.get("Subject", ""))]
+    for part in message.walk():
+        if part.get_content_maintype() == "text" and not part.is_attachment():
+            assert isinstance(part, email.message.EmailMessage)
+            texts.append(str(part.get_content()))
+    return "\n".join(texts)
 
 
 class Outbox(Protocol):
@@ -257,7 +274,7 @@ class VendorContract:
     @pytest.mark.asyncio
     async def test_non_ascii_content_arrives_intact(self, vendor: Any, outbox: Any) -> None:
         # The marker itself carries the non-ASCII text, so every message() override covers it;
-        # an outbox must decode what it observes (MIME encoded words, JSON escapes, ...).
+        # an outbox must decode what it observes (MIME: see mime_text(); JSON escapes).
         marker = f"{_marker()}-Grüße-你好-🙂"
         biz, args = self.message(marker)
         to = self.recipients(2)
