@@ -126,9 +126,14 @@ class SmtpPool(AsyncCloseable):
         self.opened = 0
 
     @property
+    def connections(self) -> tuple[PooledConnection, ...]:
+        """The connections open now, idle or in use."""
+        return tuple(s.conn for s in self._slots if s.conn is not None and s.conn.smtp.is_connected)
+
+    @property
     def open_connections(self) -> int:
         """How many connections are open now (idle or in use)."""
-        return sum(1 for s in self._slots if s.conn is not None and s.conn.smtp.is_connected)
+        return len(self.connections)
 
     @asynccontextmanager
     async def lease(self) -> AsyncIterator[Lease]:

@@ -49,6 +49,16 @@ class Received:
         assert isinstance(parsed, EmailMessage)
         return parsed
 
+    @property
+    def text(self) -> str:
+        """The decoded headers and text parts, as a reader would see them."""
+        msg = self.message
+        parts = [f"{name}: {value}" for name, value in msg.items()]
+        parts += [
+            str(part.get_content()) for part in msg.walk() if part.get_content_maintype() == "text"
+        ]
+        return "\n".join(parts)
+
 
 @dataclass
 class Behaviour:
@@ -258,9 +268,7 @@ class SmtpTestServer:
         with self.recorder.lock:
             messages = list(self.recorder.messages)
         return [
-            Delivery(recipient=rcpt, text=m.data.decode("ascii", "replace"), raw=m)
-            for m in messages
-            for rcpt in m.rcpt_tos
+            Delivery(recipient=rcpt, text=m.text, raw=m) for m in messages for rcpt in m.rcpt_tos
         ]
 
     async def open_connections(self) -> int:
@@ -281,9 +289,9 @@ class SmtpTestServer:
 class Certs:
     """A CA and a server certificate for 127.0.0.1 and localhost, made by trustme."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, names: tuple[str, ...] = (HOST, "localhost")) -> None:
         self.ca = trustme.CA()
-        self.server_cert = self.ca.issue_cert(HOST, "localhost")
+        self.server_cert = self.ca.issue_cert(*names)
         self.ca_file = directory / "ca.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_file))
 
@@ -316,6 +324,12 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 def other_certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     """Certificates from a CA the client does not trust."""
     return Certs(tmp_path_factory.mktemp("other-certs"))
+
+
+@pytest.fixture(scope="session")
+def localhost_certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """A trusted CA whose server certificate names only ``localhost``, not 127.0.0.1."""
+    return Certs(tmp_path_factory.mktemp("localhost-certs"), names=("localhost",))
 
 
 @pytest.fixture
