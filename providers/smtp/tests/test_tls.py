@@ -57,7 +57,7 @@ async def test_untrusted_certificate_is_permanent(
         server, tls=tls, ca_file=certs.ca_file, username=USERNAME, password=PASSWORD
     )
     async with SmtpSender(settings) as sender:
-        with pytest.raises(PermanentError, match="TLS failed.*certificate") as caught:
+        with pytest.raises(PermanentError, match=r"TLS failed.*certificate") as caught:
             await sender.send("b", EMAIL, "alice@example.com")
     assert not is_retryable(caught.value)
     assert server.recorder.auth == [] and server.recorder.messages == []
@@ -70,7 +70,7 @@ async def test_certificate_for_another_host_is_refused(
     server = smtp_server(tls="implicit", certs=localhost_certs)
     settings = make_settings(server, tls="implicit", ca_file=localhost_certs.ca_file)
     async with SmtpSender(settings) as sender:
-        with pytest.raises(PermanentError, match="TLS failed.*(host|IP address) mismatch"):
+        with pytest.raises(PermanentError, match=r"TLS failed.*(host|IP address) mismatch"):
             await sender.send("b", EMAIL, "a@example.com")
     assert server.recorder.messages == []
 
