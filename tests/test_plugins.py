@@ -123,8 +123,9 @@ async def test_builtin_factories_build_working_vendors(tmp_path: Path) -> None:
     spec = registry.get("file")
     settings = spec.settings.model_validate({"directory": str(tmp_path)})
     assert isinstance(settings, FileSettings)
-    async with spec.factory(settings) as vendor:
-        assert isinstance(vendor, FileVendor)
+    vendor = spec.factory(settings)
+    assert isinstance(vendor, FileVendor)
+    async with vendor:
         receipt = await vendor.send("login", {"code": "1234"}, "+15550100")
     assert (tmp_path / receipt.message_ids[0]).is_file()
     memory = registry.get("memory")
@@ -277,7 +278,8 @@ class AppPlugin:
 
     @hookimpl
     def gocomm_register_vendors(self, registry: VendorRegistry) -> None:
-        registry.add(VendorSpec("app", {"email"}, VendorSettings, lambda s: MemorySender("app")))
+        email = frozenset({"email"})
+        registry.add(VendorSpec("app", email, VendorSettings, lambda s: MemorySender("app")))
 
 
 def test_plugins_argument_registers_objects_without_entry_points() -> None:
@@ -298,7 +300,8 @@ def test_plugins_argument_duplicate_is_a_failure_not_a_crash() -> None:
 
 
 def _spec(name: str, distribution: str | None = None) -> VendorSpec:
-    return VendorSpec(name, {"sms"}, VendorSettings, MemorySender, distribution=distribution)
+    sms = frozenset({"sms"})
+    return VendorSpec(name, sms, VendorSettings, MemorySender, distribution=distribution)
 
 
 def test_add_refuses_duplicate_naming_both_distributions() -> None:
@@ -332,12 +335,12 @@ def test_get_unknown_lists_registered_names() -> None:
 def test_add_refuses_malformed_specs(spec_args: tuple[str, set[str]], problem: str) -> None:
     name, channels = spec_args
     with pytest.raises(ConfigError, match=problem):
-        VendorRegistry().add(VendorSpec(name, channels, VendorSettings, MemorySender))
+        VendorRegistry().add(VendorSpec(name, frozenset(channels), VendorSettings, MemorySender))
 
 
 def test_add_refuses_settings_that_are_not_a_model() -> None:
     with pytest.raises(ConfigError, match="settings must be a pydantic model"):
-        VendorRegistry().add(VendorSpec("acme", {"sms"}, dict, MemorySender))  # type: ignore[arg-type]
+        VendorRegistry().add(VendorSpec("acme", frozenset({"sms"}), dict, MemorySender))  # type: ignore[arg-type]
 
 
 def test_hookspec_declares_the_registry_argument() -> None:
