@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
-from gocomm.plugins import VendorSpec, hookimpl
+from gocomm.plugins import VendorRegistry, VendorSpec, hookimpl
 from gocomm.sender import Sender
 from gocomm_aliyun.settings import AliyunSettings
 
 __all__ = ["SPEC", "gocomm_register_vendors"]
-
-
-class _Registry(Protocol):
-    def add(self, spec: VendorSpec) -> None: ...
 
 
 def _build(settings: AliyunSettings) -> Sender[Any]:
@@ -32,6 +28,6 @@ SPEC = VendorSpec(
 
 
 @hookimpl
-def gocomm_register_vendors(registry: _Registry) -> None:
+def gocomm_register_vendors(registry: VendorRegistry) -> None:
     """Register the ``aliyun`` vendor."""
     registry.add(SPEC)

@@ -22,7 +22,7 @@ from gocomm.errors import (
     SendTimeout,
     is_retryable,
 )
-from gocomm.plugins import VendorSpec
+from gocomm.plugins import VendorRegistry, load_registry
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
 
@@ -299,15 +299,20 @@ def test_settings_keys_and_secret_masking() -> None:
             make_settings(endpoint, **bad)
 
 
+def test_plugin_loads_through_the_entry_point() -> None:
+    registry = load_registry()
+    assert not [f for f in registry.failures if f.name == "aliyun"], registry.failures
+    spec = registry.get("aliyun")
+    assert spec.distribution == "gocomm-aliyun"
+    assert spec.channels == frozenset({"sms"})
+    assert spec.settings is SPEC.settings
+
+
 async def test_plugin_registers_the_vendor(aliyun_server: FakeAliyun) -> None:
-    added: list[VendorSpec] = []
 
-    class Registry:
-        def add(self, spec: VendorSpec) -> None:
-            added.append(spec)
-
-    gocomm_register_vendors(Registry())
-    assert added == [SPEC]
+    registry = VendorRegistry()
+    gocomm_register_vendors(registry)
+    assert list(registry) == [SPEC]
     assert SPEC.name == "aliyun"
     assert SPEC.channels == frozenset({"sms"})
     vendor: Any = SPEC.factory(

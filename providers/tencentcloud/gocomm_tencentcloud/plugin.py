@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
-from gocomm.plugins import VendorSpec, hookimpl
+from gocomm.plugins import VendorRegistry, VendorSpec, hookimpl
 from gocomm.sender import Sender
 from gocomm_tencentcloud.settings import TencentCloudSettings
 
 __all__ = ["SPEC", "gocomm_register_vendors"]
-
-
-class _Registry(Protocol):
-    def add(self, spec: VendorSpec) -> None: ...
 
 
 def _build(settings: TencentCloudSettings) -> Sender[Any]:
@@ -32,6 +28,6 @@ SPEC = VendorSpec(
 
 
 @hookimpl
-def gocomm_register_vendors(registry: _Registry) -> None:
+def gocomm_register_vendors(registry: VendorRegistry) -> None:
     """Register the ``tencentcloud`` vendor."""
     registry.add(SPEC)

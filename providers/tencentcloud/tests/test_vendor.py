@@ -20,7 +20,7 @@ from gocomm.errors import (
     SendTimeout,
     is_retryable,
 )
-from gocomm.plugins import VendorSpec
+from gocomm.plugins import VendorRegistry, load_registry
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
 
@@ -267,15 +267,20 @@ def test_settings_keys_defaults_and_validation() -> None:
             make_settings("http://127.0.0.1:1", **bad)
 
 
+def test_plugin_loads_through_the_entry_point() -> None:
+    registry = load_registry()
+    assert not [f for f in registry.failures if f.name == "tencentcloud"], registry.failures
+    spec = registry.get("tencentcloud")
+    assert spec.distribution == "gocomm-tencentcloud"
+    assert spec.channels == frozenset({"sms"})
+    assert spec.settings is SPEC.settings
+
+
 async def test_plugin_registers_the_vendor(tencent_server: FakeTencent) -> None:
-    added: list[VendorSpec] = []
 
-    class Registry:
-        def add(self, spec: VendorSpec) -> None:
-            added.append(spec)
-
-    gocomm_register_vendors(Registry())
-    assert added == [SPEC]
+    registry = VendorRegistry()
+    gocomm_register_vendors(registry)
+    assert list(registry) == [SPEC]
     assert (SPEC.name, SPEC.channels) == ("tencentcloud", frozenset({"sms"}))
     vendor: Any = SPEC.factory(make_settings(tencent_server.url))
     async with vendor:
