@@ -58,11 +58,19 @@ class SourceMap:
         self.entries[path] = source
 
     def lookup(self, path: Path) -> str:
-        """The source of ``path`` or of its nearest recorded parent."""
-        for depth in range(len(path), 0, -1):
-            source = self.entries.get(path[:depth])
-            if source is not None:
+        """The source of ``path``; else of a value set beneath it (a variable that brought in an
+        unknown key); else of its nearest recorded parent."""
+        exact = self.entries.get(path)
+        if exact is not None:
+            return exact
+        depth = len(path)
+        for known, source in self.entries.items():
+            if depth and known[:depth] == path:
                 return source
+        for depth in range(len(path) - 1, 0, -1):
+            parent = self.entries.get(path[:depth])
+            if parent is not None:
+                return parent
         return self.default
 
     def __repr__(self) -> str:

@@ -765,6 +765,7 @@ def describe_stacks(settings: Settings) -> dict[str, StackNode | None]:
 
 #: Every model the reference documents, with the YAML path it appears at.
 REFERENCE_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
+    ("top level", Settings),
     ("redis", RedisSettings),
     ("<channel>", ChannelSettings),
     ("<channel>.vendors[]", VendorEntry),
