@@ -149,6 +149,8 @@ class VendorContract:
     secret_values: ClassVar[tuple[str, ...]] = ()
     #: Sends made at once by the concurrency test.
     concurrent_sends: ClassVar[int] = 20
+    #: Event loop steps after which the cancellation test cancels a send, one send each.
+    cancel_points: ClassVar[tuple[int, ...]] = (0, 1, 2, 3, 5, 8, 13, 21)
     #: Seconds the server side may take to see connections closed after ``aclose()``.
     close_timeout: ClassVar[float] = 5.0
 
@@ -295,6 +297,31 @@ class VendorContract:
         for marker, recipient in zip(markers, recipients, strict=True):
             hits = [d.recipient for d in received if marker in d.text]
             assert hits == [recipient], f"message {marker} reached {hits}, expected [{recipient}]"
+
+    @pytest.mark.asyncio
+    async def test_cancelled_send_propagates_and_vendor_recovers(
+        self, vendor: Any, outbox: Any
+    ) -> None:
+        # Cancel at several points of a send (before it starts, mid-flight, ...): each must end
+        # cancelled or sent, never with an error in place of the CancelledError, and the
+        # vendor must go on sending (a pool drops the connection it was using).
+        to = self.recipients(1)
+        for steps in self.cancel_points:
+            biz, args = self.message(_marker())
+            task = asyncio.create_task(vendor.send(biz, args, *to))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.wait([task])
+            assert task.cancelled() or task.exception() is None, (
+                f"cancelled after {steps} loop steps, the send raised {task.exception()!r} "
+                "instead of letting CancelledError through"
+            )
+        marker = _marker()
+        biz, args = self.message(marker)
+        await vendor.send(biz, args, *to)
+        arrived = await self._arrived(outbox, marker)
+        assert [d.recipient for d in arrived] == to, "the vendor did not recover"
 
     @pytest.mark.asyncio
     async def test_bad_recipients_refused_before_network(

@@ -11,7 +11,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
@@ -59,13 +59,30 @@ def _file_name(suffix: str) -> str:
     return f"{stamp}-{uuid.uuid4().hex[:16]}{suffix}"
 
 
+async def _finish_even_if_cancelled(write: Coroutine[Any, Any, None]) -> None:
+    """Await ``write``; if the caller is cancelled meanwhile, wait for the write to end first.
+
+    A thread cannot be interrupted, so a write must never outlive the send that started it
+    (nobody would own it, and a reader could meet its temporary file). The cancellation
+    propagates once the thread is done; the file it wrote stays (at-least-once).
+    """
+    task = asyncio.ensure_future(write)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])  # a second cancellation ends this wait, not the write
+        if not task.cancelled():
+            task.exception()  # retrieved: the cancellation is what the caller asked for
+        raise
+
+
 class FileVendor(AsyncCloseable):
     """Writes each send to one file in ``directory``; the receipt's message id is its name.
 
     Email becomes an RFC 5322 ``.eml`` (bcc, which never travels in a header, is left out);
     SMS becomes ``.json`` with the biz, the recipients and the template parameters. The file
-    I/O runs in a worker thread. A send cancelled while its thread writes may still leave its
-    (complete) file behind: a write in progress is not interrupted.
+    I/O runs in a worker thread; a send cancelled while its thread writes waits for the write
+    to end before it propagates the cancellation, leaving the (complete) file behind.
     """
 
     name = "file"
@@ -94,7 +111,7 @@ class FileVendor(AsyncCloseable):
             recipients = check_sms_send(self.name, args, to)
             name, write = _file_name(".json"), self._write_sms
         try:
-            await asyncio.to_thread(write, name, biz, args, recipients)
+            await _finish_even_if_cancelled(asyncio.to_thread(write, name, biz, args, recipients))
         except PermissionError as exc:
             raise PermanentError(
                 f"file vendor cannot write to {self.directory}: {exc.strerror}; "
