@@ -379,3 +379,19 @@ def test_contract_runs_in_a_plain_project_in_both_asyncio_modes(tmp_path: Path, 
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
     assert result.returncode == 0, result.stdout + result.stderr
     assert summary.startswith(f"{len(contract_tests)} passed"), summary
+
+
+async def test_file_cancelled_send_finishes_its_write_before_propagating(tmp_path: Path) -> None:
+    vendor = FileVendor(tmp_path)
+    big = Email(subject="big", text="z" * 2_000_000)
+    task = asyncio.create_task(vendor.send("big", big, "a@example.com"))
+    await asyncio.sleep(0)  # the send is now waiting for its write thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The write was not orphaned: by the time the cancellation arrived it was complete.
+    (name,) = _names(tmp_path)
+    assert name.endswith(".eml")
+    body = _parse_eml(tmp_path / name).get_body(preferencelist=("plain",))
+    assert body is not None
+    assert len(body.get_content().rstrip("\n")) == 2_000_000
