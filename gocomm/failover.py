@@ -114,7 +114,7 @@ class FailoverSender(_IndexedSenders[T]):
                 self._index = (position + 1) % count
             explicit = getattr(error, "unsent", None) is not None
             owed = unsent_of(error, owed)
-            if explicit and not owed:
+            if explicit and not owed and to:  # everyone got it after all (see retryable)
                 self._logger.warning(
                     "%s raised %s but left no recipient unsent; treating the send as done",
                     vendor_name(senders[position]),
@@ -146,7 +146,7 @@ class FailoverSender(_IndexedSenders[T]):
             f"all {count} senders failed; each vendor's error follows, check their status "
             f"and credentials",
             errors,
-            unsent=owed,
+            unsent=owed or None,  # empty only when to was: None, "all of to", says the same
         )
 
     def __repr__(self) -> str:

@@ -177,7 +177,7 @@ def _narrow(exc: BaseException, owed: tuple[str, ...], to: tuple[str, ...]) -> N
         return  # None already means "all of to"
     # An exception type with __slots__ cannot take the attribute; nothing better to do then.
     with contextlib.suppress(AttributeError):
-        exc.unsent = owed  # type: ignore[attr-defined]
+        exc.unsent = owed or None  # type: ignore[attr-defined]
 
 
 def _sent_anyway(exc: BaseException, sender: object, attempts: int = 1) -> Receipt:
@@ -237,7 +237,9 @@ class _RetryBase(AsyncCloseable, Generic[T]):
         while True:
             explicit = getattr(error, "unsent", None) is not None
             owed = unsent_of(error, owed)
-            if explicit and not owed:
+            # Owed nobody: owed is empty although to was not (a send to nobody that failed
+            # stays a failure). An error with an empty unsent is thus never raised.
+            if explicit and not owed and to:
                 # The vendor raised but says nobody is owed the message: that is a send.
                 self._logger.warning(
                     "%s raised %s but left no recipient unsent; treating the send as done",
@@ -249,10 +251,10 @@ class _RetryBase(AsyncCloseable, Generic[T]):
                 _narrow(error, owed, to)
                 raise error
             if attempt >= self._max_attempts:
-                raise RetryExhausted(attempt, error, unsent=owed) from error
+                raise RetryExhausted(attempt, error, unsent=owed or None) from error
             wait = self._wait(attempt, error)
             if wait is None:  # retry_after beyond max_delay: retrying now cannot help
-                raise RetryExhausted(attempt, error, unsent=owed) from error
+                raise RetryExhausted(attempt, error, unsent=owed or None) from error
             self._logger.warning(
                 "attempt %d of %d via %s failed (%s: %s); retrying %d recipient(s)%s",
                 attempt,

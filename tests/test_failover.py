@@ -587,3 +587,12 @@ def test_bad_senders_are_refused(cls: str, senders: Any) -> None:
 def test_timeout_arguments_are_checked(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         TimeoutFailoverSender([MemorySender()], **kwargs)
+
+
+async def test_a_failed_send_to_nobody_stays_a_failure() -> None:
+    a = ScriptedSender([SendError("no recipient given", unsent=[])], name="a")
+    b = ScriptedSender([SendError("no recipient given")], name="b")
+    with pytest.raises(AllSendersFailed) as caught:
+        await FailoverSender([a, b]).send("login", {})
+    assert caught.value.unsent is None
+    assert len(b.calls) == 1

@@ -494,3 +494,16 @@ def test_exponential_jitter_is_full_and_stays_random_at_the_cap() -> None:
 def test_interval_helpers_reject_bad_values(factory: Any, field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         factory()
+
+
+@pytest.mark.parametrize("kind", STRATEGIES)
+async def test_a_failed_send_to_nobody_stays_a_failure(kind: str) -> None:
+    inner = ScriptedSender([InvalidRecipient("no recipient given", unsent=[])], name="vendor")
+    with pytest.raises(InvalidRecipient) as caught:
+        await build(kind, inner).send("login", {})
+    assert caught.value.unsent is None
+
+    inner = ScriptedSender([SendError("down", unsent=[])] * MAX_ATTEMPTS, name="vendor")
+    with pytest.raises(RetryExhausted) as exhausted:
+        await build(kind, inner).send("login", {})
+    assert exhausted.value.unsent is None
