@@ -34,9 +34,9 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gocomm.errors import (
@@ -50,6 +50,11 @@ from gocomm.errors import (
 from gocomm.plugins import VendorSettings
 from gocomm.recipients import validate_phone
 from gocomm.sender import AsyncCloseable, Receipt
+
+if TYPE_CHECKING:
+    # httpx is imported where a client is built, so that plugin registration (which imports
+    # the vendors' settings models) stays light.
+    import httpx
 
 __all__ = [
     "BatchResult",
@@ -90,12 +95,13 @@ class HttpVendorSettings(VendorSettings):
     @classmethod
     def _check_endpoint(cls, value: str) -> str:
         try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL as exc:
+            url = urlsplit(value)
+            url.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
             raise ValueError(f"not a URL ({exc}); give e.g. https://host[:port]") from None
-        if url.scheme not in ("http", "https") or not url.host:
+        if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
-        if url.query or url.fragment or url.userinfo:
+        if url.query or url.fragment or "@" in url.netloc:
             raise ValueError("must be a base URL without query, fragment or credentials")
         return value.rstrip("/")
 
@@ -191,6 +197,8 @@ def build_client(
     ``connect_timeout`` bounds opening a connection (and waiting for one from the pool);
     ``read_timeout`` bounds writing the request and waiting for each chunk of the answer.
     """
+    import httpx
+
     timeout = httpx.Timeout(
         connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
     )
@@ -246,6 +254,8 @@ def transport_errors(
     written is ambiguous (the vendor may have sent): gocomm counts it as unsent, so delivery is
     at-least-once. ``asyncio.CancelledError`` passes through untouched.
     """
+    import httpx
+
     try:
         yield
     except httpx.TimeoutException as exc:

@@ -10,7 +10,20 @@ The vendor is registered as ``aliyun`` through the ``gocomm`` entry point
         await sms.send("login", {"code": "1234"}, "+8613800138000")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from gocomm_aliyun.settings import AliyunSettings
-from gocomm_aliyun.vendor import AliyunSms
+
+if TYPE_CHECKING:
+    from gocomm_aliyun.vendor import AliyunSms
 
 __all__ = ["AliyunSettings", "AliyunSms"]
+
+
+def __getattr__(name: str) -> Any:
+    # The vendor (and httpx) is imported on first use, so that loading the plugin stays light.
+    if name == "AliyunSms":
+        from gocomm_aliyun.vendor import AliyunSms
+
+        return AliyunSms
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

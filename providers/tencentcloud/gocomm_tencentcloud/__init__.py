@@ -13,7 +13,20 @@ The vendor is registered as ``tencentcloud`` through the ``gocomm`` entry point
         await sms.send("login", {"code": "1234", "minutes": "5"}, "+8613800138000")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from gocomm_tencentcloud.settings import TencentCloudSettings
-from gocomm_tencentcloud.vendor import TencentCloudSms
+
+if TYPE_CHECKING:
+    from gocomm_tencentcloud.vendor import TencentCloudSms
 
 __all__ = ["TencentCloudSettings", "TencentCloudSms"]
+
+
+def __getattr__(name: str) -> Any:
+    # The vendor (and httpx) is imported on first use, so that loading the plugin stays light.
+    if name == "TencentCloudSms":
+        from gocomm_tencentcloud.vendor import TencentCloudSms
+
+        return TencentCloudSms
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import Field, SecretStr, field_validator
 
 from gocomm.httpvendor import HttpVendorSettings, TemplateEntry
@@ -34,4 +36,12 @@ class TencentCloudSettings(HttpVendorSettings):
     def _not_empty(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value():
             raise ValueError("must not be empty; give the SecretKey")
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _no_path(cls, value: str) -> str:
+        # TC3 signs the canonical URI "/": a base path would make every signature wrong.
+        if urlsplit(value).path not in ("", "/"):
+            raise ValueError("must be a scheme and host[:port] without a path")
         return value

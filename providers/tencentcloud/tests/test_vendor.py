@@ -262,9 +262,13 @@ def test_settings_keys_defaults_and_validation() -> None:
         {"connect_timeout": -1},
         {"templates": {"login": {"params": ["code"]}}},
         {"extra": "x"},
+        {"endpoint": "https://sms.tencentcloudapi.com/v3"},
+        {"endpoint": "http://127.0.0.1:99999"},
+        {"endpoint": "sms.tencentcloudapi.com"},
     ):
+        endpoint = str(bad.pop("endpoint", "http://127.0.0.1:1"))
         with pytest.raises(ValidationError):
-            make_settings("http://127.0.0.1:1", **bad)
+            make_settings(endpoint, **bad)
 
 
 def test_plugin_loads_through_the_entry_point() -> None:
