@@ -1,0 +1,5 @@
+"""``python -m gocomm``: the ``gocomm`` command."""
+
+from gocomm.cli import main
+
+main()

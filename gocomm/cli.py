@@ -1,0 +1,542 @@
+"""The ``gocomm`` command: send, batch, plugins, config.
+
+Exit codes: 0 everything was sent (or the command had nothing to send), 1 a send failed,
+2 a usage, configuration or input error found before anything was sent. Errors print as one
+``error: ...`` line on stderr; ``--debug`` adds the traceback and debug logging.
+
+Each command builds the container once and always shuts its resources down, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gocomm.errors import ConfigError, InvalidMessage, InvalidRecipient
+from gocomm.sender import Receipt
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from gocomm.batch import Format, Journal, Outcome, Summary
+    from gocomm.config import Settings, StackNode
+    from gocomm.containers import Container
+    from gocomm.plugins import PluginFailure, VendorRegistry
+
+__all__ = ["app", "main"]
+
+EXIT_OK = 0
+EXIT_SEND_FAILED = 1
+EXIT_BEFORE_SENDING = 2
+EXIT_INTERRUPTED = 130
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+app = typer.Typer(
+    name="gocomm",
+    help="Send SMS and email through gocomm's stack: rate limit, retry, failover, vendors.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+send_app = typer.Typer(help="Send one message.", no_args_is_help=True)
+app.add_typer(send_app, name="send")
+
+
+class UsageError(ValueError):
+    """A command line that cannot be run; exit code 2."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """The global options, given before the command."""
+
+    config: Path | None = None
+    debug: bool = False
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="YAML configuration file (default: $GOCOMM_CONFIG, else the embedded default).",
+            dir_okay=False,
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and debug logging.")
+    ] = False,
+) -> None:
+    ctx.obj = Options(config=config, debug=debug)
+
+
+# -- running a command -----------------------------------------------------------------------
+
+_BEFORE_SENDING: tuple[type[BaseException], ...] = (
+    ConfigError,
+    InvalidRecipient,
+    InvalidMessage,
+    UsageError,
+)
+
+
+def _options(ctx: typer.Context) -> Options:
+    options = ctx.find_root().obj
+    return options if isinstance(options, Options) else Options()
+
+
+def _setup_logging(options: Options, quiet: bool = False) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.DEBUG if options.debug else logging.ERROR if quiet else logging.WARNING
+    handler = RichHandler(console=stderr, show_path=False, show_time=options.debug)
+    logging.basicConfig(level=level, handlers=[handler], format="%(name)s: %(message)s")
+
+
+def _run(options: Options, command: Callable[[], int], *, quiet: bool = False) -> None:
+    """Run ``command`` and exit with its code; map its errors to exit codes and one line."""
+    from gocomm.batch import BatchInputError
+
+    _setup_logging(options, quiet)
+    try:
+        code = command()
+    except KeyboardInterrupt:
+        stderr.print("error: interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        before = isinstance(exc, (*_BEFORE_SENDING, BatchInputError))
+        _fail(options, exc, EXIT_BEFORE_SENDING if before else EXIT_SEND_FAILED)
+    raise typer.Exit(code)
+
+
+def _on_loop(command: Callable[[], Awaitable[int]]) -> Callable[[], int]:
+    """``command`` run on a fresh event loop."""
+
+    async def run() -> int:
+        return await command()
+
+    return lambda: asyncio.run(run())
+
+
+def _fail(options: Options, exc: BaseException, code: int) -> NoReturn:
+    if options.debug:
+        stderr.print_exception(show_locals=False)
+    stderr.print(f"[red]error:[/red] {_one_line(exc)}")
+    raise typer.Exit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, UsageError | ConfigError) or type(exc).__module__.startswith("gocomm"):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _load(options: Options) -> tuple[Settings, VendorRegistry]:
+    """The settings, every vendor entry validated by its plugin's model, and the registry."""
+    from gocomm.config import load_settings
+    from gocomm.plugins import load_registry
+
+    registry = load_registry()
+    return load_settings(options.config, registry=registry), registry
+
+
+@asynccontextmanager
+async def _container(options: Options) -> AsyncIterator[Container]:
+    """The container for one command, built once; its resources are shut down on every exit."""
+    from gocomm.containers import build_container
+
+    settings, registry = _load(options)
+    container = build_container(settings, registry=registry)
+    try:
+        yield container
+    finally:
+        await container.shutdown_resources()
+
+
+async def _sender(container: Container, channel: str) -> Any:
+    stack = container.email if channel == "email" else container.sms
+    return await stack.sender()
+
+
+def _receipt_line(channel: str, to: tuple[str, ...], receipt: Receipt | None) -> str:
+    if receipt is None:
+        return f"sent {channel} to {', '.join(to)}"
+    ids = f", id {', '.join(receipt.message_ids)}" if receipt.message_ids else ""
+    tries = "" if receipt.attempts == 1 else f", after {receipt.attempts} attempts"
+    refused = f"; refused: {', '.join(receipt.refused)}" if receipt.refused else ""
+    return f"sent {channel} to {', '.join(to)} via {receipt.vendor}{ids}{tries}{refused}"
+
+
+# -- send ------------------------------------------------------------------------------------
+
+ToOption = Annotated[
+    list[str], typer.Option("--to", help="Recipient; repeat the option for several.")
+]
+
+
+@send_app.command("sms")
+def send_sms(
+    ctx: typer.Context,
+    to: ToOption,
+    biz: Annotated[str, typer.Option(help="The template's logical name (mapped per vendor).")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Template parameter NAME=VALUE; repeatable."),
+    ] = None,
+) -> None:
+    """Send one SMS: gocomm send sms --to +8613800138000 --biz login --param code=1234"""
+    from gocomm.recipients import validate_phone
+
+    options = _options(ctx)
+
+    async def command() -> int:
+        numbers = tuple(validate_phone(number) for number in to)
+        args = _params(param or [])
+        async with _container(options) as container:
+            sender = await _sender(container, "sms")
+            receipt = await sender.send(biz, args, *numbers)
+        stdout.print(_receipt_line("sms", numbers, receipt))
+        return EXIT_OK
+
+    _run(options, _on_loop(command))
+
+
+def _params(pairs: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"--param {pair!r} is not NAME=VALUE (e.g. --param code=1234)")
+        params[name.strip()] = value
+    return params
+
+
+@send_app.command("email")
+def send_email(
+    ctx: typer.Context,
+    to: ToOption,
+    subject: Annotated[str, typer.Option(help="The subject line.")],
+    text: Annotated[str | None, typer.Option(help="The plain-text body.")] = None,
+    html: Annotated[str | None, typer.Option(help="The HTML body.")] = None,
+    cc: Annotated[list[str] | None, typer.Option(help="Cc address; repeatable.")] = None,
+    bcc: Annotated[list[str] | None, typer.Option(help="Bcc address; repeatable.")] = None,
+    sender: Annotated[
+        str | None, typer.Option("--from", help="The From address (default: the vendor's).")
+    ] = None,
+    biz: Annotated[
+        str, typer.Option(help="Template id for HTTP email vendors; SMTP ignores it.")
+    ] = "email",
+) -> None:
+    """Send one email: gocomm send email --to a@example.com --subject Hi --text Hello"""
+    from gocomm.messages import Email
+    from gocomm.recipients import validate_email
+
+    options = _options(ctx)
+
+    async def command() -> int:
+        addresses = tuple(validate_email(a) for a in to)
+        message = Email(
+            subject=subject,
+            text=text,
+            html=html,
+            sender=validate_email(sender) if sender else None,
+            cc=tuple(validate_email(a) for a in cc or ()),
+            bcc=tuple(validate_email(a) for a in bcc or ()),
+        )
+        async with _container(options) as container:
+            channel = await _sender(container, "email")
+            receipt = await channel.send(biz, message, *addresses)
+        stdout.print(_receipt_line("email", addresses, receipt))
+        return EXIT_OK
+
+    _run(options, _on_loop(command))
+
+
+# -- batch -----------------------------------------------------------------------------------
+
+
+@app.command("batch")
+def batch(
+    ctx: typer.Context,
+    channel: Annotated[str, typer.Argument(help="email or sms.")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV or JSON lines, one message per row.", dir_okay=False)
+    ],
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=1000, help="Sends in flight at once.")
+    ] = 8,
+    failed: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where failed rows go, in FILE's format (default: FILE.failed.<ext>).",
+            dir_okay=False,
+        ),
+    ] = None,
+    journal: Annotated[
+        Path | None,
+        typer.Option(help="The resume journal (default: FILE.journal).", dir_okay=False),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv or jsonl (default: from FILE's suffix)."),
+    ] = None,
+) -> None:
+    """Send every row of FILE; a run stopped halfway resumes where it stopped.
+
+    sms rows: to, biz, param.NAME... (CSV) or {"to", "biz", "args"} (JSON lines).
+    email rows: to, subject, text, html, cc, bcc (CSV or JSON lines).
+    Several recipients in one CSV cell are separated by ';'. Rows already in the journal are
+    skipped; delete the journal to send the file again.
+    """
+    options = _options(ctx)
+
+    def command() -> int:
+        from gocomm.batch import Journal, check_rows, detect_format
+
+        # Everything that can refuse the run happens here, before any vendor is touched.
+        if channel not in ("email", "sms"):
+            raise UsageError(f"unknown channel {channel!r}; use email or sms")
+        file_format = detect_format(file, fmt)
+        journal_path = journal or file.with_name(file.name + ".journal")
+        failed_path = failed or _failed_path(file, file_format)
+        _check_distinct(file, journal_path, failed_path)
+        total, errors = check_rows(file, channel, file_format)
+        for error in errors[:-1]:
+            stderr.print(f"[red]error:[/red] {_one_line(error)}")
+        if errors:
+            raise errors[-1]
+        failed_path.unlink(missing_ok=True)  # the file of failed rows describes this run only
+        run_journal = Journal(journal_path)
+
+        async def send_all() -> Summary:
+            async with _container(options) as container:
+                sender = await _sender(container, channel)
+                return await _send_batch(
+                    sender, channel, file, file_format, total, run_journal, failed_path,
+                    concurrency,
+                )
+
+        summary = asyncio.run(send_all())
+        _print_summary(summary, journal_path, failed_path)
+        return EXIT_SEND_FAILED if summary.failed else EXIT_OK
+
+    _run(options, command, quiet=True)
+
+
+def _failed_path(file: Path, fmt: Format) -> Path:
+    stem = file.name.removesuffix(file.suffix) if file.suffix else file.name
+    return file.with_name(f"{stem}.failed.{'csv' if fmt == 'csv' else 'jsonl'}")
+
+
+def _check_distinct(file: Path, journal: Path, failed: Path) -> None:
+    paths = {"FILE": file, "--journal": journal, "--failed": failed}
+    seen: dict[Path, str] = {}
+    for option, path in paths.items():
+        resolved = path.resolve()
+        if resolved in seen:
+            raise UsageError(f"{option} {path} is the same file as {seen[resolved]}")
+        seen[resolved] = option
+
+
+async def _send_batch(
+    sender: Any,
+    channel: str,
+    file: Path,
+    fmt: Format,
+    total: int,
+    journal: Journal,
+    failed_path: Path,
+    concurrency: int,
+) -> Summary:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from gocomm.batch import FailedRowWriter, read_rows, run_batch
+
+    failures = FailedRowWriter(failed_path, fmt)
+    progress = Progress(
+        TextColumn(f"{channel} [bold]{file.name}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[green]{task.fields[sent]} sent[/green] [red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stdout,
+    )
+    task = progress.add_task("batch", total=total, sent=0, failed=0)
+    counts = {"sent": 0, "failed": 0}
+
+    def on_outcome(outcome: Outcome) -> None:
+        if outcome.error is not None:
+            failures.write(outcome)
+            counts["failed"] += 1
+        elif not outcome.skipped:
+            counts["sent"] += 1
+        progress.update(task, advance=1, sent=counts["sent"], failed=counts["failed"])
+
+    try:
+        with progress:
+            return await run_batch(
+                sender,
+                read_rows(file, channel, fmt),
+                journal,
+                concurrency=concurrency,
+                on_outcome=on_outcome,
+            )
+    finally:
+        failures.close()
+        journal.close()
+
+
+def _print_summary(summary: Summary, journal: Path, failed: Path) -> None:
+    table = Table(title="batch summary", show_header=True, title_justify="left")
+    table.add_column("", style="bold")
+    table.add_column("rows", justify="right")
+    table.add_row("sent", f"[green]{summary.sent}[/green]")
+    table.add_row("failed", f"[red]{summary.failed}[/red]" if summary.failed else "0")
+    for vendor, count in sorted(summary.per_vendor.items()):
+        table.add_row(f"  via {vendor}", str(count))
+    table.add_row("retries", str(summary.retries))
+    table.add_row("limited", str(summary.limited))
+    table.add_row("already sent (journal)", str(summary.skipped))
+    stdout.print(table)
+    stdout.print(f"journal: {journal}")
+    if summary.failed:
+        stdout.print(f"failed rows: {failed} (send them again with: gocomm batch ... {failed})")
+
+
+# -- plugins ---------------------------------------------------------------------------------
+
+
+@app.command("plugins")
+def plugins(ctx: typer.Context) -> None:
+    """List the registered vendors, and the plugins that failed to load."""
+    options = _options(ctx)
+
+    async def command() -> int:
+        from gocomm.plugins import load_registry
+
+        registry = load_registry()
+        stdout.print(_vendor_table(registry))
+        if registry.failures:
+            table = Table(title="plugins that failed to load", title_justify="left")
+            table.add_column("plugin")
+            table.add_column("error", style="red")
+            for failure in registry.failures:
+                table.add_row(_failure_label(failure), " ".join(failure.error.split()))
+            stdout.print(table)
+        return EXIT_OK
+
+    _run(options, _on_loop(command))
+
+
+def _vendor_table(registry: VendorRegistry) -> Table:
+    from importlib.metadata import PackageNotFoundError, version
+
+    table = Table(title="vendors", title_justify="left")
+    for column in ("name", "channels", "distribution", "version", "description"):
+        table.add_column(column)
+    for name in registry.names():
+        spec = registry.get(name)
+        distribution = spec.distribution or "gocomm"
+        try:
+            dist_version = version(distribution)
+        except PackageNotFoundError:
+            dist_version = "?"
+        channels = ", ".join(sorted(spec.channels))
+        table.add_row(name, channels, distribution, dist_version, spec.description)
+    return table
+
+
+def _failure_label(failure: PluginFailure) -> str:
+    return f"{failure.name} ({failure.distribution})" if failure.distribution else failure.name
+
+
+# -- config ----------------------------------------------------------------------------------
+
+
+@app.command("config")
+def config(ctx: typer.Context) -> None:
+    """Show the effective configuration, secrets masked, and each channel's stack."""
+    options = _options(ctx)
+
+    async def command() -> int:
+        async with _container(options) as container:  # builds every stage's settings
+            settings = container.settings()
+            _print_config(settings)
+        return EXIT_OK
+
+    _run(options, _on_loop(command))
+
+
+def _print_config(settings: Settings) -> None:
+    import yaml
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    from gocomm.config import describe_stacks
+
+    masked = yaml.safe_dump(_plain(settings.masked_dict()), sort_keys=False, allow_unicode=True)
+    stdout.print("[bold]configuration[/bold] (secrets masked)")
+    stdout.print(Syntax(masked.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
+    for channel, stack in describe_stacks(settings).items():
+        tree = Tree(f"[bold]{channel}[/bold]")
+        if stack is None:
+            tree.add("[dim]not configured[/dim]")
+        else:
+            _add_stage(tree, stack)
+        stdout.print(tree, soft_wrap=False)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as YAML-safe data: paths and other objects as their text."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _add_stage(parent: Tree, node: StackNode) -> None:
+    from rich.text import Text
+
+    label = Text(node.label, style="bold" if node.children else "")
+    if node.detail:
+        label.append(f"  {node.detail}", style="dim")
+    label.overflow = "fold"  # never crop a stage's description
+    branch = parent.add(label)
+    for child in node.children:
+        _add_stage(branch, child)
+
+
+def main() -> None:
+    """Entry point of the ``gocomm`` console script."""
+    app(prog_name="gocomm")
+
+
+if __name__ == "__main__":
+    main()
