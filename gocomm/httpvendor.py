@@ -21,7 +21,9 @@ What lives here is what every HTTP vendor needs and must get the same way:
   ``unsent`` names exactly the caller's numbers that did not get the message.
 
 A subclass implements :meth:`HttpSmsVendor._send_batch` (one request) and, where the vendor wants
-another number format than E.164, :meth:`HttpSmsVendor._vendor_number`.
+another number format than E.164, :meth:`HttpSmsVendor._vendor_number`; a vendor whose templates
+are not ids overrides :meth:`HttpSmsVendor._resolve`, and one that sends batches concurrently
+overrides :meth:`HttpSmsVendor._send_all`.
 """
 
 from __future__ import annotations
@@ -392,6 +394,39 @@ class HttpSmsVendor(AsyncCloseable):
         """
         raise NotImplementedError
 
+    def _resolve(self, biz: str, args: object) -> ResolvedTemplate:
+        """What one send uses, from ``biz`` and ``args``; raises before any request.
+
+        By default :func:`resolve_template` over :attr:`templates`; a vendor whose templates are
+        not ids (Twilio's are body texts) overrides it.
+        """
+        return resolve_template(self.templates, biz, args)
+
+    async def _send_all(
+        self, template: ResolvedTemplate, numbers: Sequence[str]
+    ) -> tuple[list[str], dict[str, SendError]]:
+        """Send to every number (vendor form, distinct) in batches of :attr:`batch_size`.
+
+        Returns the message ids and the failed numbers with their errors. By default the
+        batches go one after another, and a batch that fails as a whole (``_send_batch``
+        raises) leaves it and every later batch unsent; a vendor may override this to send
+        batches concurrently, keeping the rule that nobody is sent twice.
+        """
+        message_ids: list[str] = []
+        failed: dict[str, SendError] = {}
+        for start, batch in zip(
+            range(0, len(numbers), self.batch_size), chunked(numbers, self.batch_size), strict=True
+        ):
+            try:
+                result = await self._send_batch(template, batch)
+            except SendError as exc:
+                # The whole request failed: this batch and every later one stay unsent.
+                failed.update((number, exc) for number in numbers[start:])
+                break
+            message_ids.extend(result.message_ids)
+            failed.update(result.failed)
+        return message_ids, failed
+
     # -- helpers for subclasses -----------------------------------------------------------------
 
     def redact(self, text: str) -> str:
@@ -472,22 +507,9 @@ class HttpSmsVendor(AsyncCloseable):
         if self.closed:
             raise SendError(f"{self.name}: vendor is closed; build a new one", vendor=self.name)
         pairs = self._recipients(to)
-        template = resolve_template(self.templates, biz, args)
+        template = self._resolve(biz, args)
         numbers = list(dict.fromkeys(vendor_number for _, vendor_number in pairs))
-
-        message_ids: list[str] = []
-        failed: dict[str, SendError] = {}
-        for start, batch in zip(
-            range(0, len(numbers), self.batch_size), chunked(numbers, self.batch_size), strict=True
-        ):
-            try:
-                result = await self._send_batch(template, batch)
-            except SendError as exc:
-                # The whole request failed: this batch and every later one stay unsent.
-                failed.update((number, exc) for number in numbers[start:])
-                break
-            message_ids.extend(result.message_ids)
-            failed.update(result.failed)
+        message_ids, failed = await self._send_all(template, numbers)
         if not failed:
             return Receipt(vendor=self.name, message_ids=tuple(message_ids))
         unsent = [number for number, vendor_number in pairs if vendor_number in failed]
