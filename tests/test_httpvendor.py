@@ -1,0 +1,247 @@
+"""The shared HTTP vendor machinery: Retry-After, codes, templates, batching and outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from pydantic import Field, ValidationError
+
+from gocomm.errors import (
+    InvalidMessage,
+    InvalidRecipient,
+    PermanentError,
+    SendError,
+    SendTimeout,
+    is_retryable,
+)
+from gocomm.httpvendor import (
+    BatchResult,
+    CodeTable,
+    HttpSmsVendor,
+    HttpVendorSettings,
+    ResolvedTemplate,
+    SmsTemplate,
+    build_client,
+    chunked,
+    parse_retry_after,
+    resolve_template,
+    status_is_retryable,
+    transport_errors,
+)
+from gocomm.sender import Receipt
+from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
+
+NOW = 1_445_412_480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("120", 120.0),
+        (" 1.5 ", 1.5),
+        ("-3", 0.0),
+        ("nan", None),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # in the past
+        ("Wednesday, 21-Oct-15 07:28:10 GMT", 10.0),  # RFC 850 form
+        ("soon", None),
+    ],
+)
+def test_parse_retry_after(header: str | None, expected: float | None) -> None:
+    assert parse_retry_after(header, now=NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [(500, True), (502, True), (503, True), (429, True), (408, True), (400, False), (404, False)],
+)
+def test_status_is_retryable(status: int, retryable: bool) -> None:
+    assert status_is_retryable(status) is retryable
+
+
+def test_chunked() -> None:
+    assert [list(c) for c in chunked(["a", "b", "c", "d", "e"], 2)] == [
+        ["a", "b"],
+        ["c", "d"],
+        ["e"],
+    ]
+    assert list(chunked([], 3)) == []
+    with pytest.raises(ValueError, match="at least 1"):
+        list(chunked(["a"], 0))
+
+
+def test_code_table_precedence_and_unknown_codes() -> None:
+    table = CodeTable(
+        permanent=frozenset({"AuthFailure.*", "Bad", "Limit.Hard."}),
+        retryable=frozenset({"AuthFailure.Temporary", "Limit."}),
+    )
+    assert table.is_permanent("AuthFailure.SignatureFailure")
+    assert not table.is_permanent("AuthFailure.Temporary")  # exact beats prefix
+    assert table.is_permanent("Bad")
+    assert not table.is_permanent("Bad.Other")
+    assert table.is_permanent("Limit.Hard.X")  # the longer prefix wins
+    assert not table.is_permanent("Limit.Soft")
+    assert not table.is_permanent("NeverHeardOf")  # unknown: retryable
+
+
+def test_resolve_template() -> None:
+    templates = {"login": SmsTemplate(id="1234", params=("code", "minutes")), "plain": "T9"}
+    args = {"minutes": "5", "code": "42", "extra": "x"}
+    assert resolve_template(templates, "login", args) == ResolvedTemplate("1234", args, ("42", "5"))
+    assert resolve_template(templates, "plain", args).values == ("5", "42", "x")
+    assert resolve_template(templates, "SMS_1", {}).id == "SMS_1"  # no entry: biz is the id
+    unordered = {"x": SmsTemplate(id="9")}
+    assert resolve_template(unordered, "x", {"b": "1", "a": "2"}).values == ("1", "2")
+    with pytest.raises(InvalidMessage, match="'minutes'"):
+        resolve_template(templates, "login", {"code": "1"})
+    with pytest.raises(InvalidMessage, match="str"):
+        resolve_template(templates, "plain", {"code": 1})
+    with pytest.raises(InvalidMessage, match="mapping"):
+        resolve_template(templates, "plain", ["code"])
+    with pytest.raises(InvalidMessage, match="biz"):
+        resolve_template(templates, "", {})
+
+
+class Settings(HttpVendorSettings):
+    endpoint: str = "https://example.com"
+    templates: dict[str, str | SmsTemplate] = Field(default_factory=dict)
+
+
+def test_settings_endpoint_and_template_entries() -> None:
+    assert Settings().endpoint == "https://example.com"
+    assert Settings(endpoint="http://127.0.0.1:8080/").endpoint == "http://127.0.0.1:8080"
+    parsed = Settings.model_validate({"templates": {"a": "T1", "b": {"id": "T2", "params": ["x"]}}})
+    assert parsed.templates == {"a": "T1", "b": SmsTemplate(id="T2", params=("x",))}
+    for bad in ("example.com", "ftp://example.com", "https://u:p@example.com", "http://h:99999",
+                "https://example.com/?q=1", "https://"):  # fmt: skip
+        with pytest.raises(ValidationError, match="endpoint"):
+            Settings(endpoint=bad)
+    with pytest.raises(ValidationError):
+        Settings(connect_timeout=0)
+
+
+def test_transport_errors_mapping() -> None:
+    request = httpx.Request("POST", "https://example.com/")
+    with pytest.raises(SendTimeout) as timeout, transport_errors("v", unsent=["+1"]):
+        raise httpx.ReadTimeout("slow", request=request)
+    assert (timeout.value.vendor, timeout.value.code, timeout.value.unsent) == (
+        "v",
+        "ReadTimeout",
+        ("+1",),
+    )
+    assert isinstance(timeout.value, TimeoutError)
+    with pytest.raises(SendError) as network, transport_errors("v"):
+        raise httpx.RemoteProtocolError("peer closed", request=request)
+    assert type(network.value) is SendError
+    assert is_retryable(network.value)
+    with pytest.raises(KeyError), transport_errors("v"):  # anything else passes untouched
+        raise KeyError("x")
+
+
+def test_build_client_timeouts() -> None:
+    client = build_client("http://127.0.0.1:1", connect_timeout=1.5, read_timeout=7.0)
+    assert client.timeout == httpx.Timeout(connect=1.5, read=7.0, write=7.0, pool=1.5)
+    assert str(client.base_url) == "http://127.0.0.1:1"
+
+
+class Scripted(HttpSmsVendor):
+    """A vendor whose requests go to a local server; answers are scripted per number."""
+
+    name: ClassVar[str] = "scripted"
+    batch_size: ClassVar[int] = 2
+
+    def __init__(self, endpoint: str, outcomes: dict[str, str]) -> None:
+        super().__init__(endpoint=endpoint, connect_timeout=1, read_timeout=1, secrets=["k3y"])
+        self.outcomes = outcomes  # number -> "ok" | "permanent" | "retryable" | "batch-<kind>"
+        self.batches: list[list[str]] = []
+
+    def _vendor_number(self, e164: str) -> str:
+        return e164.lstrip("+")
+
+    async def _send_batch(self, template: ResolvedTemplate, numbers: Sequence[str]) -> BatchResult:
+        self.batches.append(list(numbers))
+        response = await self.post("/", content=b"x", headers={}, numbers=numbers)
+        assert response.status_code == 200
+        kinds = {n: self.outcomes.get(n, "ok") for n in numbers}
+        for kind in kinds.values():
+            if kind.startswith("batch-"):
+                code = "P" if kind == "batch-permanent" else "R"
+                raise self.vendor_error(code, "k3y echoed", table=TABLE, retry_after=4)
+        failed = {
+            n: self.vendor_error("P" if k == "permanent" else "R", "", table=TABLE, retry_after=2)
+            for n, k in kinds.items()
+            if k != "ok"
+        }
+        return BatchResult(tuple(f"id-{n}" for n in numbers if n not in failed), failed)
+
+
+TABLE = CodeTable(permanent=frozenset({"P"}))
+
+
+@pytest.fixture
+async def server() -> Any:
+    async def ok(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200)
+
+    async with LocalHttpServer(ok) as server:
+        yield server
+
+
+async def test_batches_and_receipt(server: LocalHttpServer) -> None:
+    async with Scripted(server.url, {}) as vendor:
+        receipt = await vendor.send("t", {}, "+111", "+122", "+133", "+1 11")
+    assert vendor.batches == [["111", "122"], ["133"]]  # "+1 11" is "+111" again: sent once
+    assert receipt == Receipt("scripted", ("id-111", "id-122", "id-133"))
+    assert server.connections == 1
+
+
+async def test_partial_permanent_failure(server: LocalHttpServer) -> None:
+    async with Scripted(server.url, {"122": "permanent"}) as vendor:
+        with pytest.raises(PermanentError) as caught:
+            await vendor.send("t", {}, "+111", "+122", "+133")
+    assert caught.value.unsent == ("+122",)
+    assert "sent to 2 of 3" in str(caught.value)
+
+
+async def test_mixed_failure_is_retryable_with_all_unsent(server: LocalHttpServer) -> None:
+    outcomes = {"111": "permanent", "133": "retryable", "144": "ok"}
+    async with Scripted(server.url, outcomes) as vendor:
+        with pytest.raises(SendError) as caught:
+            await vendor.send("t", {}, "+111", "+122", "+133", "+144")
+    assert not isinstance(caught.value, PermanentError)
+    assert caught.value.unsent == ("+111", "+133")
+    assert caught.value.retry_after == 2
+    assert caught.value.code == "R"
+
+
+async def test_failed_batch_leaves_later_batches_unsent(server: LocalHttpServer) -> None:
+    async with Scripted(server.url, {"133": "batch-retryable"}) as vendor:
+        with pytest.raises(SendError) as caught:
+            await vendor.send("t", {}, "+111", "+122", "+133", "+144", "+155")
+    assert vendor.batches == [["111", "122"], ["133", "144"]]
+    assert caught.value.unsent == ("+133", "+144", "+155")
+    assert caught.value.retry_after == 4
+    assert "k3y" not in str(caught.value)  # a credential the vendor echoes is masked
+
+
+async def test_whole_failure_is_raised_as_it_is(server: LocalHttpServer) -> None:
+    async with Scripted(server.url, {"111": "batch-permanent"}) as vendor:
+        with pytest.raises(PermanentError) as caught:
+            await vendor.send("t", {}, "+111", "+1 11", "+122")
+    assert caught.value.code == "P"
+    assert caught.value.unsent == ("+111", "+1 11", "+122")
+
+
+async def test_validation_before_any_request(server: LocalHttpServer) -> None:
+    async with Scripted(server.url, {}) as vendor:
+        with pytest.raises(InvalidRecipient, match="'12'"):
+            await vendor.send("t", {}, "+111", "12")
+        with pytest.raises(InvalidRecipient):
+            await vendor.send("t", {})
+    assert server.requests == []
+    assert vendor.closed
