@@ -361,10 +361,10 @@ class TestThirdParty(VendorContract):
 '''
 
 
-@pytest.mark.parametrize("mode", ["strict", "auto"])
-def test_contract_runs_in_a_plain_project_in_both_asyncio_modes(tmp_path: Path, mode: str) -> None:
+def test_contract_runs_in_a_plain_project_in_auto_mode(tmp_path: Path) -> None:
+    # Strict mode is proven by the docs example (tests/test_plugins.py), which runs in it.
     (tmp_path / "pytest.ini").write_text(
-        f"[pytest]\nasyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function\n"
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
     )
     (tmp_path / "test_third_party.py").write_text(THIRD_PARTY_TESTS)
     result = subprocess.run(

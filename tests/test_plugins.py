@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import subprocess
 import sys
 import textwrap
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +31,7 @@ from gocomm.plugins import (
     load_registry,
 )
 from gocomm.testing import MemorySender
+from gocomm.testing.contract import VendorContract
 from gocomm.vendors.file import FileSettings, FileVendor
 from gocomm.vendors.memory import MemoryVendor
 
@@ -82,6 +86,7 @@ def vendor_plugin(*names: str, then: str = "") -> str:
     return f"""
 from gocomm.plugins import VendorSettings, VendorSpec, hookimpl
 from gocomm.testing import MemorySender
+from gocomm.testing.contract import VendorContract
 
 
 class AcmeSettings(VendorSettings):
@@ -350,3 +355,58 @@ def test_hookspec_declares_the_registry_argument() -> None:
     assert caller.spec is not None
     assert caller.spec.argnames == ("registry",)
     assert "Register the vendors" in (caller.spec.function.__doc__ or "")
+
+
+# the example plugin of docs/plugins.md, installed and run as its author would
+
+
+def _code_blocks(markdown: str, language: str) -> list[str]:
+    blocks, current = [], None
+    for line in markdown.splitlines():
+        if current is None and line == f"```{language}":
+            current = []
+        elif current is not None and line == "```":
+            blocks.append("\n".join(current) + "\n")
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_docs_example_plugin_passes_the_contract_suite(tmp_path: Path) -> None:
+    docs = Path(__file__).parents[1] / "docs" / "plugins.md"
+    markdown = docs.read_text()
+    (pyproject,) = _code_blocks(markdown, "toml")
+    plugin, vendor, contract_tests = _code_blocks(markdown, "python")[:3]
+    project = tomllib.loads(pyproject)["project"]
+    site = tmp_path / "site"
+    package = site / "gocomm_acme"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text(plugin)
+    (package / "vendor.py").write_text(vendor)
+    info = site / "gocomm_acme-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: 1\n")
+    entry_points = "".join(f"{k} = {v}\n" for k, v in project["entry-points"]["gocomm"].items())
+    (info / "entry_points.txt").write_text("[gocomm]\n" + entry_points)
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_contract.py").write_text(contract_tests)
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    # every contract test, both failure kinds, and the entry point check of the example
+    expected = len([n for n in dir(VendorContract) if n.startswith("test_")]) + 2 + 1
+    assert summary.startswith(f"{expected} passed"), summary
