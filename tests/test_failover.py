@@ -51,8 +51,13 @@ class LoopClock:
         return self._real_time() + self.offset
 
     async def advance(self, seconds: float) -> None:
+        await self.settle()  # tasks just created start (and set their timers) at the old time
         self.offset += seconds
-        for _ in range(3):  # one loop turn runs the timers now due; a few more for their effects
+        await self.settle()  # one loop turn runs the timers now due; more for their effects
+
+    @staticmethod
+    async def settle() -> None:
+        for _ in range(5):
             await asyncio.sleep(0)
 
 
