@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args, get_origin
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union, get_args, get_origin
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
@@ -319,7 +320,7 @@ class RetrySettings(_Section):
 
 
 class VendorEntry(BaseModel):
-    """One vendor of a channel: ``{plugin: NAME, ...that vendor's keys}``.
+    """One vendor of a channel: ``{plugin: NAME, ...that vendor's keys}``, or just ``NAME``.
 
     The vendor's keys are checked by its own settings model once the vendor registry is known
     (:meth:`Settings.bind`); until then they are kept aside and never shown.
@@ -334,7 +335,10 @@ class VendorEntry(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _split_options(cls, data: Any) -> Any:
-        # Every key but `plugin` belongs to the vendor, even one named `settings`.
+        # Every key but `plugin` belongs to the vendor, even one named `settings`; a bare name
+        # is a vendor without keys (`vendors: [console]`).
+        if isinstance(data, str):
+            return {"plugin": data, "options": {}}
         if isinstance(data, Mapping):
             entry: dict[str, Any] = {"options": {k: v for k, v in data.items() if k != "plugin"}}
             if "plugin" in data:
@@ -781,14 +785,33 @@ REFERENCE_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
 )
 
 
-def _type_name(annotation: Any) -> str:
-    text = getattr(annotation, "__name__", None) or str(annotation)
-    return (
-        text.replace("typing.", "")
-        .replace("gocomm.config.", "")
-        .replace("Annotated[", "")
-        .replace("NoneType", "None")
-    )
+_SCALAR_NAMES = {str: "text", int: "integer", float: "number", bool: "boolean"}
+
+
+def _type_text(annotation: Any) -> str:
+    """A reader's name for a field's type: `memory` or `redis`, number or null, mapping..."""
+    origin = get_origin(annotation)
+    arguments = get_args(annotation)
+    if origin is Annotated:
+        return _type_text(arguments[0])
+    if origin is Literal:
+        return " or ".join(f"`{value}`" for value in arguments)
+    if origin is list:
+        return f"list of {_type_text(arguments[0])}"
+    if arguments and origin in (Union, UnionType):
+        return " or ".join(_type_text(argument) for argument in arguments)
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type):
+        if issubclass(annotation, SecretUrl):
+            return "URL (secret)"
+        if issubclass(annotation, SecretStr):
+            return "text (secret)"
+        if issubclass(annotation, BaseModel):
+            return f"mapping ({annotation.__name__})"
+        if annotation in _SCALAR_NAMES:
+            return _SCALAR_NAMES[annotation]
+    return str(getattr(annotation, "__name__", annotation))
 
 
 def _default_text(model: type[BaseModel], name: str) -> str:
@@ -799,7 +822,9 @@ def _default_text(model: type[BaseModel], name: str) -> str:
         return "see below" if name == "failover" else "empty"
     value = _mask(field.default)
     if value is None:
-        return "—"
+        return "null"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
     return f"`{value}`"
 
 
@@ -809,7 +834,7 @@ def _reference_fields(model: type[BaseModel], hidden: Sequence[str] = ()) -> lis
         if name in hidden:
             continue
         description = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        kind = _type_name(field.annotation).replace("|", "or")
+        kind = _type_text(field.annotation)
         lines.append(f"| `{name}` | {kind} | {_default_text(model, name)} | {description} |")
     return lines
 

@@ -238,6 +238,15 @@ def test_embedded_default_applies_only_without_configuration(tmp_path: Path) -> 
     assert empty.email is None and empty.sms is None
 
 
+def test_a_vendor_without_keys_can_be_named_alone() -> None:
+    settings = Settings.from_mapping({"sms": {"vendors": ["console", {"plugin": "memory"}]}})
+    assert settings.sms is not None
+    assert [(v.plugin, dict(v.options)) for v in settings.sms.vendors] == [
+        ("console", {}),
+        ("memory", {}),
+    ]
+
+
 def test_from_mapping_has_no_environment_or_interpolation() -> None:
     settings = Settings.from_mapping(
         {"sms": {"vendors": [{"plugin": "vault", "token": "${NOT_INTERPOLATED}"}]}}
