@@ -343,6 +343,15 @@ async def test_plain_override_of_a_channel_without_configuration() -> None:
     await container.shutdown_resources()
 
 
+async def test_awaitable_under_a_plain_object_override() -> None:
+    container = build_container({"sms": {"vendors": [{"plugin": "memory"}]}})
+    stand_in = MemorySender("stand-in")
+    with container.sms.sender.override(stand_in):
+        assert await container.sms.sender() is stand_in
+    assert not container.sms.vendors.initialized  # nothing was built for it
+    await container.shutdown_resources()
+
+
 @pytest.fixture
 def scripted_sms(registry: VendorRegistry) -> Iterator[tuple[Any, ScriptedSender]]:
     """A container whose SMS vendors are replaced for the whole test, by a fixture."""
