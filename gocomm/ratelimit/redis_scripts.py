@@ -145,6 +145,7 @@ class ScriptRunner:
         self._queue: list[_Call] = []
         self._flights = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._generation = 0  # bumped on each rebind, so drains of an old loop count nothing
 
     def __repr__(self) -> str:
         return f"ScriptRunner(flights={self._flights}, queued={len(self._queue)})"
@@ -202,7 +203,7 @@ class ScriptRunner:
         if self._flights < self._max_flights:
             # Idle (or a flight free): send now rather than wait for the flight in the air.
             self._flights += 1
-            task = loop.create_task(self._drain())
+            task = loop.create_task(self._drain(self._generation))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return call
@@ -213,17 +214,19 @@ class ScriptRunner:
         self._queue = []
         self._flights = 0
         self._tasks = set()
+        self._generation += 1
 
-    async def _drain(self) -> None:
+    async def _drain(self, generation: int) -> None:
         """Send what is queued, one pipeline per round trip, until the queue is empty."""
         try:
-            while self._queue:
+            while self._queue and generation == self._generation:
                 batch, self._queue = self._queue, []
                 wanted = [call for call in batch if call.wanted]
                 if wanted:
                     await self._fly(wanted)
         finally:
-            self._flights -= 1
+            if generation == self._generation:
+                self._flights -= 1
 
     async def _fly(self, batch: list[_Call]) -> None:
         """One round trip (two after ``NOSCRIPT``) for ``batch``, bounded by its deadlines."""
