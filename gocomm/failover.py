@@ -19,7 +19,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from gocomm.errors import AllSendersFailed, ConfigError, SendTimeout, unsent_of
 from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
@@ -48,7 +48,7 @@ def _check_senders(owner: str, senders: object) -> tuple[Sender[T], ...]:
 class _IndexedSenders(AsyncCloseable, Generic[T]):
     """Vendors in failover order with the index of the one currently preferred."""
 
-    def __init__(self, senders: Sequence[Sender[T]], logger: logging.Logger | None) -> None:
+    def __init__(self, senders: Sequence[Sender[Any]], logger: logging.Logger | None) -> None:
         self._senders: tuple[Sender[T], ...] = _check_senders(type(self).__name__, senders)
         self._index = 0
         self._logger = logger if logger is not None else _DEFAULT_LOGGER
@@ -85,8 +85,26 @@ class FailoverSender(_IndexedSenders[T]):
     ``asyncio.CancelledError`` passes through untouched and moves nothing.
     """
 
+    # The second overload types a list of vendors of different classes, whose join mypy
+    # would otherwise infer as their common base (often no Sender), as FailoverSender[Any].
+    @overload
     def __init__(
-        self, senders: Sequence[Sender[T]], *, logger: logging.Logger | None = None
+        self: FailoverSender[T],
+        senders: Sequence[Sender[T]],
+        *,
+        logger: logging.Logger | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: FailoverSender[Any],
+        senders: Sequence[Sender[Any]],
+        *,
+        logger: logging.Logger | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self, senders: Sequence[Sender[Any]], *, logger: logging.Logger | None = None
     ) -> None:
         super().__init__(senders, logger)
 
@@ -164,9 +182,31 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
     back to vendor 0; a newer switch replaces the pending restore, and :meth:`aclose` cancels it.
     """
 
+    @overload
+    def __init__(
+        self: TimeoutFailoverSender[T],
+        senders: Sequence[Sender[T]],
+        threshold: int,
+        *,
+        restore_after: float | None = None,
+        attempt_timeout: float | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: TimeoutFailoverSender[Any],
+        senders: Sequence[Sender[Any]],
+        threshold: int,
+        *,
+        restore_after: float | None = None,
+        attempt_timeout: float | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None: ...
+
     def __init__(
         self,
-        senders: Sequence[Sender[T]],
+        senders: Sequence[Sender[Any]],
         threshold: int,
         *,
         restore_after: float | None = None,

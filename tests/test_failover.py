@@ -215,7 +215,7 @@ async def test_ring_order_from_current_index_errors_in_order_tried() -> None:
 
 
 async def test_any_exception_including_timeouts_fails_over() -> None:
-    vendors = [
+    vendors: list[Any] = [
         ScriptedSender([TimeoutError("slow")], name="a"),
         ScriptedSender([RuntimeError("bug")], name="b"),
         MemorySender("c"),
