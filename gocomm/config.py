@@ -454,8 +454,7 @@ class Settings(_Section):
 
         Vendor keys not validated yet (see :meth:`bind`) are all masked.
         """
-        masked = _mask(self.model_dump())
-        assert isinstance(masked, dict)
+        masked: dict[str, Any] = _mask(self.model_dump())
         return masked
 
     def plain_dict(self) -> dict[str, Any]:
@@ -559,7 +558,9 @@ def _mask(value: Any) -> Any:
         return [_mask(item) for item in value]
     if isinstance(value, BaseModel):
         return _mask(value.model_dump())
-    return value
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)  # a path, a date: shown as text, so that YAML and JSON can carry it
 
 
 def _validate(data: Any, sources: SourceMap) -> Settings:

@@ -446,6 +446,13 @@ def test_vendor_entries_are_validated_and_masked(tmp_path: Path, registry: Vendo
     assert isinstance(plain["sms"]["vendors"][0]["token"], SecretStr)
 
 
+def test_masked_text_carries_any_vendor_value(tmp_path: Path) -> None:
+    settings = Settings.from_mapping(
+        {"email": {"vendors": [{"plugin": "file", "directory": str(tmp_path)}]}}
+    ).bind(load_registry(entry_points=False))
+    assert f"directory: {tmp_path}" in render_masked(settings)
+
+
 def test_unbound_vendor_keys_are_all_masked() -> None:
     settings = Settings.from_mapping({"sms": {"vendors": [{"plugin": "vault", "token": SECRET}]}})
     assert not settings.bound
