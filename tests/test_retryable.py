@@ -468,6 +468,7 @@ async def test_aclose_closes_inner_once_and_works_as_context_manager(kind: str) 
     assert inner.closed
     assert sender.closed
     await sender.aclose()  # idempotent
+    assert asyncio.all_tasks() == {asyncio.current_task()}  # nothing left running
 
 
 async def test_aclose_tolerates_inner_without_aclose() -> None:
