@@ -132,16 +132,26 @@ class _Reader:
                 self.sources.record((*path, index), self.where(item))
                 items.append(self.read(item, (*path, index)))
             return items
-        value = self.constructor.construct_object(node)
+        value = self.scalar(node, path)
         if isinstance(value, str):
             return self.interpolate(value, node, path)
         return value
+
+    def scalar(self, node: Node, path: Path) -> Any:
+        if not isinstance(node, ScalarNode):
+            raise self.fail(node, path, "must be a plain value here, not a list or mapping")
+        try:
+            return self.constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError):
+            # Not the error's text: int() and friends quote the value.
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise self.fail(node, path, f"is not a valid {kind}") from None
 
     def read_mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
         self.constructor.flatten_mapping(node)  # resolves `<<` merge keys
         mapping: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = self.constructor.construct_object(key_node) if key_node.tag else None
+            key = self.scalar(key_node, path) if isinstance(key_node, ScalarNode) else None
             if not isinstance(key, str):
                 raise self.fail(key_node, path, "keys must be text")
             if key in mapping:

@@ -363,6 +363,13 @@ def test_yaml_syntax_error_does_not_quote_the_line(tmp_path: Path) -> None:
     assert f"{path}:" in message and "not valid YAML" in message
 
 
+def test_bad_yaml_scalar_is_refused_without_its_value(tmp_path: Path) -> None:
+    path = write(tmp_path, f"sms:\n  vendors: [{{plugin: console}}]\n  retry: !!int {SECRET}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, environ={})
+    assert "gocomm.yaml:3: sms.retry: is not a valid int" in problem(exc)
+
+
 def test_duplicate_key_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "sms: {vendors: [{plugin: console}]}\nsms: {}\n")
     with pytest.raises(ConfigError, match=r"gocomm\.yaml:2: sms: is given twice"):
