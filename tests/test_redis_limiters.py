@@ -140,6 +140,30 @@ async def test_hundreds_of_tasks_on_the_default_pool_admit_exactly_the_limit(
     assert _admitted(decisions[0::3]) == 73  # key "b"
     assert _admitted([d for i, d in enumerate(decisions) if i % 3]) == 73  # key "a"
     assert all(d.retry_after is not None and d.retry_after > 0 for d in decisions if d.limited)
+    # Coalesced into pipelines: the 600 decisions needed no more than two connections.
+    opened = sum(count for count, _ in redis_client.connection_pool.get_connection_count())
+    assert opened <= 2
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_works_with_either_protocol_and_decoded_responses(
+    redis_url: str, protocol: int
+) -> None:
+    client = Redis.from_url(redis_url, protocol=protocol, decode_responses=True)
+    try:
+        await client.flushdb()
+        await client.script_flush()  # the NOSCRIPT path too
+        window = RedisSlidingWindowLimiter(client, 60, 2)
+        bucket = RedisTokenBucketLimiter(client, 0.01, 2)
+        slots = RedisConcurrencyLimiter(client, 1)
+        assert [await window.limit("k") for _ in range(3)] == [False, False, True]
+        assert [await bucket.limit("k") for _ in range(3)] == [False, False, True]
+        async with slots.acquire("k"):
+            with pytest.raises(Limited):
+                async with slots.acquire("k"):
+                    pass
+    finally:
+        await client.aclose()
 
 
 async def test_a_pool_of_two_connections_makes_a_burst_wait_not_fail(redis_url: str) -> None:
