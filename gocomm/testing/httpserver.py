@@ -108,7 +108,7 @@ class LocalHttpServer:
         return len(self._writers)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def aclose(self) -> None:
@@ -135,10 +135,14 @@ class LocalHttpServer:
     ) -> None:
         await self.aclose()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The server owns each connection's task (a coroutine callback would be owned by
+        # asyncio's stream protocol, which reports a cancelled one as an error on close).
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
         self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         self.connections += 1
         connection_id = self.connections
@@ -161,7 +165,6 @@ class LocalHttpServer:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
-            self._tasks.discard(task)
 
     @staticmethod
     async def _read_request(reader: asyncio.StreamReader, connection_id: int) -> HttpRequest | None:
