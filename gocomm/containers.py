@@ -297,6 +297,18 @@ class _ContainerInstance(containers.DynamicContainer):
         if errors:
             raise ExceptionGroup("several resources failed to close", errors)
 
+    async def init_resources(self, resource_type: Any = None) -> None:
+        """Build what the configuration uses now rather than at the first send: each configured
+        channel's vendors and failover stage, and the Redis client if a limit needs it."""
+        settings: Settings = self.settings()
+        for name in ("email", "sms"):
+            channel = settings.channel(name)
+            if channel is None:
+                continue  # resolving it would raise; it may be overridden before use
+            await getattr(self, name).failover()
+            if channel.ratelimit is not None and channel.ratelimit.backend == "redis":
+                await self.redis()
+
     async def aclose(self) -> None:
         """The same as :meth:`shutdown_resources`, for ``aclose_all`` and exit stacks."""
         await self.shutdown_resources()

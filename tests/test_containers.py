@@ -283,6 +283,19 @@ async def test_shutdown_closes_vendors_and_timers_and_resets_singletons(
     await container.shutdown_resources()  # idempotent
 
 
+async def test_init_resources_builds_only_what_is_configured(registry: VendorRegistry) -> None:
+    container = build_container(
+        {"redis": {"url": "redis://127.0.0.1:1/0"}, "sms": FULL["sms"]}, registry=registry
+    )
+    try:
+        await container.init_resources()
+        assert container.sms.vendors.initialized and container.sms.failover.initialized
+        assert not container.email.vendors.initialized
+        assert not container.redis.initialized  # the limit is in memory
+    finally:
+        await container.shutdown_resources()
+
+
 # -- overrides -------------------------------------------------------------------------------
 
 
@@ -411,6 +424,8 @@ async def test_redis_backend_shares_a_client_and_shutdown_closes_it(
     settings, name = redis_settings
     container = build_container(settings)
     try:
+        await container.init_resources()
+        assert container.redis.initialized
         first = await container.sms.sender()
         second = await container.sms.sender()
         assert isinstance(first.limiter, RedisSlidingWindowLimiter)
