@@ -21,7 +21,14 @@ import math
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar, overload
 
-from gocomm.errors import AllSendersFailed, ConfigError, SendTimeout, unsent_of
+from gocomm.errors import (
+    AllSendersFailed,
+    ConfigError,
+    InvalidMessage,
+    InvalidRecipient,
+    SendTimeout,
+    unsent_of,
+)
 from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
 
 __all__ = ["AllSendersFailed", "FailoverSender", "TimeoutFailoverSender"]
@@ -29,6 +36,10 @@ __all__ = ["AllSendersFailed", "FailoverSender", "TimeoutFailoverSender"]
 T = TypeVar("T")
 
 _DEFAULT_LOGGER = logging.getLogger("gocomm.failover")
+
+# Bad input, found before any network call, says nothing of a vendor's health: it is still
+# passed to the next vendor (one may accept what another refuses) but moves no index.
+_INPUT_ERRORS = (InvalidRecipient, InvalidMessage)
 
 
 def _check_senders(owner: str, senders: object) -> tuple[Sender[T], ...]:
@@ -128,7 +139,8 @@ class FailoverSender(_IndexedSenders[T]):
         position = start
         while True:
             errors.append(error)
-            if self._index == position:  # compare-and-set: concurrent failures move it once
+            # Compare-and-set: concurrent failures of one vendor move the index once.
+            if self._index == position and not isinstance(error, _INPUT_ERRORS):
                 self._index = (position + 1) % count
             explicit = getattr(error, "unsent", None) is not None
             owed = unsent_of(error, owed)

@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from gocomm.errors import AllSendersFailed, ConfigError, SendError, SendTimeout
+from gocomm.errors import (
+    AllSendersFailed,
+    ConfigError,
+    InvalidMessage,
+    InvalidRecipient,
+    SendError,
+    SendTimeout,
+)
 from gocomm.failover import FailoverSender, TimeoutFailoverSender
 from gocomm.sender import Receipt
 from gocomm.testing import MemorySender, ScriptedSender, SentMessage
@@ -212,6 +219,22 @@ async def test_ring_order_from_current_index_errors_in_order_tried() -> None:
     assert list(caught.value.exceptions) == [errors[1], errors[2], errors[0]]
     assert all(len(v.calls) == 1 for v in vendors)
     assert sender.current_index == 1  # moved once per failure, all the way round
+
+
+@pytest.mark.parametrize(
+    "error", [InvalidRecipient("invalid phone number '123'"), InvalidMessage("CR or LF")]
+)
+async def test_bad_input_fails_over_without_moving_the_index(error: Exception) -> None:
+    # Every vendor refuses bad input before the network; that says nothing of their health.
+    vendors = [ScriptedSender([error], name="a"), ScriptedSender([error], name="b")]
+    sender = FailoverSender(vendors)
+    with pytest.raises(AllSendersFailed) as caught:
+        await sender.send("login", {}, "123")
+    assert list(caught.value.exceptions) == [error, error]
+    assert sender.current_index == 0
+    receipt = await sender.send("login", {}, "+15550001111")
+    assert receipt is not None
+    assert receipt.vendor == "a"
 
 
 async def test_any_exception_including_timeouts_fails_over() -> None:
