@@ -4,13 +4,18 @@ lists every page (the strict mkdocs build in scripts/test checks the links)."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import yaml
 
 from gocomm.config import REFERENCE_SECTIONS
 from gocomm.plugins import load_registry
+
+pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -75,3 +80,44 @@ def test_nav_lists_every_page_and_only_pages_that_exist() -> None:
     nav = _nav_pages(config["nav"])
     assert sorted(nav) == sorted(p.name for p in DOCS.glob("*.md"))
     assert config["strict"] is True
+
+
+# -- the examples in the pages run as shown ----------------------------------------------------
+
+_FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def _blocks(page: str) -> list[str]:
+    return _FENCE.findall((DOCS / page).read_text())
+
+
+def _scripts() -> list[tuple[str, str]]:
+    """Every complete program of the pages (the blocks that run themselves with asyncio.run)."""
+    return [
+        (page.name, block)
+        for page in sorted(DOCS.glob("*.md"))
+        for block in _blocks(page.name)
+        if "asyncio.run(" in block
+    ]
+
+
+@pytest.mark.parametrize(("page", "script"), _scripts())
+def test_page_examples_run(
+    page: str, script: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("GOCOMM_"):
+            monkeypatch.delenv(name)  # the examples rely on the embedded default
+    exec(compile(script, f"docs/{page}", "exec"), {"__name__": "__main__"})
+
+
+def test_the_testing_page_examples_pass_under_pytest(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    blocks = [block for block in _blocks("testing.md") if "def test_" in block]
+    assert len(blocks) >= 2
+    for index, block in enumerate(blocks):
+        pytester.makepyfile(**{f"test_example_{index}": block})
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=len(blocks))
