@@ -2,12 +2,16 @@
 
 Numbers: Aliyun takes mainland China numbers as the 11 national digits and every other number as
 country code and number without ``+`` (``85200001234``), so ``+8613800138000`` goes out as
-``13800138000`` and ``+85200001234`` as ``85200001234``. Up to 1,000 numbers travel in one
-request (``PhoneNumbers`` comma-joined); more are split into several requests.
+``13800138000`` and ``+85200001234`` as ``85200001234`` (the forms Aliyun's SendSms reference
+gives: "国际/港澳台消息：国际区号+号码"). Caveat: a North American ``+1`` number then has 11
+digits starting with 1, the shape of a mainland one; gocomm sends the documented form and leaves
+telling them apart to Aliyun. Up to 1,000 numbers travel in one request (``PhoneNumbers``
+comma-joined); more are split into several requests.
 
-Outcome: one request succeeds only when the answer's ``Code`` is ``"OK"`` (whatever the HTTP
-status); its ``BizId`` is the receipt's message id. Any other code fails every number of that
-request and is classified by :data:`ERROR_CODES`.
+Outcome: one request succeeds only when an HTTP 200 answer has ``Code`` ``"OK"``; its ``BizId``
+is the receipt's message id. Any other code fails every number of that request (whatever the
+HTTP status) and is classified by :data:`ERROR_CODES`; an answer without a code is judged by its
+HTTP status.
 """
 
 from __future__ import annotations
@@ -136,7 +140,7 @@ class AliyunSms(HttpSmsVendor):
         code, message, biz_id = self._parse(response)
         if code == "OK" and response.status_code == 200:
             return BatchResult(message_ids=(biz_id,) if biz_id else ())
-        if code is None:
+        if code is None or code == "OK":  # not Aliyun's answer, or "OK" under an error status
             raise self.status_error(response, what="SendSms request")
         raise self.vendor_error(
             code,
