@@ -73,7 +73,7 @@ async def main() -> None:
         ("3. both vendors fail once; retry waits 50 ms and sends again", "+8613800000001"),
         ("4. a fourth message to the same phone within a minute is limited", "+8613800000001"),
         ("5. another phone has its own quota", "+8613800000002"),
-        ("6. a bad phone number is permanent: each vendor refuses it, no retry", "12345"),
+        ("6. a bad phone number: each vendor refuses it, nothing is retried", "12345"),
     ]
     async with stack:
         for title, number in steps:
@@ -84,6 +84,7 @@ async def main() -> None:
             except CommError as exc:
                 kind = "retryable" if is_retryable(exc) else "not retryable"
                 print(f"   -> {type(exc).__name__} ({kind}): {exc}")
+                print(f"   -> failover index is still {failover.current_index}")
             else:
                 assert receipt is not None
                 print(
