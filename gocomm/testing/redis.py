@@ -30,11 +30,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 __all__ = ["RedisServer", "RedisServerUnavailable", "find_redis_server"]
 
 
 class RedisServerUnavailable(RuntimeError):
     """No ``redis-server`` binary could be found, or it would not start."""
+
+
+class _PortTaken(RedisServerUnavailable):
+    """Another process holds the port."""
 
 
 def find_redis_server() -> Path:
@@ -61,13 +69,20 @@ def _free_port() -> int:
         return port
 
 
-def _answers_ping(port: int) -> bool:
+def _server_pid(port: int) -> int | None:
+    """The process id of the Redis answering ``PING`` on ``port``, or None if none answers."""
+    client = redis.Redis(
+        host="127.0.0.1", port=port, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
+        if not client.ping():
+            return None
+        pid: int = client.info("server")["process_id"]
+        return pid
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        client.close()
 
 
 class RedisServer:
@@ -86,6 +101,7 @@ class RedisServer:
     ) -> None:
         self.executable = Path(executable) if executable is not None else find_redis_server()
         self.port = port if port is not None else _free_port()
+        self._port_fixed = port is not None
         self.startup_timeout = startup_timeout
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -109,9 +125,25 @@ class RedisServer:
         return self._process is not None and self._process.poll() is None
 
     def start(self) -> None:
-        """Start the server and wait until it answers ``PING``."""
+        """Start the server and wait until it answers ``PING``.
+
+        When the port was picked here and another process takes it first, a new free port is
+        picked (at most three times); a port given by the caller, or the port of a server
+        started before (see :meth:`restart`), is kept.
+        """
         if self.running:
             return
+        for attempt in range(3):
+            try:
+                self._start_once()
+                break
+            except _PortTaken:
+                if self._port_fixed or attempt == 2:
+                    raise
+                self.port = _free_port()
+        self._port_fixed = True  # a restart comes back where clients expect it
+
+    def _start_once(self) -> None:
         if self._dir is None:
             self._dir = tempfile.TemporaryDirectory(prefix="gocomm-redis-")
         directory = Path(self._dir.name)
@@ -132,10 +164,15 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + self.startup_timeout
-        while not _answers_ping(self.port):
+        # Wait for *this* process to answer: another server may already hold the port.
+        while (answering := _server_pid(self.port)) != self._process.pid:
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
+                if answering is not None:
+                    raise _PortTaken(f"port {self.port} is taken by another Redis")
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                if "Address already in use" in tail:
+                    raise _PortTaken(f"port {self.port} is taken")
                 raise RedisServerUnavailable(
                     f"{self.executable} did not answer PING on port {self.port} within "
                     f"{self.startup_timeout:g}s; its log:\n{tail}"
