@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -79,6 +80,9 @@ class ProbeSender(AsyncCloseable):
                 f"probe refuses {len(failing)} recipient(s)", vendor="probe", unsent=failing
             )
         return Receipt(vendor="probe", message_ids=(f"probe-{self.delivered}",))
+
+    async def _aclose(self):
+        self._write("closed", {})
 
 
 @hookimpl
@@ -352,6 +356,31 @@ def test_a_failed_send_exits_1(env: dict[str, str], tmp_path: Path, outbox: Path
     assert run.stderr.startswith("error: ")
     assert "probe refuses" in run.stderr
     assert deliveries(outbox) == {("+8613800000001", "7"): 1}
+    assert len(list(outbox.glob("closed-*.json"))) == 1  # the container shut the vendor down
+
+
+def test_ctrl_c_stops_a_batch_and_still_shuts_down(
+    env: dict[str, str], tmp_path: Path, outbox: Path
+) -> None:
+    source = write_sms_csv(tmp_path / "rows.csv", [(n, "x") for n in phones(4)])
+    config = probe_config(tmp_path, "hanging.yaml", outbox, hang_after=1)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gocomm", "--config", str(config), "batch", "sms", str(source),
+         "--concurrency", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(outbox, "blocked-*.json", 2, process)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert err.strip().endswith("error: interrupted")
+    assert len(list(outbox.glob("closed-*.json"))) == 1
+    assert (tmp_path / "rows.csv.journal").read_text().count("\n") == 1  # the one row sent
 
 
 # -- batch -----------------------------------------------------------------------------------
@@ -479,6 +508,15 @@ def _summary(stdout: str) -> dict[str, str]:
     return figures
 
 
+def wait_for(directory: Path, pattern: str, count: int, process: subprocess.Popen[Any]) -> None:
+    """Wait (30 s at most) until ``count`` files match ``pattern``, the process still running."""
+    deadline = time.monotonic() + 30
+    while len(list(directory.glob(pattern))) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no {count} {pattern} files within 30 s"
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def killed_batch(
     env: dict[str, str], tmp_path: Path, outbox: Path
@@ -493,12 +531,8 @@ def killed_batch(
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
         # Once all three workers are blocked in a send, every earlier send has been journaled.
-        while len(list(outbox.glob("blocked-*.json"))) < 3:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the batch never blocked"
-            time.sleep(0.02)
+        wait_for(outbox, "blocked-*.json", 3, process)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         yield source, rows
