@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 
 import pytest
+import redis
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 
@@ -32,7 +33,7 @@ from gocomm.ratelimit import (
 )
 from gocomm.ratelimit.redis import SLIDING_WINDOW
 from gocomm.testing import MemorySender
-from gocomm.testing.redis import RedisServer
+from gocomm.testing.redis import RedisServer, RedisServerUnavailable
 
 RateLimiter = RedisSlidingWindowLimiter | RedisTokenBucketLimiter
 
@@ -657,3 +658,31 @@ async def test_a_limiter_never_closes_the_client(redis_client: Redis) -> None:
         await stack.enter_async_context(slots.acquire("k"))
     assert await RedisSlidingWindowLimiter(redis_client, 1, 1).check("k") == Decision(False)
     assert await redis_client.ping()
+
+
+# -- the test helper -------------------------------------------------------------------------
+
+
+def test_redis_server_helper_restarts_on_its_port_and_avoids_taken_ones(
+    own_server: RedisServer,
+) -> None:
+    if not own_server.running:
+        own_server.start()
+    server = RedisServer()
+    server.port = own_server.port  # as if another process took the free port it picked
+    with server:
+        assert server.port != own_server.port
+        first_pid = server.pid
+        sync = redis.Redis.from_url(server.url)
+        try:
+            sync.set("k", "v")
+            server.restart()
+            assert server.running
+            assert server.pid != first_pid
+            assert sync.get("k") is None  # a fresh server, same URL
+        finally:
+            sync.close()
+    assert not server.running
+    # A port the caller chose is kept, even when taken.
+    with pytest.raises(RedisServerUnavailable, match="taken"), RedisServer(port=own_server.port):
+        pass
