@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +39,9 @@ EXIT_SEND_FAILED = 1
 EXIT_BEFORE_SENDING = 2
 EXIT_INTERRUPTED = 130
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# Messages and recipients are data, never markup: nothing printed from them is interpreted.
+stdout = Console(highlight=False, soft_wrap=True, emoji=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 app = typer.Typer(
     name="gocomm",
@@ -108,7 +109,9 @@ def _setup_logging(options: Options, quiet: bool = False) -> None:
     logging.basicConfig(level=level, handlers=[handler], format="%(name)s: %(message)s")
 
 
-def _run(options: Options, command: Callable[[], int], *, quiet: bool = False) -> None:
+def _run(
+    options: Options, command: Callable[[], int], *, quiet: bool = False, resumable: bool = False
+) -> None:
     """Run ``command`` and exit with its code; map its errors to exit codes and one line."""
     from gocomm.batch import BatchInputError
 
@@ -116,7 +119,8 @@ def _run(options: Options, command: Callable[[], int], *, quiet: bool = False) -
     try:
         code = command()
     except KeyboardInterrupt:
-        stderr.print("error: interrupted")
+        hint = "; run the same command again to resume where it stopped" if resumable else ""
+        _print_error(f"interrupted{hint}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
         before = isinstance(exc, (*_BEFORE_SENDING, BatchInputError))
@@ -124,20 +128,22 @@ def _run(options: Options, command: Callable[[], int], *, quiet: bool = False) -
     raise typer.Exit(code)
 
 
-def _on_loop(command: Callable[[], Awaitable[int]]) -> Callable[[], int]:
+def _on_loop(command: Callable[[], Coroutine[Any, Any, int]]) -> Callable[[], int]:
     """``command`` run on a fresh event loop."""
-
-    async def run() -> int:
-        return await command()
-
-    return lambda: asyncio.run(run())
+    return lambda: asyncio.run(command())
 
 
 def _fail(options: Options, exc: BaseException, code: int) -> NoReturn:
     if options.debug:
         stderr.print_exception(show_locals=False)
-    stderr.print(f"[red]error:[/red] {_one_line(exc)}")
+    _print_error(_one_line(exc))
     raise typer.Exit(code)
+
+
+def _print_error(message: str) -> None:
+    from rich.text import Text
+
+    stderr.print(Text.assemble(("error:", "red"), " ", message))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -211,7 +217,7 @@ def send_sms(
         async with _container(options) as container:
             sender = await _sender(container, "sms")
             receipt = await sender.send(biz, args, *numbers)
-        stdout.print(_receipt_line("sms", numbers, receipt))
+        stdout.print(_receipt_line("sms", numbers, receipt), markup=False)
         return EXIT_OK
 
     _run(options, _on_loop(command))
@@ -262,7 +268,7 @@ def send_email(
         async with _container(options) as container:
             channel = await _sender(container, "email")
             receipt = await channel.send(biz, message, *addresses)
-        stdout.print(_receipt_line("email", addresses, receipt))
+        stdout.print(_receipt_line("email", addresses, receipt), markup=False)
         return EXIT_OK
 
     _run(options, _on_loop(command))
@@ -318,7 +324,7 @@ def batch(
         _check_distinct(file, journal_path, failed_path)
         total, errors = check_rows(file, channel, file_format)
         for error in errors[:-1]:
-            stderr.print(f"[red]error:[/red] {_one_line(error)}")
+            _print_error(_one_line(error))
         if errors:
             raise errors[-1]
         failed_path.unlink(missing_ok=True)  # the file of failed rows describes this run only
@@ -333,10 +339,10 @@ def batch(
                 )
 
         summary = asyncio.run(send_all())
-        _print_summary(summary, journal_path, failed_path)
+        _print_summary(summary, channel, journal_path, failed_path)
         return EXIT_SEND_FAILED if summary.failed else EXIT_OK
 
-    _run(options, command, quiet=True)
+    _run(options, command, quiet=True, resumable=True)
 
 
 def _failed_path(file: Path, fmt: Format) -> Path:
@@ -364,6 +370,7 @@ async def _send_batch(
     failed_path: Path,
     concurrency: int,
 ) -> Summary:
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -377,7 +384,7 @@ async def _send_batch(
 
     failures = FailedRowWriter(failed_path, fmt)
     progress = Progress(
-        TextColumn(f"{channel} [bold]{file.name}[/bold]"),
+        TextColumn(f"{channel} [bold]{escape(file.name)}[/bold]"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("[green]{task.fields[sent]} sent[/green] [red]{task.fields[failed]} failed"),
@@ -410,21 +417,27 @@ async def _send_batch(
         journal.close()
 
 
-def _print_summary(summary: Summary, journal: Path, failed: Path) -> None:
+def _print_summary(summary: Summary, channel: str, journal: Path, failed: Path) -> None:
+    from rich.text import Text
+
     table = Table(title="batch summary", show_header=True, title_justify="left")
     table.add_column("", style="bold")
     table.add_column("rows", justify="right")
-    table.add_row("sent", f"[green]{summary.sent}[/green]")
-    table.add_row("failed", f"[red]{summary.failed}[/red]" if summary.failed else "0")
+    table.add_row("sent", Text(str(summary.sent), style="green"))
+    table.add_row("failed", Text(str(summary.failed), style="red" if summary.failed else ""))
     for vendor, count in sorted(summary.per_vendor.items()):
-        table.add_row(f"  via {vendor}", str(count))
+        table.add_row(Text(f"  via {vendor}"), str(count))
     table.add_row("retries", str(summary.retries))
     table.add_row("limited", str(summary.limited))
     table.add_row("already sent (journal)", str(summary.skipped))
     stdout.print(table)
-    stdout.print(f"journal: {journal}")
+    stdout.print(f"journal: {journal}", markup=False)
     if summary.failed:
-        stdout.print(f"failed rows: {failed} (send them again with: gocomm batch ... {failed})")
+        stdout.print(
+            f"failed rows: {failed}; once the cause is fixed, send them with: "
+            f"gocomm batch {channel} {failed}",
+            markup=False,
+        )
 
 
 # -- plugins ---------------------------------------------------------------------------------
@@ -435,7 +448,9 @@ def plugins(ctx: typer.Context) -> None:
     """List the registered vendors, and the plugins that failed to load."""
     options = _options(ctx)
 
-    async def command() -> int:
+    def command() -> int:
+        from rich.text import Text
+
         from gocomm.plugins import load_registry
 
         registry = load_registry()
@@ -445,15 +460,17 @@ def plugins(ctx: typer.Context) -> None:
             table.add_column("plugin")
             table.add_column("error", style="red")
             for failure in registry.failures:
-                table.add_row(_failure_label(failure), " ".join(failure.error.split()))
+                table.add_row(Text(_failure_label(failure)), Text(" ".join(failure.error.split())))
             stdout.print(table)
         return EXIT_OK
 
-    _run(options, _on_loop(command))
+    _run(options, command)
 
 
 def _vendor_table(registry: VendorRegistry) -> Table:
     from importlib.metadata import PackageNotFoundError, version
+
+    from rich.text import Text
 
     table = Table(title="vendors", title_justify="left")
     for column in ("name", "channels", "distribution", "version", "description"):
@@ -466,7 +483,8 @@ def _vendor_table(registry: VendorRegistry) -> Table:
         except PackageNotFoundError:
             dist_version = "?"
         channels = ", ".join(sorted(spec.channels))
-        table.add_row(name, channels, distribution, dist_version, spec.description)
+        cells = (name, channels, distribution, dist_version, spec.description)
+        table.add_row(*(Text(cell) for cell in cells))
     return table
 
 

@@ -378,7 +378,7 @@ def test_ctrl_c_stops_a_batch_and_still_shuts_down(
             process.kill()
             process.communicate()
     assert process.returncode == 130, err
-    assert err.strip().endswith("error: interrupted")
+    assert "error: interrupted; run the same command again to resume" in err
     assert len(list(outbox.glob("closed-*.json"))) == 1
     assert (tmp_path / "rows.csv.journal").read_text().count("\n") == 1  # the one row sent
 
