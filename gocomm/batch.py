@@ -452,7 +452,9 @@ class Journal:
         except OSError as exc:
             raise BatchInputError(f"journal {self.path}: cannot open: {exc.strerror}") from None
         size = os.fstat(fd).st_size
-        if size:
+        if not size:
+            _fsync_directory(self.path.parent)  # a new journal survives a power cut too
+        else:
             with self.path.open("rb") as existing:
                 existing.seek(size - 1)
                 if existing.read(1) != b"\n":
@@ -479,6 +481,17 @@ class Journal:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # not every platform lets a directory be opened; the entries follow anyway
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # -- failed rows -----------------------------------------------------------------------------
