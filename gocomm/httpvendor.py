@@ -39,7 +39,7 @@ from datetime import UTC
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from gocomm.errors import (
     InvalidMessage,
@@ -363,8 +363,9 @@ class HttpSmsVendor(AsyncCloseable):
         self.endpoint = endpoint.rstrip("/")
         self.templates: Mapping[str, TemplateEntry] = dict(templates or {})
         self.logger = logger or logging.getLogger(f"gocomm.{self.name}")
-        # Strings never to show in errors: credentials a vendor might echo back.
-        self._secrets = tuple(s for s in secrets if s)
+        # Strings never to show in errors: credentials a vendor might echo back. Kept as
+        # SecretStr, so that not even vars(vendor) or a debugger's view of it shows them.
+        self._secrets = tuple(SecretStr(s) for s in secrets if s)
         self._client = build_client(
             self.endpoint, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
@@ -432,7 +433,7 @@ class HttpSmsVendor(AsyncCloseable):
     def redact(self, text: str) -> str:
         """``text`` (a vendor's message) shortened, with every known credential masked."""
         for secret in self._secrets:
-            text = text.replace(secret, "***")
+            text = text.replace(secret.get_secret_value(), "***")
         if len(text) > _MAX_VENDOR_MESSAGE:
             text = text[:_MAX_VENDOR_MESSAGE] + "..."
         return text
