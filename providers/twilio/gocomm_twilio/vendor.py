@@ -240,8 +240,9 @@ class TwilioSms(HttpSmsVendor):
         )
         if isinstance(more_info, str) and more_info.startswith("https://"):
             text += f" (see {self.redact(more_info)})"
-        cls = PermanentError if permanent else SendError
-        return cls(text, vendor=self.name, code=code, retry_after=retry_after)
+        if permanent:  # waiting cannot help: a Retry-After beside it means nothing
+            return PermanentError(text, vendor=self.name, code=code)
+        return SendError(text, vendor=self.name, code=code, retry_after=retry_after)
 
     async def _send_all(
         self, template: ResolvedTemplate, numbers: Sequence[str]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ TEMPLATES = {
     "login": "Your code is {code}, valid {minutes} minutes.",
     "contract": "Your code is {code}",
     "braces": "{{literal}} {code}",
+    "bare": "{code}",
 }
 
 #: The HTTP status Twilio answers each error code with (400 for the rest).
@@ -64,9 +66,10 @@ class FakeTwilio:
     forms: list[dict[str, str]] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     server: LocalHttpServer | None = None
-    gate: Any = None
+    gate: asyncio.Event | None = None
     in_flight: int = 0
     max_in_flight: int = 0
+    in_flight_events: dict[int, asyncio.Event] = field(default_factory=dict)
     serial: int = 0
 
     # the contract suite's Outbox
@@ -86,6 +89,10 @@ class FakeTwilio:
         assert self.server is not None
         return self.server.url
 
+    def when_in_flight(self, count: int) -> asyncio.Event:
+        """An event set once ``count`` requests are being answered at the same time."""
+        return self.in_flight_events.setdefault(count, asyncio.Event())
+
     def _headers(self) -> dict[str, str]:
         return {"Retry-After": self.retry_after} if self.retry_after else {}
 
@@ -104,6 +111,8 @@ class FakeTwilio:
     async def handle(self, request: HttpRequest) -> HttpResponse:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.in_flight in self.in_flight_events:
+            self.in_flight_events[self.in_flight].set()
         try:
             if self.gate is not None:
                 await self.gate.wait()
