@@ -169,3 +169,23 @@ def test_bad_content_id() -> None:
 def test_parse_address_display_name() -> None:
     address = parse_address('"Doe, Jane" <jane@example.com>', "sender")
     assert (address.display_name, address.addr_spec) == ("Doe, Jane", "jane@example.com")
+
+
+def test_long_and_non_ascii_headers_are_encoded_and_folded() -> None:
+    to = tuple(f"recipient{i}@example.com" for i in range(12))
+    email = Email(subject="A subject " * 12, text="t", reply_to=("Jürgen <j@example.com>",))
+    env = build_envelope(email, to, SENDER)
+    head = env.data.split(b"\r\n\r\n")[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))  # folded
+    head.decode("ascii")  # encoded
+    msg = parse(env)
+    assert [a.addr_spec for a in msg["To"].addresses] == list(to)
+    assert msg["Subject"] == email.subject
+    assert msg["Reply-To"].addresses[0].display_name == "Jürgen"
+
+
+def test_display_names_with_specials_are_quoted() -> None:
+    email = Email(subject="s", text="t", sender="Doe, Jane (Ops) <jane@example.com>")
+    msg = parse(build_envelope(email, ("a@b.com",), None))
+    [address] = msg["From"].addresses
+    assert (address.display_name, address.addr_spec) == ("Doe, Jane (Ops)", "jane@example.com")
