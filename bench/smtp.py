@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import trustme
@@ -49,7 +50,7 @@ def _serve(port: int, tls: str, cert: str, key: str, ready: Event, stop: Event) 
         async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
             return "250 2.0.0 accepted"
 
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if tls == "starttls":
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
@@ -142,7 +143,7 @@ async def _bench(tls: str, args: argparse.Namespace, ca: trustme.CA, ca_file: Pa
             settings = SmtpSettings(
                 host=HOST,
                 port=port,
-                tls=tls,  # type: ignore[arg-type]
+                tls=tls,
                 ca_file=ca_file if tls != "none" else None,
                 pool_size=args.concurrency,
                 max_messages=100,

@@ -44,6 +44,7 @@ class _CachingHeaderRegistry(HeaderRegistry):
 # Policy SMTP (CRLF line ends) with 7-bit transfer encodings, so non-ASCII bodies are
 # quoted-printable or base64 and every server accepts the message, 8BITMIME or not.
 POLICY = SMTP.clone(cte_type="7bit", header_factory=_CachingHeaderRegistry())
+_LINE_LENGTH = 78  # the policy's max_line_length (RFC 5322's recommended limit)
 
 
 _NAMED = re.compile(r"\s*(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]*)>\s*")
@@ -192,7 +193,7 @@ def _put(msg: EmailMessage, name: str, value: str | list[Address]) -> None:
     display names); CR and LF were refused long before.
     """
     text = value if isinstance(value, str) else ", ".join(str(a) for a in value)
-    if text.isascii() and len(name) + 2 + len(text) <= POLICY.max_line_length:
+    if text.isascii() and len(name) + 2 + len(text) <= _LINE_LENGTH:
         msg.set_raw(name, text)
     else:
         msg[name] = value
