@@ -629,3 +629,29 @@ email:
     assert env_run.returncode == 0, env_run.stderr
     assert "envpw-77aa" not in env_run.stdout + env_run.stderr
     assert "127.0.0.1:6391" in env_run.stdout
+
+
+def test_example_configuration_never_shows_a_secret(cli: Callable[..., Result]) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "gocomm.yaml"
+    secrets = {
+        "REDIS_PASSWORD": "redis-pw-0a1b",
+        "ALIYUN_ACCESS_KEY_ID": "LTAI-public-id",
+        "ALIYUN_ACCESS_KEY_SECRET": "ali-secret-2c3d",
+        "TENCENT_SECRET_ID": "AKID-public-id",
+        "TENCENT_SECRET_KEY": "tc-secret-4e5f",
+        "SMTP_PASSWORD": "smtp-pw-6a7b",
+    }
+    runner = CliRunner()
+    run = runner.invoke(
+        app,
+        ["--config", str(example), "config"],
+        env={**secrets, "GOCOMM_SMS__RETRY__MAX_ATTEMPTS": "5", "COLUMNS": "200"},
+    )
+    assert run.exit_code == 0, run.output
+    for name, value in secrets.items():
+        assert (value in run.output) == name.endswith("_ID"), name  # ids are not secrets
+    assert "redis://:**********@localhost:6379/0" in run.output
+    assert "5 attempts" in run.output  # the environment wins over the file
+    tree = run.output[run.output.index("\nsms\n") :]
+    for stage in ("RateLimitSender", "IntervalRetrySender", "FailoverSender", "aliyun", "tencent"):
+        assert stage in tree
