@@ -53,8 +53,9 @@ class FakeTwilio:
     ``fail_next`` is an error code for the next request only; ``mode`` "http500"/"http503"
     answers a bare (non-JSON) gateway error; ``retry_after`` adds a Retry-After header to
     failures. ``deliveries`` holds one contract ``Delivery`` per message created (the suite's
-    ``Outbox``); ``forms`` every accepted form; ``gate`` (when set) holds each request until
-    it is set, and ``in_flight``/``max_in_flight`` count requests being answered.
+    ``Outbox``); ``forms`` every accepted form; ``gate`` (when set) holds each request (but
+    those to the ``ungated`` numbers) until it is set, and ``in_flight``/``max_in_flight``
+    count requests being answered.
     """
 
     sender: dict[str, str] = field(default_factory=lambda: {"From": FROM_NUMBER})
@@ -67,6 +68,7 @@ class FakeTwilio:
     deliveries: list[Delivery] = field(default_factory=list)
     server: LocalHttpServer | None = None
     gate: asyncio.Event | None = None
+    ungated: set[str] = field(default_factory=set)
     in_flight: int = 0
     max_in_flight: int = 0
     in_flight_events: dict[int, asyncio.Event] = field(default_factory=dict)
@@ -114,7 +116,7 @@ class FakeTwilio:
         if self.in_flight in self.in_flight_events:
             self.in_flight_events[self.in_flight].set()
         try:
-            if self.gate is not None:
+            if self.gate is not None and request.form().get("To") not in self.ungated:
                 await self.gate.wait()
             return self._answer(request)
         finally:

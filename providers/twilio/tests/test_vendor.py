@@ -321,22 +321,47 @@ async def test_requests_are_bounded_concurrent_and_sids_follow_to(
     assert receipt.message_ids == tuple(by_number[n] for n in to)
 
 
-async def test_concurrent_stop_leaves_exactly_the_unreached_numbers_unsent(
-    twilio_server: FakeTwilio,
-) -> None:
+class _OnRecord(logging.Handler):
+    """Sets an event when a record is logged: the vendor's one line when it stops a send."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        super().__init__(logging.DEBUG)
+        self.event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.event.set()
+
+
+async def test_a_stop_under_concurrency_starts_no_new_request(twilio_server: FakeTwilio) -> None:
     to = numbers(12)
-    twilio_server.number_codes[to[4]] = 20429
-    async with TwilioSms(make_settings(twilio_server.url), max_concurrency=3) as vendor:
-        with pytest.raises(SendError) as caught:
-            await vendor.send("login", ARGS, *to)
-        unsent = caught.value.unsent or ()
-        reached = [d.recipient for d in twilio_server.deliveries]
-        assert sorted([*unsent, *reached]) == sorted(to)  # everyone exactly once
-        assert to[4] in unsent
-        assert len(twilio_server.forms) < len(to)  # the throttle stopped new requests
-        # A retry of the unsent numbers completes the send with nobody getting two messages.
-        await vendor.send("login", ARGS, *(n for n in unsent if n != to[4]))
-    assert len({d.recipient for d in twilio_server.deliveries}) == len(twilio_server.deliveries)
+    # The three workers take to[0], to[1], to[2]; to[0] is throttled at once while the other
+    # two are held, so the stop happens with two requests in flight.
+    twilio_server.gate = asyncio.Event()
+    twilio_server.ungated = {to[0]}
+    twilio_server.number_codes[to[0]] = 20429
+    stopped = asyncio.Event()
+    logger = logging.getLogger("tests.twilio.stop")
+    logger.setLevel(logging.DEBUG)
+    handler = _OnRecord(stopped)
+    logger.addHandler(handler)
+    try:
+        settings = make_settings(twilio_server.url)
+        async with TwilioSms(settings, max_concurrency=3, logger=logger) as vendor:
+            send = asyncio.create_task(vendor.send("login", ARGS, *to))
+            await asyncio.wait_for(stopped.wait(), 10)
+            twilio_server.gate.set()  # the two requests in flight finish and count as sent
+            with pytest.raises(SendError) as caught:
+                await send
+            assert sorted(f["To"] for f in twilio_server.forms) == to[:3]
+            assert caught.value.unsent == (to[0], *to[3:])
+            assert is_retryable(caught.value)
+            assert sorted(d.recipient for d in twilio_server.deliveries) == to[1:3]
+            # A retry of the unsent numbers completes the send; nobody gets a second message.
+            twilio_server.number_codes.clear()
+            await vendor.send("login", ARGS, *(caught.value.unsent or ()))
+    finally:
+        logger.removeHandler(handler)
+    assert sorted(d.recipient for d in twilio_server.deliveries) == sorted(to)
 
 
 async def test_cancelling_a_send_in_flight_cancels_its_requests(
