@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -46,13 +48,38 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 app = typer.Typer(
     name="gocomm",
     help="Send SMS and email through gocomm's stack: rate limit, retry, failover, vendors.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-send_app = typer.Typer(help="Send one message.", no_args_is_help=True)
+send_app = typer.Typer(help="Send one message.")
 app.add_typer(send_app, name="send")
+
+
+def _help_without_command(ctx: typer.Context) -> None:
+    """A group run without a command shows its help and exits with the usage error code."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(EXIT_BEFORE_SENDING)
+
+
+@send_app.callback(invoke_without_command=True)
+def _send_group(ctx: typer.Context) -> None:
+    _help_without_command(ctx)
+
+
+class Channel(StrEnum):
+    """The channels ``batch`` sends on."""
+
+    email = "email"
+    sms = "sms"
+
+
+class FileFormat(StrEnum):
+    """The formats ``batch`` reads."""
+
+    csv = "csv"
+    jsonl = "jsonl"
 
 
 class UsageError(ValueError):
@@ -67,7 +94,7 @@ class Options:
     debug: bool = False
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _global_options(
     ctx: typer.Context,
     config: Annotated[
@@ -84,6 +111,7 @@ def _global_options(
     ] = False,
 ) -> None:
     ctx.obj = Options(config=config, debug=debug)
+    _help_without_command(ctx)
 
 
 # -- running a command -----------------------------------------------------------------------
@@ -280,9 +308,12 @@ def send_email(
 @app.command("batch")
 def batch(
     ctx: typer.Context,
-    channel: Annotated[str, typer.Argument(help="email or sms.")],
+    channel: Annotated[Channel, typer.Argument(help="email or sms.", metavar="CHANNEL")],
     file: Annotated[
-        Path, typer.Argument(help="CSV or JSON lines, one message per row.", dir_okay=False)
+        Path,
+        typer.Argument(
+            help="CSV or JSON lines, one message per row.", dir_okay=False, metavar="FILE"
+        ),
     ],
     concurrency: Annotated[
         int, typer.Option(min=1, max=1000, help="Sends in flight at once.")
@@ -290,7 +321,8 @@ def batch(
     failed: Annotated[
         Path | None,
         typer.Option(
-            help="Where failed rows go, in FILE's format (default: FILE.failed.<ext>).",
+            help="Where failed rows go, in FILE's format (default: next to FILE, "
+            "NAME.failed.csv or NAME.failed.jsonl).",
             dir_okay=False,
         ),
     ] = None,
@@ -299,7 +331,7 @@ def batch(
         typer.Option(help="The resume journal (default: FILE.journal).", dir_okay=False),
     ] = None,
     fmt: Annotated[
-        str | None,
+        FileFormat | None,
         typer.Option("--format", help="csv or jsonl (default: from FILE's suffix)."),
     ] = None,
 ) -> None:
@@ -316,13 +348,12 @@ def batch(
         from gocomm.batch import Journal, check_rows, detect_format
 
         # Everything that can refuse the run happens here, before any vendor is touched.
-        if channel not in ("email", "sms"):
-            raise UsageError(f"unknown channel {channel!r}; use email or sms")
-        file_format = detect_format(file, fmt)
+        name = channel.value
+        file_format = detect_format(file, fmt.value if fmt else None)
         journal_path = journal or file.with_name(file.name + ".journal")
         failed_path = failed or _failed_path(file, file_format)
         _check_distinct(file, journal_path, failed_path)
-        total, errors = check_rows(file, channel, file_format)
+        total, errors = check_rows(file, name, file_format)
         for error in errors[:-1]:
             _print_error(_one_line(error))
         if errors:
@@ -332,14 +363,14 @@ def batch(
 
         async def send_all() -> Summary:
             async with _container(options) as container:
-                sender = await _sender(container, channel)
+                sender = await _sender(container, name)
                 return await _send_batch(
-                    sender, channel, file, file_format, total, run_journal, failed_path,
+                    sender, name, file, file_format, total, run_journal, failed_path,
                     concurrency,
                 )
 
         summary = asyncio.run(send_all())
-        _print_summary(summary, channel, journal_path, failed_path)
+        _print_summary(summary, name, journal_path, failed_path)
         return EXIT_SEND_FAILED if summary.failed else EXIT_OK
 
     _run(options, command, quiet=True, resumable=True)
@@ -551,9 +582,24 @@ def _add_stage(parent: Tree, node: StackNode) -> None:
         _add_stage(branch, child)
 
 
-def main() -> None:
-    """Entry point of the ``gocomm`` console script."""
-    app(prog_name="gocomm")
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point of the ``gocomm`` console script.
+
+    Usage errors become one ``error:`` line too, with exit code 2.
+    """
+    try:
+        code = app(args=argv, prog_name="gocomm", standalone_mode=False)
+    except typer.Abort:
+        _print_error("interrupted")
+        code = EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # click's usage errors, as typer carries them
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
+        context = getattr(exc, "ctx", None)
+        hint = f" (see: {context.command_path} --help)" if context is not None else ""
+        _print_error(f"{' '.join(str(message).split())}{hint}")
+        code = getattr(exc, "exit_code", EXIT_BEFORE_SENDING)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 if __name__ == "__main__":

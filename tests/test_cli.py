@@ -256,6 +256,23 @@ def test_an_invalid_phone_exits_2_before_sending(
     assert list(outbox.iterdir()) == []
 
 
+def test_usage_errors_print_one_line(env: dict[str, str]) -> None:
+    unknown, missing, bare = gocomm_together(
+        (["batch", "fax", "rows.csv"], env),
+        (["send", "sms", "--biz", "login"], env),
+        ([], env),
+    )
+    assert unknown.returncode == 2
+    (line,) = unknown.stderr.strip().splitlines()
+    assert line.startswith("error: Invalid value for 'CHANNEL'")
+    assert "'fax'" in line
+    assert line.endswith("(see: gocomm batch --help)")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "error: Missing option '--to'. (see: gocomm send sms --help)"
+    assert bare.returncode == 2
+    assert "Usage: gocomm [OPTIONS] COMMAND" in bare.stdout  # no command: the help
+
+
 # -- the same commands in process, for the many variants of bad input ------------------------
 
 
