@@ -191,7 +191,13 @@ def main() -> None:
         title=f"{args.messages} messages, concurrency {args.concurrency}, "
         f"median of {args.rounds} alternating rounds (aiosmtpd in another process)"
     )
-    for column in ("tls", "gocomm-smtp msg/s", "aiosmtplib.send msg/s", "ratio", "rounds"):
+    for column in (
+        "tls",
+        "gocomm-smtp msg/s",
+        "aiosmtplib.send msg/s",
+        "ratio",
+        "each round (pooled/send)",
+    ):
         table.add_column(
             column, justify="right" if "msg" in column or column == "ratio" else "left"
         )

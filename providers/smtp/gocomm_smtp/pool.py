@@ -41,11 +41,9 @@ class PooledConnection:
     smtp: aiosmtplib.SMTP
     last_used: float
     messages: int = 0
-
-    @property
-    def reused(self) -> bool:
-        """Whether a message went through this connection before (it may have died since)."""
-        return self.messages > 0
+    #: Whether the current lease found this connection in the pool rather than opening it:
+    #: then it may have died while idle without the client noticing yet.
+    reused: bool = False
 
 
 class _Slot:
@@ -190,6 +188,7 @@ class SmtpPool(AsyncCloseable):
                 slot.conn = None
                 await self._quit(conn)
             else:
+                conn.reused = True
                 return conn
         smtp = await self._connect()
         self.opened += 1

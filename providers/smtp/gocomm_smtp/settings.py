@@ -8,6 +8,7 @@ from pydantic import Field, FilePath, SecretStr, field_validator, model_validato
 
 from gocomm.errors import CommError
 from gocomm.plugins import VendorSettings
+from gocomm_smtp.message import parse_address
 
 __all__ = ["DEFAULT_PORTS", "SmtpSettings", "TlsMode"]
 
@@ -60,8 +61,6 @@ class SmtpSettings(VendorSettings):
     @classmethod
     def _check_sender(cls, sender: str | None) -> str | None:
         if sender is not None:
-            from gocomm_smtp.message import parse_address
-
             try:
                 parse_address(sender, "sender")
             except CommError as exc:
