@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from gocomm_smtp import SmtpSender
 
-from gocomm.errors import PermanentError
+from gocomm.errors import PermanentError, SendError
 from gocomm.messages import Email
 
 from .conftest import SmtpTestServer, make_settings
@@ -104,7 +104,7 @@ async def test_aclose_fails_waiting_sends(smtp_server: ServerFactory) -> None:
     await sender.aclose()
     with pytest.raises(PermanentError, match="closed"):
         await waiting
-    with pytest.raises(Exception, match="smtp"):  # its connection was closed under it
+    with pytest.raises(SendError, match="smtp"):  # its connection was closed under it
         await first
     await server.wait_until(lambda r: r.active == 0)
 
