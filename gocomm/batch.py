@@ -57,6 +57,7 @@ __all__ = [
     "FailedRowWriter",
     "Format",
     "Journal",
+    "JournalError",
     "Outcome",
     "Row",
     "Summary",
@@ -77,6 +78,11 @@ DEFAULT_EMAIL_BIZ = "email"
 
 class BatchInputError(CommError, ValueError):
     """A batch file cannot be read as the channel's layout; names the file, line and field."""
+
+
+class JournalError(CommError):
+    """The journal cannot be written: the batch stops, since a row sent but not journaled
+    would be sent again by a resumed run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +412,8 @@ def _email_fields(email: Email) -> dict[str, Any]:
 
 
 class Journal:
-    """Append-only record of the rows a batch sent, one fsync'd JSON line per send.
+    """Append-only record of the rows a batch sent, one JSON line per send, fsync'd before the
+    send counts as done.
 
     Each line is ``{"key": "<line>:<hash>", "sent": [recipients]}``. A row is done when the
     recipients of its lines cover its ``to``. A torn last line (a crash mid-write) is ignored.
@@ -417,6 +424,7 @@ class Journal:
         self._sent: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._queue: asyncio.Queue[tuple[str, tuple[str, ...], asyncio.Future[None]]] | None = None
         self._load()
 
     def _load(self) -> None:
@@ -462,19 +470,70 @@ class Journal:
         self._fd = fd
 
     def record(self, row: Row, sent: Iterable[str]) -> None:
-        """Append and fsync one entry (blocking: call it from a thread, see :meth:`arecord`)."""
-        recipients = list(sent)
-        line = json.dumps({"key": row.key, "sent": recipients}, ensure_ascii=False) + "\n"
+        """Append and fsync one entry (blocking; :meth:`arecord` is the async form)."""
+        recipients = tuple(sent)
+        self._write([(row.key, recipients)])
+        self._remember(row.key, recipients)
+
+    def _write(self, entries: Sequence[tuple[str, tuple[str, ...]]]) -> None:
+        """One write and one fsync for ``entries`` (blocking)."""
+        data = "".join(
+            json.dumps({"key": key, "sent": list(sent)}, ensure_ascii=False) + "\n"
+            for key, sent in entries
+        ).encode()
         with self._lock:
             if self._fd is None:
                 raise RuntimeError("the journal is not open")
-            os.write(self._fd, line.encode())
-            os.fsync(self._fd)
-            self._sent.setdefault(row.key, set()).update(recipients)
+            try:
+                while data:  # a regular file takes it whole; loop only to honour the contract
+                    data = data[os.write(self._fd, data) :]
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise JournalError(
+                    f"journal {self.path}: cannot write ({exc.strerror or exc}); the batch "
+                    "stops here so that a resumed run sends nobody a second copy"
+                ) from exc
+
+    def _remember(self, key: str, sent: tuple[str, ...]) -> None:
+        self._sent.setdefault(key, set()).update(sent)
 
     async def arecord(self, row: Row, sent: Iterable[str]) -> None:
-        """:meth:`record` off the event loop; fsync may take milliseconds."""
-        await asyncio.to_thread(self.record, row, tuple(sent))
+        """Append ``row``'s entry and return once it is on disk.
+
+        While :meth:`commit_loop` runs, entries of concurrent sends share one write and one
+        fsync (group commit), so many workers cost one fsync per round, not one each; without
+        it, each entry is written on its own, in a thread.
+        """
+        recipients = tuple(sent)
+        if self._queue is None:
+            await asyncio.to_thread(self._write, [(row.key, recipients)])
+        else:
+            durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._queue.put_nowait((row.key, recipients, durable))
+            await durable
+        self._remember(row.key, recipients)
+
+    async def commit_loop(self) -> None:
+        """Write queued entries in groups until cancelled (:func:`run_batch` runs it)."""
+        queue: asyncio.Queue[tuple[str, tuple[str, ...], asyncio.Future[None]]]
+        self._queue = queue = asyncio.Queue()
+        try:
+            while True:
+                group = [await queue.get()]
+                while not queue.empty():
+                    group.append(queue.get_nowait())
+                try:
+                    await asyncio.to_thread(self._write, [(k, sent) for k, sent, _ in group])
+                except Exception as exc:  # each waiting send reports the failure itself
+                    for *_, durable in group:
+                        if not durable.done():
+                            durable.set_exception(exc)
+                    continue
+                for *_, durable in group:
+                    if not durable.done():
+                        durable.set_result(None)
+        finally:
+            self._queue = None
 
     def close(self) -> None:
         with self._lock:
@@ -587,7 +646,19 @@ async def run_batch(
             await report(Outcome(row, receipt=receipt, sent_to=owed))
 
     journal.open()
-    async with asyncio.TaskGroup() as group:
-        for _ in range(concurrency):
-            group.create_task(worker())
+    try:
+        async with asyncio.TaskGroup() as group:
+            committer = group.create_task(journal.commit_loop())
+            async with asyncio.TaskGroup() as workers:
+                for _ in range(concurrency):
+                    workers.create_task(worker())
+            committer.cancel()  # every worker has seen its entries on disk
+    except BaseExceptionGroup as group:
+        # Workers fail together for one reason (the journal, the callback): raise it plainly.
+        raise _first_leaf(group) from None
     return summary
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

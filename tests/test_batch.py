@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from gocomm.batch import (
     BatchInputError,
     FailedRowWriter,
     Journal,
+    JournalError,
     Outcome,
     check_rows,
     detect_format,
@@ -271,3 +273,56 @@ def test_failed_rows_are_written_in_the_input_format(tmp_path: Path) -> None:
         assert again.to == ("+8613800000002",)
         assert again.args == {"code": "7"}
         assert "SendError: quota exceeded" in out.read_text()
+
+
+async def test_concurrent_sends_share_one_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbers = [f"+86138000{n:05d}" for n in range(40)]
+    source = write(tmp_path / "rows.csv", "to,biz\n" + "".join(f"{n},x\n" for n in numbers))
+    fsyncs = 0
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        nonlocal fsyncs
+        fsyncs += 1
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    release = asyncio.Event()
+
+    class Together(MemorySender):
+        """Holds every send until ten are in flight, so that they finish in one round."""
+
+        async def send(self, biz: str, args: Any, *to: str) -> Receipt:
+            receipt = await super().send(biz, args, *to)
+            if len(self.sent) % 10 == 0:
+                release.set()
+            await release.wait()
+            if len(self.sent) % 10 == 0:
+                release.clear()
+            return receipt
+
+    journal = Journal(tmp_path / "j")
+    summary = await run_batch(
+        Together(), read_rows(source, "sms", "csv"), journal, concurrency=10
+    )
+    journal.close()
+    assert summary.sent == 40
+    assert fsyncs < 40  # grouped: typically one per round of ten
+    resumed = Journal(tmp_path / "j")
+    assert all(resumed.owed(row) == () for row in read_rows(source, "sms", "csv"))
+
+
+async def test_a_journal_that_cannot_be_written_stops_the_batch(tmp_path: Path) -> None:
+    source = write(tmp_path / "rows.csv", "to,biz\n+8613800000001,x\n+8613800000002,x\n")
+    journal = Journal(tmp_path / "j")
+    journal.open()
+    os.close(journal._fd)  # type: ignore[arg-type]
+    journal._fd = os.open("/dev/full", os.O_WRONLY)  # every write fails: no space left
+    vendor = MemorySender()
+    with pytest.raises(JournalError, match=r"cannot write \(No space left") as caught:
+        await run_batch(vendor, read_rows(source, "sms", "csv"), journal, concurrency=1)
+    journal.close()
+    assert "resumed run sends nobody a second copy" in str(caught.value)
+    assert len(vendor.sent) == 1  # the first send's entry failed: nothing more was sent
