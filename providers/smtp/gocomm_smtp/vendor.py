@@ -41,6 +41,9 @@ class _StaleConnection(Exception):
 class SmtpSender(AsyncCloseable):
     """Sends emails through an SMTP server over a pool of up to ``pool_size`` connections.
 
+    ``local_hostname`` is the name given in EHLO; by default ``socket.getfqdn()``, looked up
+    once, in a thread. ``name`` is the vendor name receipts carry.
+
     ``send(biz, email, *to)``: ``biz`` is ignored (SMTP has no templates); ``to`` are the
     ``To`` recipients, ``email.cc`` and ``email.bcc`` travel with every attempt and ``bcc``
     appears in no header. Returns a :class:`Receipt` with the message's Message-ID; cc/bcc
@@ -54,12 +57,13 @@ class SmtpSender(AsyncCloseable):
         *,
         logger: logging.Logger | None = None,
         name: str = VENDOR,
+        local_hostname: str | None = None,
     ) -> None:
         self.settings = settings
         self.name = name
         self._log = logger or logging.getLogger("gocomm.smtp")
         self._tls_context: ssl.SSLContext | None = None
-        self._local_hostname: str | None = None
+        self._local_hostname = local_hostname
         self.pool = SmtpPool(
             self._open,
             size=settings.pool_size,

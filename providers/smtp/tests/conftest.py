@@ -42,6 +42,7 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     session_id: int
+    helo: str = ""
 
     @property
     def message(self) -> EmailMessage:
@@ -188,7 +189,11 @@ class Handler:
         content = envelope.original_content or envelope.content
         assert isinstance(content, bytes)
         received = Received(
-            str(envelope.mail_from), list(envelope.rcpt_tos), content, server.session_id
+            str(envelope.mail_from),
+            list(envelope.rcpt_tos),
+            content,
+            server.session_id,
+            str(session.host_name),
         )
         with self.recorder.lock:
             self.recorder.messages.append(received)

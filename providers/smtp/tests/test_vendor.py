@@ -45,6 +45,13 @@ async def test_plain_delivery_and_receipt(smtp_server: ServerFactory) -> None:
     assert receipt == Receipt(vendor="smtp", message_ids=(msg["Message-ID"],))
 
 
+async def test_local_hostname_is_the_ehlo_name(smtp_server: ServerFactory) -> None:
+    server = smtp_server()
+    async with SmtpSender(make_settings(server), local_hostname="client.example.net") as sender:
+        await sender.send("b", EMAIL, "a@example.com")
+    assert server.recorder.messages[0].helo == "client.example.net"
+
+
 async def test_bad_input_opens_no_connection(smtp_server: ServerFactory) -> None:
     server = smtp_server()
     async with SmtpSender(make_settings(server)) as sender:
