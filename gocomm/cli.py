@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -156,11 +156,6 @@ def _run(
     raise typer.Exit(code)
 
 
-def _on_loop(command: Callable[[], Coroutine[Any, Any, int]]) -> Callable[[], int]:
-    """``command`` run on a fresh event loop."""
-    return lambda: asyncio.run(command())
-
-
 def _fail(options: Options, exc: BaseException, code: int) -> NoReturn:
     if options.debug:
         stderr.print_exception(show_locals=False)
@@ -181,26 +176,32 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _load(options: Options) -> tuple[Settings, VendorRegistry]:
-    """The settings, every vendor entry validated by its plugin's model, and the registry."""
+def _build(options: Options) -> Container:
+    """The command's container (built once, before the event loop starts: reading the file and
+    loading the plugins block). Vendor entries are validated by their plugins' models here."""
     from gocomm.config import load_settings
+    from gocomm.containers import build_container
     from gocomm.plugins import load_registry
 
     registry = load_registry()
-    return load_settings(options.config, registry=registry), registry
+    settings = load_settings(options.config, registry=registry)
+    container: Container = build_container(settings, registry=registry)
+    return container
 
 
 @asynccontextmanager
-async def _container(options: Options) -> AsyncIterator[Container]:
-    """The container for one command, built once; its resources are shut down on every exit."""
-    from gocomm.containers import build_container
-
-    settings, registry = _load(options)
-    container = build_container(settings, registry=registry)
+async def _running(container: Container) -> AsyncIterator[Container]:
+    """``container`` in use; its resources (vendors, timers, Redis) are shut down on every exit."""
     try:
         yield container
     finally:
-        await container.shutdown_resources()
+        await _shut_down(container)
+
+
+async def _shut_down(container: Container) -> None:
+    closing = container.shutdown_resources()
+    if closing is not None:  # gocomm's container always returns an awaitable; the stubs allow None
+        await closing
 
 
 async def _sender(container: Container, channel: str) -> Any:
@@ -239,16 +240,22 @@ def send_sms(
 
     options = _options(ctx)
 
-    async def command() -> int:
+    def command() -> int:
         numbers = tuple(validate_phone(number) for number in to)
         args = _params(param or [])
-        async with _container(options) as container:
-            sender = await _sender(container, "sms")
-            receipt = await sender.send(biz, args, *numbers)
+        container = _build(options)
+
+        async def send() -> Receipt | None:
+            async with _running(container):
+                sender = await _sender(container, "sms")
+                result: Receipt | None = await sender.send(biz, args, *numbers)
+                return result
+
+        receipt = asyncio.run(send())
         stdout.print(_receipt_line("sms", numbers, receipt), markup=False)
         return EXIT_OK
 
-    _run(options, _on_loop(command))
+    _run(options, command)
 
 
 def _params(pairs: list[str]) -> dict[str, str]:
@@ -283,7 +290,7 @@ def send_email(
 
     options = _options(ctx)
 
-    async def command() -> int:
+    def command() -> int:
         addresses = tuple(validate_email(a) for a in to)
         message = Email(
             subject=subject,
@@ -293,13 +300,19 @@ def send_email(
             cc=tuple(validate_email(a) for a in cc or ()),
             bcc=tuple(validate_email(a) for a in bcc or ()),
         )
-        async with _container(options) as container:
-            channel = await _sender(container, "email")
-            receipt = await channel.send(biz, message, *addresses)
+        container = _build(options)
+
+        async def send() -> Receipt | None:
+            async with _running(container):
+                channel = await _sender(container, "email")
+                result: Receipt | None = await channel.send(biz, message, *addresses)
+                return result
+
+        receipt = asyncio.run(send())
         stdout.print(_receipt_line("email", addresses, receipt), markup=False)
         return EXIT_OK
 
-    _run(options, _on_loop(command))
+    _run(options, command)
 
 
 # -- batch -----------------------------------------------------------------------------------
@@ -360,9 +373,10 @@ def batch(
             raise errors[-1]
         failed_path.unlink(missing_ok=True)  # the file of failed rows describes this run only
         run_journal = Journal(journal_path)
+        container = _build(options)
 
         async def send_all() -> Summary:
-            async with _container(options) as container:
+            async with _running(container):
                 sender = await _sender(container, name)
                 return await _send_batch(
                     sender, name, file, file_format, total, run_journal, failed_path,
@@ -531,13 +545,15 @@ def config(ctx: typer.Context) -> None:
     """Show the effective configuration, secrets masked, and each channel's stack."""
     options = _options(ctx)
 
-    async def command() -> int:
-        async with _container(options) as container:  # builds every stage's settings
-            settings = container.settings()
-            _print_config(settings)
+    def command() -> int:
+        container = _build(options)  # validates every vendor entry
+        try:
+            _print_config(container.settings())
+        finally:
+            asyncio.run(_shut_down(container))
         return EXIT_OK
 
-    _run(options, _on_loop(command))
+    _run(options, command)
 
 
 def _print_config(settings: Settings) -> None:
