@@ -86,6 +86,10 @@ class UsageError(ValueError):
     """A command line that cannot be run; exit code 2."""
 
 
+class BatchStopped(RuntimeError):
+    """A batch stopped after it had started sending; exit code 1."""
+
+
 @dataclass(frozen=True)
 class Options:
     """The global options, given before the command."""
@@ -425,7 +429,7 @@ async def _send_batch(
         TimeRemainingColumn,
     )
 
-    from gocomm.batch import FailedRowWriter, read_rows, run_batch
+    from gocomm.batch import BatchInputError, FailedRowWriter, read_rows, run_batch
 
     failures = FailedRowWriter(failed_path, fmt)
     progress = Progress(
@@ -457,6 +461,9 @@ async def _send_batch(
                 concurrency=concurrency,
                 on_outcome=on_outcome,
             )
+    except BatchInputError as exc:
+        # The file was checked whole before the first send: it changed while being sent.
+        raise BatchStopped(f"{exc}; the file changed while it was being sent") from exc
     finally:
         failures.close()
         journal.close()
