@@ -49,11 +49,10 @@ class PooledConnection:
 class _Slot:
     """One of the pool's ``size`` places for a connection."""
 
-    __slots__ = ("conn", "leased")
+    __slots__ = ("conn",)
 
     def __init__(self) -> None:
         self.conn: PooledConnection | None = None
-        self.leased = False
 
 
 class Lease:
@@ -163,15 +162,12 @@ class SmtpPool(AsyncCloseable):
                 elif waiter in self._waiters:
                     self._waiters.remove(waiter)
                 raise
-        slot.leased = True
         return slot
 
     def _release(self, slot: _Slot) -> None:
-        slot.leased = False
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                slot.leased = True
                 waiter.set_result(slot)
                 return
         self._free.append(slot)
@@ -231,7 +227,6 @@ class SmtpPool(AsyncCloseable):
             # Take the due slots out of the free list while they close, so the bound holds.
             for slot in due:
                 self._free.remove(slot)
-                slot.leased = True
             try:
                 await asyncio.gather(*(self._quit_slot(s) for s in due))
             finally:
