@@ -37,7 +37,7 @@ import uuid
 
 from pydantic import SecretStr
 
-from gocomm.errors import PermanentError
+from gocomm.errors import PermanentError, SendError
 from gocomm.plugins import VendorSettings, VendorSpec, hookimpl
 from gocomm.recipients import validate_email, validate_phone
 from gocomm.sender import AsyncCloseable, Receipt
@@ -46,6 +46,7 @@ from gocomm.sender import AsyncCloseable, Receipt
 class ProbeSettings(VendorSettings):
     directory: str
     fail_to: tuple[str, ...] = ()
+    flaky_to: tuple[str, ...] = ()
     hang_after: int | None = None
     token: SecretStr | None = None
 
@@ -56,6 +57,7 @@ class ProbeSender(AsyncCloseable):
     def __init__(self, settings):
         self.settings = settings
         self.delivered = 0
+        self.flaked = set()
 
     def _write(self, prefix, payload):
         path = os.path.join(self.settings.directory, f"{prefix}-{uuid.uuid4().hex}.json")
@@ -69,6 +71,10 @@ class ProbeSender(AsyncCloseable):
         if self.settings.hang_after is not None and self.delivered >= self.settings.hang_after:
             self._write("blocked", {"to": list(to)})
             await asyncio.Event().wait()  # until the test kills the process
+        flaky = set(to) & set(self.settings.flaky_to) - self.flaked
+        if flaky:  # the first send to a flaky recipient fails, retryably, reaching nobody
+            self.flaked |= flaky
+            raise SendError("probe is busy", vendor="probe", code="busy")
         failing = [t for t in to if t in self.settings.fail_to]
         body = dict(args) if isinstance(args, dict) else {"subject": args.subject}
         for address in to:
@@ -447,28 +453,44 @@ def test_batch_failed_rows_are_resent_from_the_failed_file(
     assert deliveries(outbox) - sent_first - resent == resent
 
 
-def test_batch_summary_counts_vendors_and_journal(
+def test_batch_summary_counts_retries_limits_and_the_journal(
     env: dict[str, str], tmp_path: Path, outbox: Path
 ) -> None:
-    lines = [
-        {"to": n, "biz": "login", "args": {"code": str(i)}} for i, n in enumerate(phones(5))
-    ]
+    numbers = phones(5)
+    lines = [{"to": n, "biz": "login", "args": {"code": str(i)}} for i, n in enumerate(numbers)]
+    lines.append({"to": numbers[0], "biz": "login", "args": {"code": "again"}})
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    config = probe_config(tmp_path, "probe.yaml", outbox)
-    run = gocomm("--config", str(config), "batch", "sms", str(source), env=env)
-    assert run.returncode == 0, run.stderr
+    vendor = {"plugin": "probe", "directory": str(outbox), "flaky_to": [numbers[1]]}
+    stack = {
+        "vendors": [vendor],
+        "retry": {"max_attempts": 2},
+        "ratelimit": {"algorithm": "sliding_window", "key": "sms:{to}", "rate": 1, "window": 60},
+    }
+    config = write_config(tmp_path / "stack.yaml", json.dumps({"sms": stack}))
+    run = gocomm(
+        "--config", str(config), "batch", "sms", str(source), "--concurrency", "1", env=env
+    )
+    assert run.returncode == 1, run.stderr
     summary = _summary(run.stdout)
     assert summary["sent"] == "5"
-    assert summary["failed"] == "0"
+    assert summary["failed"] == "1"
     assert summary["via probe"] == "5"
-    assert summary["retries"] == "0"
-    assert summary["limited"] == "0"
-    assert (tmp_path / "rows.jsonl.journal").exists()
+    assert summary["retries"] == "1"  # the flaky number's first attempt
+    assert summary["limited"] == "1"  # the second code to the first number within the minute
+    (failed,) = (tmp_path / "rows.failed.jsonl").read_text().splitlines()
+    assert json.loads(failed)["args"] == {"code": "again"}
+    assert "rate limit reached" in json.loads(failed)["error"]
+
+    # A new process has a new in-memory limit (share one through Redis to hold it across
+    # processes): the run sends the limited row, and the journal keeps the others from going
+    # out twice.
     again = gocomm("--config", str(config), "batch", "sms", str(source), env=env)
-    assert again.returncode == 0
+    assert again.returncode == 0, again.stderr
     assert _summary(again.stdout)["already sent (journal)"] == "5"
-    assert sum(deliveries(outbox).values()) == 5
+    assert deliveries(outbox) == Counter(
+        {(n, str(i)): 1 for i, n in enumerate(numbers)} | {(numbers[0], "again"): 1}
+    )
 
 
 def test_batch_email_csv(env: dict[str, str], tmp_path: Path, outbox: Path) -> None:
