@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -694,3 +695,33 @@ def test_example_configuration_never_shows_a_secret(cli: Callable[..., Result]) 
     tree = run.output[run.output.index("\nsms\n") :]
     for stage in ("RateLimitSender", "IntervalRetrySender", "FailoverSender", "aliyun", "tencent"):
         assert stage in tree
+
+
+def test_processes_share_a_redis_rate_limit(
+    env: dict[str, str], tmp_path: Path, outbox: Path, redis_url: str
+) -> None:
+    """Three processes send to one number at once under "1 per minute" kept in Redis: one
+    sends, the others are refused (exit code 1) without calling the vendor."""
+    key = f"cli-{uuid.uuid4().hex}:{{to}}"  # a fresh limit, whatever the database holds
+    config = write_config(
+        tmp_path / "redis.yaml",
+        json.dumps(
+            {
+                "redis": {"url": redis_url},
+                "sms": {
+                    "vendors": [{"plugin": "probe", "directory": str(outbox)}],
+                    "ratelimit": {
+                        "backend": "redis", "algorithm": "sliding_window", "key": key,
+                        "rate": 1, "window": 60,
+                    },
+                },
+            }
+        ),
+    )
+    args = ["--config", str(config), "send", "sms", "--to", "+8613800138000", "--biz", "login"]
+    runs = gocomm_together(*[([*args, "-p", f"code={i}"], env) for i in range(3)])
+    assert sorted(run.returncode for run in runs) == [0, 1, 1], [r.stderr for r in runs]
+    for run in runs:
+        if run.returncode:
+            assert run.stderr.startswith("error: rate limit reached")
+    assert sum(deliveries(outbox).values()) == 1
