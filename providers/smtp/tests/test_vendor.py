@@ -183,6 +183,20 @@ async def test_reused_connection_closed_with_421_moves_transparently(
     assert server.recorder.mail_commands == 5  # 3 accepted + 2 answered 421
 
 
+async def test_stale_detection_also_after_a_failed_transaction(
+    smtp_server: ServerFactory,
+) -> None:
+    server = smtp_server()
+    server.behaviour.data_replies.append("451 4.3.0 try later")
+    async with SmtpSender(make_settings(server, pool_size=1)) as sender:
+        with pytest.raises(SendError):
+            await sender.send("b", EMAIL, "a@example.com")  # the session survives (RSET)
+        server.behaviour.mail_replies.append("421 4.4.2 closing idle session")
+        await sender.send("b", EMAIL, "a@example.com")  # moved to a new session, sent once
+    assert server.recorder.sessions_made == 2
+    assert [m.session_id for m in server.recorder.messages] == [2]
+
+
 async def test_server_closing_idle_connections_is_noticed(smtp_server: ServerFactory) -> None:
     server = smtp_server()
     async with SmtpSender(make_settings(server, pool_size=1)) as sender:
