@@ -725,3 +725,14 @@ def test_processes_share_a_redis_rate_limit(
         if run.returncode:
             assert run.stderr.startswith("error: rate limit reached")
     assert sum(deliveries(outbox).values()) == 1
+
+
+def test_an_unconfigured_channel_exits_2(cli: Callable[..., Result], tmp_path: Path) -> None:
+    config = write_config(tmp_path / "sms-only.yaml", "sms:\n  vendors: [{plugin: memory}]\n")
+    run = cli(
+        "--config", str(config), "send", "email", "--to", "a@example.com", "--subject", "s",
+        "--text", "t",
+    )
+    assert run.exit_code == 2, run.output
+    assert run.stderr.startswith("error: ")
+    assert "email" in run.stderr
