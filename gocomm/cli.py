@@ -86,6 +86,10 @@ class UsageError(ValueError):
     """A command line that cannot be run; exit code 2."""
 
 
+class PartlySent(RuntimeError):
+    """A send reached some of its recipients and failed for the others; exit code 1."""
+
+
 class BatchStopped(RuntimeError):
     """A batch stopped after it had started sending; exit code 1."""
 
@@ -213,6 +217,24 @@ async def _sender(container: Container, channel: str) -> Any:
     return await stack.sender()
 
 
+async def _send_one(sender: Any, biz: str, args: Any, to: tuple[str, ...]) -> Receipt | None:
+    """One send; a failure that reached some recipients says which ones did not get it."""
+    from gocomm.errors import CommError, unsent_of
+
+    try:
+        receipt: Receipt | None = await sender.send(biz, args, *to)
+    except CommError as exc:
+        unsent = unsent_of(exc, to)
+        if 0 < len(unsent) < len(to):
+            sent = [t for t in to if t not in unsent]
+            raise PartlySent(
+                f"{' '.join(str(exc).split())} (sent to {', '.join(sent)}; "
+                f"not sent to {', '.join(unsent)})"
+            ) from exc
+        raise
+    return receipt
+
+
 def _receipt_line(channel: str, to: tuple[str, ...], receipt: Receipt | None) -> str:
     if receipt is None:
         return f"sent {channel} to {', '.join(to)}"
@@ -252,8 +274,7 @@ def send_sms(
         async def send() -> Receipt | None:
             async with _running(container):
                 sender = await _sender(container, "sms")
-                result: Receipt | None = await sender.send(biz, args, *numbers)
-                return result
+                return await _send_one(sender, biz, args, numbers)
 
         receipt = asyncio.run(send())
         stdout.print(_receipt_line("sms", numbers, receipt), markup=False)
@@ -309,8 +330,7 @@ def send_email(
         async def send() -> Receipt | None:
             async with _running(container):
                 channel = await _sender(container, "email")
-                result: Receipt | None = await channel.send(biz, message, *addresses)
-                return result
+                return await _send_one(channel, biz, message, addresses)
 
         receipt = asyncio.run(send())
         stdout.print(_receipt_line("email", addresses, receipt), markup=False)
