@@ -23,13 +23,16 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
+from typing import Generic, TypeVar
 
 from gocomm.errors import ConfigError, Limited
+from gocomm.ratelimit._checks import positive_int, positive_number
 from gocomm.ratelimit.base import Decision
 
 __all__ = ["SWEEP_BATCH", "ConcurrencyLimiter", "SlidingWindowLimiter", "TokenBucketLimiter"]
 
 Clock = Callable[[], float]
+_State = TypeVar("_State")
 
 #: Most idle keys one call may drop: bounds the work of a single call while still dropping keys
 #: faster than a call can add them.
@@ -42,52 +45,27 @@ _TOKEN_EPSILON = 1e-9
 _ADMITTED = Decision(limited=False)
 
 
-def _positive_number(name: str, value: object, unit: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"{name} must be a positive number {unit}, got {value!r}")
-    return float(value)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
-    return value
-
-
 def _check_clock(clock: object) -> Clock:
     if not callable(clock):
         raise ConfigError(f"clock must be a callable returning seconds, got {clock!r}")
     return clock
 
 
-class SlidingWindowLimiter:
-    """At most ``rate`` requests per key in any ``window`` seconds (an exact sliding log).
+class _KeyedRateLimiter(Generic[_State]):
+    """What the sliding window and the token bucket share: per-key state in an ordered dict kept
+    in admission order, the idle keys at its front forgotten a few at a time, and ``limit`` and
+    ``check`` answered from one ``_decide``."""
 
-    A request at time ``t`` counts against its key until ``t + window``. When limited,
-    ``retry_after`` is the time until the oldest counted request stops counting. Memory per key
-    is at most ``rate`` floats; keys idle for longer than ``window`` are forgotten.
-    """
-
-    def __init__(self, window: float, rate: int, *, clock: Clock = time.monotonic) -> None:
-        self.window = _positive_number("window", window, "of seconds")
-        self.rate = _positive_int("rate", rate)
+    def __init__(self, clock: Clock) -> None:
         self._clock = _check_clock(clock)
-        # key -> expiry times of its counted requests, oldest first; keys in admission order.
-        self._logs: OrderedDict[str, deque[float]] = OrderedDict()
+        # Keys in admission order, so the front is the key idle longest.
+        self._states: OrderedDict[str, _State] = OrderedDict()
         # No key can be idle before this time: the sweep is skipped until then.
         self._sweep_at = math.inf
 
-    def __repr__(self) -> str:
-        return f"SlidingWindowLimiter(window={self.window!r}, rate={self.rate!r})"
-
     def __len__(self) -> int:
         """The number of keys currently remembered."""
-        return len(self._logs)
+        return len(self._states)
 
     async def limit(self, key: str) -> bool:
         """Count a request for ``key``; True means it is limited (and was not counted)."""
@@ -100,10 +78,49 @@ class SlidingWindowLimiter:
 
     def _decide(self, key: str) -> float | None:
         """None if admitted (and counted), else seconds until a request may pass."""
+        raise NotImplementedError
+
+    def _idle_at(self, state: _State) -> float:
+        """When a key with ``state`` can be forgotten (it would be decided as a new key)."""
+        raise NotImplementedError
+
+    def _sweep(self, now: float) -> None:
+        states = self._states
+        for _ in range(SWEEP_BATCH):
+            if not states:
+                self._sweep_at = math.inf
+                return
+            key, state = next(iter(states.items()))
+            # Keys are in admission order, so the front is the first to become idle.
+            idle_at = self._idle_at(state)
+            if idle_at > now:
+                self._sweep_at = idle_at
+                return
+            del states[key]
+
+
+class SlidingWindowLimiter(_KeyedRateLimiter[deque[float]]):
+    """At most ``rate`` requests per key in any ``window`` seconds (an exact sliding log).
+
+    A request at time ``t`` counts against its key until ``t + window``. When limited,
+    ``retry_after`` is the time until the oldest counted request stops counting. Memory per key
+    is at most ``rate`` floats (the expiry times of its counted requests, oldest first); keys
+    idle for longer than ``window`` are forgotten.
+    """
+
+    def __init__(self, window: float, rate: int, *, clock: Clock = time.monotonic) -> None:
+        self.window = positive_number("window", window, "of seconds")
+        self.rate = positive_int("rate", rate)
+        super().__init__(clock)
+
+    def __repr__(self) -> str:
+        return f"SlidingWindowLimiter(window={self.window!r}, rate={self.rate!r})"
+
+    def _decide(self, key: str) -> float | None:
         now = self._clock()
         if now >= self._sweep_at:
             self._sweep(now)
-        logs = self._logs
+        logs = self._states
         log = logs.get(key)
         if log is None:
             expiry = now + self.window
@@ -119,22 +136,11 @@ class SlidingWindowLimiter:
             return None
         return log[0] - now
 
-    def _sweep(self, now: float) -> None:
-        logs = self._logs
-        for _ in range(SWEEP_BATCH):
-            if not logs:
-                self._sweep_at = math.inf
-                return
-            key, log = next(iter(logs.items()))
-            # Keys are in admission order, so the front has the earliest last expiry.
-            last = log[-1] if log else -math.inf
-            if last > now:
-                self._sweep_at = last
-                return
-            del logs[key]
+    def _idle_at(self, state: deque[float]) -> float:
+        return state[-1] if state else -math.inf
 
 
-class TokenBucketLimiter:
+class TokenBucketLimiter(_KeyedRateLimiter[list[float]]):
     """A bucket of ``burst`` tokens per key, refilled at ``rate`` tokens per second.
 
     Each request takes one token; a key's bucket starts full and never holds more than
@@ -143,36 +149,20 @@ class TokenBucketLimiter:
     """
 
     def __init__(self, rate: float, burst: int, *, clock: Clock = time.monotonic) -> None:
-        self.rate = _positive_number("rate", rate, "per second")
-        self.burst = _positive_int("burst", burst)
-        self._clock = _check_clock(clock)
+        self.rate = positive_number("rate", rate, "per second")
+        self.burst = positive_int("burst", burst)
+        super().__init__(clock)
         self._idle = self.burst / self.rate
-        # key -> [tokens after the last admission, time of the last admission]; keys in
-        # admission order, so the front is the key idle longest.
-        self._buckets: OrderedDict[str, list[float]] = OrderedDict()
-        self._sweep_at = math.inf
 
     def __repr__(self) -> str:
         return f"TokenBucketLimiter(rate={self.rate!r}, burst={self.burst!r})"
 
-    def __len__(self) -> int:
-        """The number of keys currently remembered."""
-        return len(self._buckets)
-
-    async def limit(self, key: str) -> bool:
-        """Take a token for ``key``; True means none was left (the request is limited)."""
-        return self._decide(key) is not None
-
-    async def check(self, key: str) -> Decision:
-        """Take a token for ``key`` and say whether it is limited and for how long."""
-        retry_after = self._decide(key)
-        return _ADMITTED if retry_after is None else Decision(True, retry_after)
-
     def _decide(self, key: str) -> float | None:
+        # State per key: [tokens after the last admission, time of the last admission].
         now = self._clock()
         if now >= self._sweep_at:
             self._sweep(now)
-        buckets = self._buckets
+        buckets = self._states
         state = buckets.get(key)
         if state is None:
             if not buckets:
@@ -191,18 +181,8 @@ class TokenBucketLimiter:
         # A limited request changes nothing: the refill is computed from the last admission.
         return (1.0 - tokens) / self.rate
 
-    def _sweep(self, now: float) -> None:
-        buckets = self._buckets
-        for _ in range(SWEEP_BATCH):
-            if not buckets:
-                self._sweep_at = math.inf
-                return
-            key, state = next(iter(buckets.items()))
-            full_at = state[1] + self._idle
-            if full_at > now:
-                self._sweep_at = full_at
-                return
-            del buckets[key]
+    def _idle_at(self, state: list[float]) -> float:
+        return state[1] + self._idle
 
 
 class _Slot(AbstractAsyncContextManager[None]):
@@ -268,8 +248,8 @@ class ConcurrencyLimiter:
     def __init__(
         self, max_active: int, *, lease: float = 30.0, clock: Clock = time.monotonic
     ) -> None:
-        self.max_active = _positive_int("max_active", max_active)
-        self.lease = _positive_number("lease", lease, "of seconds")
+        self.max_active = positive_int("max_active", max_active)
+        self.lease = positive_number("lease", lease, "of seconds")
         self._clock = _check_clock(clock)
         self._keys: OrderedDict[str, _Active] = OrderedDict()
         self._sweep_at = math.inf

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import math
 import os
 import weakref
 from contextlib import AbstractAsyncContextManager
@@ -31,6 +30,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gocomm.errors import ConfigError, Limited, LimiterError
+from gocomm.ratelimit._checks import positive_int, positive_number
 from gocomm.ratelimit.base import Decision
 from gocomm.ratelimit.redis_scripts import Script, ScriptRunner, runner_for
 
@@ -73,23 +73,6 @@ class _Tokens:
 _tokens = _Tokens()
 
 
-def _positive_number(name: str, value: object, unit: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"{name} must be a positive number of {unit}, got {value!r}")
-    return float(value)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
-    return value
-
-
 def _micros(name: str, seconds: float) -> int:
     micros = round(seconds * _MICROS)
     if micros < 1000:
@@ -126,7 +109,7 @@ class _RedisLimiter:
     def __init__(self, redis: Redis, prefix: str, timeout: float) -> None:
         self.redis = _check_redis(redis)
         self.prefix = _check_prefix(prefix)
-        self.timeout = _positive_number("timeout", timeout, "seconds")
+        self.timeout = positive_number("timeout", timeout, "of seconds")
         self._key_prefix = f"{self.prefix}{self.kind}:"
         self._runner: ScriptRunner = runner_for(self.redis)
 
@@ -156,8 +139,8 @@ class RedisSlidingWindowLimiter(_RedisLimiter):
         prefix: str = DEFAULT_PREFIX,
         timeout: float = 1.0,
     ) -> None:
-        self.window = _positive_number("window", window, "seconds")
-        self.rate = _positive_int("rate", rate)
+        self.window = positive_number("window", window, "of seconds")
+        self.rate = positive_int("rate", rate)
         self._window_us = _micros("window", self.window)
         super().__init__(redis, prefix, timeout)
 
@@ -202,8 +185,8 @@ class RedisTokenBucketLimiter(_RedisLimiter):
         prefix: str = DEFAULT_PREFIX,
         timeout: float = 1.0,
     ) -> None:
-        self.rate = _positive_number("rate", rate, "tokens per second")
-        self.burst = _positive_int("burst", burst)
+        self.rate = positive_number("rate", rate, "of tokens per second")
+        self.burst = positive_int("burst", burst)
         # The emission interval, in µs: how often one token comes back.
         self._interval_us = _MICROS / self.rate
         super().__init__(redis, prefix, timeout)
@@ -375,8 +358,8 @@ class RedisConcurrencyLimiter(_RedisLimiter):
         timeout: float = 1.0,
         logger: logging.Logger | None = None,
     ) -> None:
-        self.max_active = _positive_int("max_active", max_active)
-        self.lease = _positive_number("lease", lease, "seconds")
+        self.max_active = positive_int("max_active", max_active)
+        self.lease = positive_number("lease", lease, "of seconds")
         self._lease_us = _micros("lease", self.lease)
         self.logger = logger or logging.getLogger("gocomm.ratelimit.redis")
         super().__init__(redis, prefix, timeout)
