@@ -54,9 +54,7 @@ def _limiter_name(limiter: object) -> str:
     return type(limiter).__name__
 
 
-def _limiter_failed(
-    owner: RateLimitSender[Any] | ConcurrencyLimitSender[Any], kind: str, exc: Exception
-) -> None:
+def _limiter_failed(owner: _LimitSender[Any], kind: str, exc: Exception) -> None:
     """The limiter failed: log it and return when failing open, else raise LimiterError."""
     name = _limiter_name(owner.limiter)
     if owner.fail_open:
@@ -76,7 +74,40 @@ def _limiter_failed(
     ) from exc
 
 
-class RateLimitSender(AsyncCloseable, Generic[T]):
+class _LimitSender(AsyncCloseable, Generic[T]):
+    """What both limit senders share: the inner sender, the key (or key function), fail_open,
+    the logger, the repr, and closing the inner sender (never the limiter)."""
+
+    limiter: object
+
+    def __init__(
+        self,
+        sender: Sender[T],
+        key: str | KeyFunc[T],
+        fail_open: bool,
+        logger: logging.Logger | None,
+    ) -> None:
+        _check_sender(sender)
+        _check_key(key)
+        self.sender = sender
+        self.key = key
+        self.fail_open = fail_open
+        self.logger = logger if logger is not None else _RATE_LOG
+        # Decided once here, so that a send does no type checks on its hot path.
+        self._static_key: str | None = key if isinstance(key, str) else None
+        self._key_func: KeyFunc[T] | None = None if isinstance(key, str) else key
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.sender!r}, key={self.key!r}, "
+            f"limiter={self.limiter!r}, fail_open={self.fail_open!r})"
+        )
+
+    async def _aclose(self) -> None:
+        await aclose_all(self.sender)
+
+
+class RateLimitSender(_LimitSender[T]):
     """Asks ``limiter`` before each send; limited: :class:`~gocomm.errors.Limited`, and the
     vendor is not called.
 
@@ -103,30 +134,16 @@ class RateLimitSender(AsyncCloseable, Generic[T]):
         fail_open: bool = False,
         logger: logging.Logger | None = None,
     ) -> None:
-        _check_sender(sender)
-        _check_key(key)
         if not callable(getattr(limiter, "limit", None)):
             raise TypeError(
                 f"limiter must have an async limit(key) method, got {_limiter_name(limiter)}"
             )
-        self.sender = sender
-        self.key = key
-        self.limiter = limiter
-        self.fail_open = fail_open
-        self.logger = logger if logger is not None else _RATE_LOG
-        # Decided once here, so that a send does no type checks on its hot path.
-        self._static_key: str | None = key if isinstance(key, str) else None
-        self._key_func: KeyFunc[T] | None = None if isinstance(key, str) else key
+        super().__init__(sender, key, fail_open, logger)
+        self.limiter: Limiter = limiter
         self._limit: Callable[[str], Awaitable[bool]] = limiter.limit
         check = getattr(limiter, "check", None)
         self._check: Callable[[str], Awaitable[Decision]] | None = (
             check if callable(check) else None
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"RateLimitSender({self.sender!r}, key={self.key!r}, limiter={self.limiter!r}, "
-            f"fail_open={self.fail_open!r})"
         )
 
     async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
@@ -178,11 +195,8 @@ class RateLimitSender(AsyncCloseable, Generic[T]):
             return False
         raise Limited(key, retry_after)
 
-    async def _aclose(self) -> None:
-        await aclose_all(self.sender)
 
-
-class ConcurrencyLimitSender(AsyncCloseable, Generic[T]):
+class ConcurrencyLimitSender(_LimitSender[T]):
     """Holds a slot of ``limiter`` (``async with limiter.acquire(key)``) while each send runs;
     when the key has ``max_active`` sends in flight: :class:`~gocomm.errors.Limited`, and the
     vendor is not called.
@@ -207,25 +221,12 @@ class ConcurrencyLimitSender(AsyncCloseable, Generic[T]):
         fail_open: bool = False,
         logger: logging.Logger | None = None,
     ) -> None:
-        _check_sender(sender)
-        _check_key(key)
         if not callable(getattr(limiter, "acquire", None)):
             raise TypeError(
                 f"limiter must have an acquire(key) method, got {_limiter_name(limiter)}"
             )
-        self.sender = sender
-        self.key = key
-        self.limiter = limiter
-        self.fail_open = fail_open
-        self.logger = logger if logger is not None else _RATE_LOG
-        self._static_key: str | None = key if isinstance(key, str) else None
-        self._key_func: KeyFunc[T] | None = None if isinstance(key, str) else key
-
-    def __repr__(self) -> str:
-        return (
-            f"ConcurrencyLimitSender({self.sender!r}, key={self.key!r}, "
-            f"limiter={self.limiter!r}, fail_open={self.fail_open!r})"
-        )
+        super().__init__(sender, key, fail_open, logger)
+        self.limiter: ActiveLimiter = limiter
 
     async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
         key = self._static_key
@@ -235,23 +236,16 @@ class ConcurrencyLimitSender(AsyncCloseable, Generic[T]):
             if not isinstance(keys, str):
                 return await self._send_holding_all(keys, biz, args, to)
             key = keys
+        # One key, the common case: no AsyncExitStack on the hot path.
         slot = self.limiter.acquire(key)
-        try:
-            await slot.__aenter__()
-        except Limited:
-            raise
-        except Exception as exc:  # CancelledError passes untouched
-            _limiter_failed(self, "concurrency", exc)  # raises unless failing open
+        if not await self._enter(slot):
             return await self.sender.send(biz, args, *to)
         try:
             receipt = await self.sender.send(biz, args, *to)
-        except BaseException as exc:
+        except BaseException as exc:  # cancellation too: give the slot back, then re-raise
             await self._exit(slot, exc)
             raise
-        try:
-            await slot.__aexit__(None, None, None)
-        except Exception as error:
-            self._release_failed(error)
+        await self._exit(slot, None)
         return receipt
 
     async def _send_holding_all(
@@ -284,15 +278,12 @@ class ConcurrencyLimitSender(AsyncCloseable, Generic[T]):
         try:
             await slot.__aexit__(type(exc) if exc is not None else None, exc, None)
         except Exception as error:
-            self._release_failed(error)
-
-    def _release_failed(self, error: Exception) -> None:
-        self.logger.warning(
-            "concurrency limiter %s failed to release a slot (%s: %s); its lease will free it",
-            _limiter_name(self.limiter),
-            type(error).__name__,
-            error,
-        )
+            self.logger.warning(
+                "concurrency limiter %s failed to release a slot (%s: %s); its lease will free it",
+                _limiter_name(self.limiter),
+                type(error).__name__,
+                error,
+            )
 
     def _exiter(self, slot: AbstractAsyncContextManager[None]) -> _ExitCallback:
         async def release(
@@ -304,6 +295,3 @@ class ConcurrencyLimitSender(AsyncCloseable, Generic[T]):
             return False  # never swallow what the block raised
 
         return release
-
-    async def _aclose(self) -> None:
-        await aclose_all(self.sender)
