@@ -101,7 +101,7 @@ async def _open_vendors(
     if settings is None:
         raise _not_configured(channel)
     vendors: list[Sender[Any]] = []
-    try:
+    try:  # closes the vendors at shutdown, or those built before one that failed to build
         for index, entry in enumerate(settings.vendors):
             if entry.settings is None:
                 raise ConfigError(
@@ -109,10 +109,6 @@ async def _open_vendors(
                     "vendor's settings model: build the container with build_container()"
                 )
             vendors.append(registry.get(entry.plugin).factory(entry.settings))
-    except BaseException:
-        await aclose_all(*vendors)
-        raise
-    try:
         yield vendors
     finally:
         await aclose_all(*vendors)

@@ -283,6 +283,30 @@ async def test_shutdown_closes_vendors_and_timers_and_resets_singletons(
     await container.shutdown_resources()  # idempotent
 
 
+async def test_a_failing_vendor_factory_closes_the_vendors_built_before_it() -> None:
+    built: list[Flaky] = []
+
+    def make(settings: FlakySettings) -> Flaky:
+        if settings.name == "broken":
+            raise RuntimeError("the broken vendor cannot be built")
+        built.append(Flaky(settings.name))
+        return built[-1]
+
+    class BuildOrFailPlugin:
+        @hookimpl
+        def gocomm_register_vendors(self, registry: VendorRegistry) -> None:
+            registry.add(VendorSpec("flaky", frozenset({"sms"}), FlakySettings, make))
+
+    settings = {"sms": {"vendors": [{"plugin": "flaky", "name": n} for n in ("a", "broken")]}}
+    registry = load_registry(entry_points=False, plugins=[BuildOrFailPlugin()])
+    container = build_container(settings, registry=registry)
+    with pytest.raises(RuntimeError, match="broken vendor"):
+        await container.sms.sender()
+    assert [v.name for v in built] == ["a"]
+    assert built[0].closed
+    await container.shutdown_resources()
+
+
 async def test_init_resources_builds_only_what_is_configured(registry: VendorRegistry) -> None:
     container = build_container(
         {"redis": {"url": "redis://127.0.0.1:1/0"}, "sms": FULL["sms"]}, registry=registry
