@@ -13,6 +13,10 @@ test can observe that a vendor reuses one client::
         ...
         assert server.connections == 1
 
+A vendor package's fake server subclasses :class:`FakeVendorServer`: it implements ``handle``
+and records a :class:`~gocomm.testing.contract.Delivery` per recipient reached, and so is the
+contract suite's ``Outbox`` with nothing more to write.
+
 No dependency beyond asyncio; the server runs on the test's own event loop.
 """
 
@@ -21,14 +25,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["HttpRequest", "HttpResponse", "LocalHttpServer"]
+if TYPE_CHECKING:  # the contract suite imports pytest; this module stays asyncio-only
+    from gocomm.testing.contract import Delivery
+
+__all__ = ["FakeVendorServer", "HttpRequest", "HttpResponse", "LocalHttpServer"]
 
 _MAX_HEADER_BYTES = 64 * 1024
 
@@ -201,3 +208,52 @@ class LocalHttpServer:
             f"{name}: {value}\r\n" for name, value in headers.items()
         )
         return head.encode("latin-1") + b"\r\n" + response.body
+
+
+@dataclass
+class FakeVendorServer:
+    """Base of a vendor's fake HTTP server in tests: the vendor's side of the wire.
+
+    A subclass (a dataclass) implements :meth:`handle` and appends one ``Delivery`` per
+    recipient a message reached to ``deliveries``. ``async with fake.serving():`` runs it on a
+    :class:`LocalHttpServer` (``server`` while it runs). It is the contract suite's ``Outbox``:
+    ``received``, ``open_connections`` and ``connections_made`` come from here.
+    """
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    server: LocalHttpServer | None = None
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        """Answer one request (the subclass's vendor API)."""
+        raise NotImplementedError
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[Self]:
+        """Serve :meth:`handle` on a fresh loopback server while the block runs."""
+        async with LocalHttpServer(self.handle) as server:
+            self.server = server
+            yield self
+
+    @property
+    def url(self) -> str:
+        """The base URL to point the vendor's ``endpoint`` at."""
+        return self._running().url
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far."""
+        return self._running().connections
+
+    async def received(self) -> list[Delivery]:
+        return list(self.deliveries)
+
+    async def open_connections(self) -> int:
+        return self._running().open_connections
+
+    async def connections_made(self) -> int:
+        return self.connections
+
+    def _running(self) -> LocalHttpServer:
+        if self.server is None:
+            raise RuntimeError("the fake server is not serving: use `async with fake.serving()`")
+        return self.server

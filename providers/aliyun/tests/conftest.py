@@ -15,7 +15,7 @@ import pytest
 from gocomm_aliyun import AliyunSettings, AliyunSms
 
 from gocomm.testing.contract import Delivery
-from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
+from gocomm.testing.httpserver import FakeVendorServer, HttpRequest, HttpResponse
 
 ACCESS_KEY_ID = "LTAI-test-id"
 ACCESS_KEY_SECRET = "s3cr3t-Aliyun-key/+="
@@ -41,7 +41,7 @@ def expected_signature(form: dict[str, str], secret: str, method: str) -> str:
 
 
 @dataclass
-class FakeAliyun:
+class FakeAliyun(FakeVendorServer):
     """Speaks SendSms: verifies the request, then answers as ``mode`` or ``fail_numbers`` say.
 
     ``mode``: "ok", or an Aliyun code to answer with (HTTP 200 like Aliyun's business errors),
@@ -54,30 +54,7 @@ class FakeAliyun:
     retry_after: str | None = None
     accepted: list[dict[str, str]] = field(default_factory=list)
     nonces: set[str] = field(default_factory=set)
-    server: LocalHttpServer | None = None
     fail_next: str | None = None
-    deliveries: list[Delivery] = field(default_factory=list)
-
-    # the contract suite's Outbox
-    async def received(self) -> list[Delivery]:
-        return list(self.deliveries)
-
-    async def open_connections(self) -> int:
-        assert self.server is not None
-        return self.server.open_connections
-
-    async def connections_made(self) -> int:
-        return self.connections
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return self.server.url
-
-    @property
-    def connections(self) -> int:
-        assert self.server is not None
-        return self.server.connections
 
     def _failure(self, status: int, code: str, message: str) -> HttpResponse:
         headers = {"Retry-After": self.retry_after} if self.retry_after else {}
@@ -151,9 +128,7 @@ class FakeAliyun:
 
 @pytest.fixture
 async def aliyun_server() -> AsyncIterator[FakeAliyun]:
-    fake = FakeAliyun()
-    async with LocalHttpServer(fake.handle) as server:
-        fake.server = server
+    async with FakeAliyun().serving() as fake:
         yield fake
 
 

@@ -14,7 +14,7 @@ import pytest
 from gocomm_tencentcloud import TencentCloudSettings, TencentCloudSms
 
 from gocomm.testing.contract import Delivery
-from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
+from gocomm.testing.httpserver import FakeVendorServer, HttpRequest, HttpResponse
 
 SECRET_ID = "AKID-test-id"
 SECRET_KEY = "tc-s3cr3t-Key-value"
@@ -79,7 +79,7 @@ def verify_tc3(request: HttpRequest, secret_key: str) -> str | None:
 
 
 @dataclass
-class FakeTencent:
+class FakeTencent(FakeVendorServer):
     """Speaks SendSms 2021-01-11: verifies the request, then answers as configured.
 
     ``mode``: "ok", or a request-level error code (``Response.Error``), or "http500"/"http502".
@@ -93,31 +93,8 @@ class FakeTencent:
     number_codes: dict[str, str] = field(default_factory=dict)
     retry_after: str | None = None
     accepted: list[dict[str, Any]] = field(default_factory=list)
-    server: LocalHttpServer | None = None
     serial: int = 0
     fail_next: str | None = None
-    deliveries: list[Delivery] = field(default_factory=list)
-
-    # the contract suite's Outbox
-    async def received(self) -> list[Delivery]:
-        return list(self.deliveries)
-
-    async def open_connections(self) -> int:
-        assert self.server is not None
-        return self.server.open_connections
-
-    async def connections_made(self) -> int:
-        return self.connections
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return self.server.url
-
-    @property
-    def connections(self) -> int:
-        assert self.server is not None
-        return self.server.connections
 
     def _headers(self) -> dict[str, str]:
         return {"Retry-After": self.retry_after} if self.retry_after else {}
@@ -180,9 +157,7 @@ class FakeTencent:
 
 @pytest.fixture
 async def tencent_server() -> AsyncIterator[FakeTencent]:
-    fake = FakeTencent()
-    async with LocalHttpServer(fake.handle) as server:
-        fake.server = server
+    async with FakeTencent().serving() as fake:
         yield fake
 
 

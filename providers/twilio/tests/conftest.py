@@ -13,7 +13,7 @@ import pytest
 from gocomm_twilio import TwilioSettings, TwilioSms
 
 from gocomm.testing.contract import Delivery
-from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
+from gocomm.testing.httpserver import FakeVendorServer, HttpRequest, HttpResponse
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "twilio-s3cr3t-Auth-token"
@@ -45,7 +45,7 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 
 
 @dataclass
-class FakeTwilio:
+class FakeTwilio(FakeVendorServer):
     """Speaks the Messages API: checks auth, path and form, then answers as configured.
 
     ``number_codes`` maps a ``To`` number to a Twilio error code to answer with, every time;
@@ -65,31 +65,12 @@ class FakeTwilio:
     mode: str = "ok"
     retry_after: str | None = None
     forms: list[dict[str, str]] = field(default_factory=list)
-    deliveries: list[Delivery] = field(default_factory=list)
-    server: LocalHttpServer | None = None
     gate: asyncio.Event | None = None
     ungated: set[str] = field(default_factory=set)
     in_flight: int = 0
     max_in_flight: int = 0
     in_flight_events: dict[int, asyncio.Event] = field(default_factory=dict)
     serial: int = 0
-
-    # the contract suite's Outbox
-    async def received(self) -> list[Delivery]:
-        return list(self.deliveries)
-
-    async def open_connections(self) -> int:
-        assert self.server is not None
-        return self.server.open_connections
-
-    async def connections_made(self) -> int:
-        assert self.server is not None
-        return self.server.connections
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return self.server.url
 
     def when_in_flight(self, count: int) -> asyncio.Event:
         """An event set once ``count`` requests are being answered at the same time."""
@@ -185,9 +166,7 @@ class FakeTwilio:
 
 @pytest.fixture
 async def twilio_server() -> AsyncIterator[FakeTwilio]:
-    fake = FakeTwilio()
-    async with LocalHttpServer(fake.handle) as server:
-        fake.server = server
+    async with FakeTwilio().serving() as fake:
         yield fake
 
 
