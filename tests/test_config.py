@@ -72,10 +72,25 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+#: A minimal valid SMS section; the bad-file cases add one bad key after it.
+CONSOLE_SMS = "sms:\n  vendors: [{plugin: console}]\n"
+
+
 def problem(exc: pytest.ExceptionInfo[ConfigError]) -> str:
     message = str(exc.value)
     assert SECRET not in message
     assert SECRET not in repr(exc.value)
+    return message
+
+
+def refused(path: Path, expected: list[str], **load: Any) -> str:
+    """Load ``path``: the ConfigError's message, which must contain every ``expected`` part and
+    never the secret."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, **load)
+    message = problem(exc)
+    for part in expected:
+        assert part in message, message
     return message
 
 
@@ -260,66 +275,65 @@ def test_from_mapping_has_no_environment_or_interpolation() -> None:
 
 BAD_FILES = [
     pytest.param(
-        f"sms:\n  vendors: [{{plugin: console}}]\n  retry: {{max_attempts: {SECRET}}}\n",
+        CONSOLE_SMS + f"  retry: {{max_attempts: {SECRET}}}\n",
         ["sms.retry.max_attempts", ":3)", "integer"],
         id="retry-not-a-number",
     ),
     pytest.param(
-        "sms:\n  vendors: [{plugin: console}]\n  retry: {max_attempts: 0}\n",
+        CONSOLE_SMS + "  retry: {max_attempts: 0}\n",
         ["sms.retry.max_attempts", ":3)", "greater than or equal to 1"],
         id="retry-zero",
     ),
     pytest.param(
-        f"sms:\n  vendors: [{{plugin: console}}]\n  failover: {{mode: {SECRET}}}\n",
+        CONSOLE_SMS + f"  failover: {{mode: {SECRET}}}\n",
         ["sms.failover.mode", ":3)", "'error', 'timeout'"],
         id="failover-mode",
     ),
     pytest.param(
-        "sms:\n  vendors: [{plugin: console}]\n  failover: {mode: timeout}\n",
+        CONSOLE_SMS + "  failover: {mode: timeout}\n",
         ["sms.failover.threshold", ":3)", "required"],
         id="failover-threshold-missing",
     ),
     pytest.param(
-        "sms:\n  vendors: [{plugin: console}]\n  failover: {threshold: 3}\n",
+        CONSOLE_SMS + "  failover: {threshold: 3}\n",
         ["sms.failover", ":3)", "'mode'"],
         id="failover-no-mode",
     ),
     pytest.param(
-        f"sms:\n  vendors: [{{plugin: console}}]\n  ratelimit:\n    algorithm: {SECRET}\n",
+        CONSOLE_SMS + f"  ratelimit:\n    algorithm: {SECRET}\n",
         ["sms.ratelimit.algorithm", ":4)", "'sliding_window', 'token_bucket', 'concurrency'"],
         id="ratelimit-algorithm",
     ),
     pytest.param(
-        "sms:\n  vendors: [{plugin: console}]\n  ratelimit:\n"
+        CONSOLE_SMS + "  ratelimit:\n"
         f"    {{algorithm: sliding_window, rate: 1, window: 60, key: 'x{{{SECRET}}}'}}\n",
         ["sms.ratelimit.key", ":4)", "{to} and {biz}"],
         id="ratelimit-key-field",
     ),
     pytest.param(
-        "sms:\n  vendors: [{plugin: console}]\n  ratelimit:\n"
+        CONSOLE_SMS + "  ratelimit:\n"
         f"    {{algorithm: token_bucket, rate: 1, burst: 1, backend: {SECRET}}}\n",
         ["sms.ratelimit.backend", ":4)", "'memory' or 'redis'"],
         id="ratelimit-backend",
     ),
     pytest.param(
-        "sms:\n  vendors: [{plugin: console}]\n  ratelimit:\n"
+        CONSOLE_SMS + "  ratelimit:\n"
         "    backend: redis\n    algorithm: concurrency\n    max_active: 2\n",
         ["sms.ratelimit.backend", ":4)", "needs a `redis` section"],
         id="redis-backend-without-redis",
     ),
     pytest.param(
-        "sms:\n  vendors: [{plugin: console}]\n  retry:\n"
-        "    interval: {kind: uniform, low: 5, high: 1}\n",
+        CONSOLE_SMS + "  retry:\n    interval: {kind: uniform, low: 5, high: 1}\n",
         ["sms.retry.interval", ":4)", "low must not exceed high"],
         id="uniform-interval-order",
     ),
     pytest.param(
-        "sms:\n  vendors: [{plugin: console}]\n  retry: {max_delay: 3}\n",
+        CONSOLE_SMS + "  retry: {max_delay: 3}\n",
         ["sms.retry", ":3)", "max_delay needs an interval"],
         id="max-delay-without-interval",
     ),
     pytest.param(
-        f"sms:\n  vendors: [{{plugin: console}}]\n  retyr: {{max_attempts: {SECRET}}}\n",
+        CONSOLE_SMS + f"  retyr: {{max_attempts: {SECRET}}}\n",
         ["sms.retyr", ":3)", "not a known key", "vendors, failover, ratelimit, retry"],
         id="unknown-key",
     ),
@@ -334,8 +348,7 @@ BAD_FILES = [
         id="redis-url-scheme",
     ),
     pytest.param(
-        "sms:\n  vendors: [{plugin: console}]\n  ratelimit: {backend: memory}\n"
-        f"  x: {SECRET}\n",
+        CONSOLE_SMS + f"  ratelimit: {{backend: memory}}\n  x: {SECRET}\n",
         ["sms.ratelimit", ":3)", "'algorithm'", "sms.x", ":4)"],
         id="two-problems",
     ),
@@ -347,12 +360,7 @@ def test_bad_file_names_field_source_and_never_the_value(
     tmp_path: Path, text: str, expected: list[str]
 ) -> None:
     path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as exc:
-        load_settings(path, environ={})
-    message = problem(exc)
-    assert str(path) in message
-    for part in expected:
-        assert part in message, message
+    assert str(path) in refused(path, expected, environ={})
 
 
 def test_yaml_syntax_error_does_not_quote_the_line(tmp_path: Path) -> None:
@@ -364,7 +372,7 @@ def test_yaml_syntax_error_does_not_quote_the_line(tmp_path: Path) -> None:
 
 
 def test_bad_yaml_scalar_is_refused_without_its_value(tmp_path: Path) -> None:
-    path = write(tmp_path, f"sms:\n  vendors: [{{plugin: console}}]\n  retry: !!int {SECRET}\n")
+    path = write(tmp_path, CONSOLE_SMS + f"  retry: !!int {SECRET}\n")
     with pytest.raises(ConfigError) as exc:
         load_settings(path, environ={})
     assert "gocomm.yaml:3: sms.retry: is not a valid int" in problem(exc)
@@ -414,12 +422,7 @@ BAD_ENVIRONMENTS = [
 def test_bad_environment_names_the_variable_and_never_the_value(
     tmp_path: Path, env: dict[str, str], expected: list[str]
 ) -> None:
-    path = write(tmp_path, "sms:\n  vendors: [{plugin: console}]\n")
-    with pytest.raises(ConfigError) as exc:
-        load_settings(path, environ=env)
-    message = problem(exc)
-    for part in expected:
-        assert part in message, message
+    refused(write(tmp_path, CONSOLE_SMS), expected, environ=env)
 
 
 # -- vendor entries: validated by the vendor's own model ---------------------------------------
@@ -495,12 +498,7 @@ BAD_VENDORS = [
 def test_bad_vendor_entry(
     tmp_path: Path, registry: VendorRegistry, vendors: str, expected: list[str]
 ) -> None:
-    path = write(tmp_path, "sms:\n" + vendors)
-    with pytest.raises(ConfigError) as exc:
-        load_settings(path, environ={}, registry=registry)
-    message = problem(exc)
-    for part in expected:
-        assert part in message, message
+    refused(write(tmp_path, "sms:\n" + vendors), expected, environ={}, registry=registry)
 
 
 def test_vendor_for_the_wrong_channel(registry: VendorRegistry) -> None:
