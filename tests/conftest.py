@@ -17,6 +17,40 @@ from gocomm.ratelimit.redis import (
 )
 from gocomm.testing.redis import RedisServer, RedisServerUnavailable
 
+# -- time ----------------------------------------------------------------------------------
+
+
+class LoopClock:
+    """A fake clock for the running event loop: ``advance()`` moves the loop's time forward, so
+    timers (``call_later``, ``asyncio.sleep``) fire without real waiting."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._real_time = loop.time
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return self._real_time() + self.offset
+
+    async def advance(self, seconds: float) -> None:
+        await self.settle()  # tasks just created start (and set their timers) at the old time
+        self.offset += seconds
+        await self.settle()  # one loop turn runs the timers now due; more for their effects
+
+    @staticmethod
+    async def settle() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def loop_clock(monkeypatch: pytest.MonkeyPatch) -> LoopClock:
+    """The running loop's time, moved by hand (see :class:`LoopClock`)."""
+    loop = asyncio.get_running_loop()
+    fake = LoopClock(loop)
+    monkeypatch.setattr(loop, "time", fake.time)
+    return fake
+
+
 # -- Redis -----------------------------------------------------------------------------------
 
 

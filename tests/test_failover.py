@@ -29,6 +29,8 @@ from gocomm.failover import FailoverSender, TimeoutFailoverSender
 from gocomm.sender import Receipt
 from gocomm.testing import MemorySender, ScriptedSender, SentMessage
 
+from .conftest import LoopClock
+
 
 class HeldSender(ScriptedSender):
     """A vendor whose every call waits until the test releases it, then plays its script."""
@@ -44,36 +46,6 @@ class HeldSender(ScriptedSender):
         self.entered.set()
         await gate.wait()
         return await super().send(biz, args, *to)
-
-
-class LoopClock:
-    """A fake clock for the running event loop: ``advance()`` moves the loop's time forward, so
-    timers scheduled with ``call_later`` fire without real waiting."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._real_time = loop.time
-        self.offset = 0.0
-
-    def time(self) -> float:
-        return self._real_time() + self.offset
-
-    async def advance(self, seconds: float) -> None:
-        await self.settle()  # tasks just created start (and set their timers) at the old time
-        self.offset += seconds
-        await self.settle()  # one loop turn runs the timers now due; more for their effects
-
-    @staticmethod
-    async def settle() -> None:
-        for _ in range(5):
-            await asyncio.sleep(0)
-
-
-@pytest.fixture
-async def clock(monkeypatch: pytest.MonkeyPatch) -> LoopClock:
-    loop = asyncio.get_running_loop()
-    fake = LoopClock(loop)
-    monkeypatch.setattr(loop, "time", fake.time)
-    return fake
 
 
 def two(
@@ -336,7 +308,7 @@ async def test_timeout_send_table(
     assert sender.current_index == want
 
 
-async def test_svc1_timeout_and_reset_idx(clock: LoopClock) -> None:
+async def test_svc1_timeout_and_reset_idx(loop_clock: LoopClock) -> None:
     svc1 = ScriptedSender([DEADLINE], name="svc1")  # times out once, then answers again
     svc2 = MemorySender("svc2")
     async with TimeoutFailoverSender([svc1, svc2], 1, restore_after=100) as sender:
@@ -345,9 +317,9 @@ async def test_svc1_timeout_and_reset_idx(clock: LoopClock) -> None:
                 await sender.send("login", [], "13888888888")
         assert sender.current_index == 1
         assert len(svc2.sent) == 2
-        await clock.advance(99)
+        await loop_clock.advance(99)
         assert sender.current_index == 1
-        await clock.advance(2)
+        await loop_clock.advance(2)
         assert sender.current_index == 0
         receipt = await sender.send("login", [], "13888888888")
         assert receipt is not None
@@ -488,24 +460,24 @@ async def test_attempt_timeout_leaves_fast_calls_alone() -> None:
     assert receipt.vendor == "svc1"
 
 
-async def test_a_newer_switch_replaces_the_pending_restore(clock: LoopClock) -> None:
+async def test_a_newer_switch_replaces_the_pending_restore(loop_clock: LoopClock) -> None:
     vendors = [ScriptedSender([DEADLINE] * 3, name=f"v{i}") for i in range(3)]
     async with TimeoutFailoverSender(vendors, 1, restore_after=10) as sender:
         for _ in range(2):  # v0 times out; the next send switches to v1 and times out
             with pytest.raises(TimeoutError):
                 await sender.send("login", [], "x")
         assert sender.current_index == 1
-        await clock.advance(6)
+        await loop_clock.advance(6)
         with pytest.raises(TimeoutError):
             await sender.send("login", [], "x")  # switches to v2: the restore is now due at 16
         assert sender.current_index == 2
-        await clock.advance(6)  # 12: past the first switch's restore, which must not fire
+        await loop_clock.advance(6)  # 12: past the first switch's restore, which must not fire
         assert sender.current_index == 2
-        await clock.advance(5)  # 17
+        await loop_clock.advance(5)  # 17
         assert sender.current_index == 0
 
 
-async def test_switch_back_to_vendor_0_cancels_the_pending_restore(clock: LoopClock) -> None:
+async def test_switch_back_to_vendor_0_cancels_the_pending_restore(loop_clock: LoopClock) -> None:
     vendors = [ScriptedSender([DEADLINE] * 3, name=f"v{i}") for i in range(2)]
     async with TimeoutFailoverSender(vendors, 1, restore_after=10) as sender:
         for _ in range(2):
@@ -515,17 +487,17 @@ async def test_switch_back_to_vendor_0_cancels_the_pending_restore(clock: LoopCl
         with pytest.raises(TimeoutError):
             await sender.send("login", [], "x")  # wraps round to v0: nothing to restore
         assert sender.current_index == 0
-        await clock.advance(5)
+        await loop_clock.advance(5)
         with pytest.raises(TimeoutError):
             await sender.send("login", [], "x")  # back to v1: a restore is due at 15
         assert sender.current_index == 1
-        await clock.advance(6)  # 11: the cancelled restore must not have fired
+        await loop_clock.advance(6)  # 11: the cancelled restore must not have fired
         assert sender.current_index == 1
-        await clock.advance(5)  # 16
+        await loop_clock.advance(5)  # 16
         assert sender.current_index == 0
 
 
-async def test_aclose_cancels_the_pending_restore_and_closes_vendors(clock: LoopClock) -> None:
+async def test_aclose_cancels_the_pending_restore_and_closes_vendors(loop_clock: LoopClock) -> None:
     svc1, svc2 = two(DEADLINE)
     sender = TimeoutFailoverSender([svc1, svc2], 1, restore_after=10)
     with pytest.raises(TimeoutError):
@@ -536,12 +508,12 @@ async def test_aclose_cancels_the_pending_restore_and_closes_vendors(clock: Loop
     await sender.aclose()  # idempotent
     assert svc1.closed
     assert svc2.closed
-    await clock.advance(20)
+    await loop_clock.advance(20)
     assert sender.current_index == 1  # the restore never fired
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
-async def test_no_restore_is_scheduled_after_aclose(clock: LoopClock) -> None:
+async def test_no_restore_is_scheduled_after_aclose(loop_clock: LoopClock) -> None:
     svc1, svc2 = two(DEADLINE)
     sender = TimeoutFailoverSender([svc1, svc2], 1, restore_after=10)
     with pytest.raises(TimeoutError):
@@ -549,11 +521,11 @@ async def test_no_restore_is_scheduled_after_aclose(clock: LoopClock) -> None:
     await sender.aclose()
     await sender.send("login", [], "x")  # a stray send after close still switches...
     assert sender.current_index == 1
-    await clock.advance(20)
+    await loop_clock.advance(20)
     assert sender.current_index == 1  # ...but leaves no timer behind
 
 
-async def test_manual_index_overrides_the_pending_restore(clock: LoopClock) -> None:
+async def test_manual_index_overrides_the_pending_restore(loop_clock: LoopClock) -> None:
     svc1, svc2, svc3 = (ScriptedSender([DEADLINE] * 3, name=f"v{i}") for i in range(3))
     async with TimeoutFailoverSender([svc1, svc2, svc3], 1, restore_after=10) as sender:
         with pytest.raises(TimeoutError):
@@ -561,7 +533,7 @@ async def test_manual_index_overrides_the_pending_restore(clock: LoopClock) -> N
         with pytest.raises(TimeoutError):
             await sender.send("login", [], "x")  # switches to v1, restore pending
         sender.current_index = 2
-        await clock.advance(20)
+        await loop_clock.advance(20)
         assert sender.current_index == 2
         assert sender.timeouts == 0
 

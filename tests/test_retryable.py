@@ -29,6 +29,8 @@ from gocomm.retryable import IntervalRetrySender, RetrySender, exponential, fixe
 from gocomm.sender import Receipt
 from gocomm.testing import MemorySender, ScriptedSender, SentMessage
 
+from .conftest import LoopClock
+
 MAX_ATTEMPTS = 3
 
 
@@ -53,36 +55,6 @@ class NoneSender:
 
     async def send(self, biz: str, args: Any, *to: str) -> None:
         self.calls += 1
-
-
-class LoopClock:
-    """A fake clock for the running event loop: ``advance()`` moves the loop's time forward, so
-    waits (``asyncio.sleep`` is a loop timer) end without real waiting."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._real_time = loop.time
-        self.offset = 0.0
-
-    def time(self) -> float:
-        return self._real_time() + self.offset
-
-    async def advance(self, seconds: float) -> None:
-        await self.settle()  # tasks just created start (and set their timers) at the old time
-        self.offset += seconds
-        await self.settle()  # one loop turn runs the timers now due; more for their effects
-
-    @staticmethod
-    async def settle() -> None:
-        for _ in range(5):
-            await asyncio.sleep(0)
-
-
-@pytest.fixture
-async def clock(monkeypatch: pytest.MonkeyPatch) -> LoopClock:
-    loop = asyncio.get_running_loop()
-    fake = LoopClock(loop)
-    monkeypatch.setattr(loop, "time", fake.time)
-    return fake
 
 
 STRATEGIES = ["retry", "interval"]
@@ -279,44 +251,44 @@ async def test_interval_is_called_with_attempt_numbers_not_after_the_last() -> N
     assert len(inner.calls) == 4
 
 
-async def test_interval_wait_is_kept(clock: LoopClock) -> None:
+async def test_interval_wait_is_kept(loop_clock: LoopClock) -> None:
     inner = ScriptedSender([SendError("flaky")], name="vendor")
     task = asyncio.create_task(
         IntervalRetrySender(inner, MAX_ATTEMPTS, fixed(5.0)).send("login", {}, "a")
     )
-    await clock.advance(4.9)
+    await loop_clock.advance(4.9)
     assert len(inner.calls) == 1
     assert not task.done()
-    await clock.advance(0.2)
+    await loop_clock.advance(0.2)
     assert task.done()  # no real waiting
     receipt = await task
     assert receipt is not None
     assert receipt.attempts == 2
 
 
-async def test_wait_is_at_least_retry_after(clock: LoopClock) -> None:
+async def test_wait_is_at_least_retry_after(loop_clock: LoopClock) -> None:
     inner = ScriptedSender([SendError("throttled", retry_after=10.0)], name="vendor")
     sender = IntervalRetrySender(inner, MAX_ATTEMPTS, fixed(1.0))
     task = asyncio.create_task(sender.send("login", {}, "a@example.com"))
-    await clock.advance(9.9)
+    await loop_clock.advance(9.9)
     assert len(inner.calls) == 1
     assert not task.done()
-    await clock.advance(0.2)
+    await loop_clock.advance(0.2)
     assert task.done()  # no real waiting
     receipt = await task
     assert receipt is not None
     assert receipt.attempts == 2
 
 
-async def test_max_delay_caps_each_wait(clock: LoopClock) -> None:
+async def test_max_delay_caps_each_wait(loop_clock: LoopClock) -> None:
     inner = ScriptedSender([SendError("flaky"), SendError("busy", retry_after=2.0)], name="vendor")
     sender = IntervalRetrySender(inner, MAX_ATTEMPTS, fixed(30.0), max_delay=3.0)
     task = asyncio.create_task(sender.send("login", {}, "a@example.com"))
-    await clock.advance(2.9)
+    await loop_clock.advance(2.9)
     assert len(inner.calls) == 1
-    await clock.advance(0.2)  # 3.1: the 30 s interval was capped at 3 s
+    await loop_clock.advance(0.2)  # 3.1: the 30 s interval was capped at 3 s
     assert len(inner.calls) == 2
-    await clock.advance(3.1)  # retry_after 2 s within max_delay: the wait is min(30, 3)
+    await loop_clock.advance(3.1)  # retry_after 2 s within max_delay: the wait is min(30, 3)
     assert task.done()  # no real waiting
     receipt = await task
     assert receipt is not None
@@ -337,15 +309,15 @@ async def test_retry_after_beyond_max_delay_stops_at_once() -> None:
     assert loop.time() - started < 1
 
 
-async def test_retry_after_of_failover_group_is_honoured(clock: LoopClock) -> None:
+async def test_retry_after_of_failover_group_is_honoured(loop_clock: LoopClock) -> None:
     # Both vendors ask for a wait: the retry waits for the shorter one.
     a = ScriptedSender([SendError("busy", retry_after=10.0)], name="a")
     b = ScriptedSender([SendError("busy", retry_after=50.0)], name="b")
     sender = IntervalRetrySender(FailoverSender([a, b]), 2, fixed(0.0))
     task = asyncio.create_task(sender.send("login", {}, "a@example.com"))
-    await clock.advance(9.9)
+    await loop_clock.advance(9.9)
     assert not task.done()
-    await clock.advance(0.2)
+    await loop_clock.advance(0.2)
     assert task.done()  # no real waiting
     receipt = await task
     assert receipt is not None
@@ -354,13 +326,13 @@ async def test_retry_after_of_failover_group_is_honoured(clock: LoopClock) -> No
 
 
 async def test_retry_after_of_failover_group_is_none_if_one_vendor_needs_no_wait(
-    clock: LoopClock,
+    loop_clock: LoopClock,
 ) -> None:
     a = ScriptedSender([SendError("busy", retry_after=10.0)], name="a")
     b = ScriptedSender([SendError("down")], name="b")
     sender = IntervalRetrySender(FailoverSender([a, b]), 2, fixed(1.0))
     task = asyncio.create_task(sender.send("login", {}, "a@example.com"))
-    await clock.advance(1.1)
+    await loop_clock.advance(1.1)
     assert task.done()  # no real waiting
     receipt = await task
     assert receipt is not None
