@@ -490,9 +490,18 @@ async def test_sliding_window_retry_after_names_the_oldest_request(clock: FakeCl
     assert await limiter.check("k") == Decision(True, 0.25)
 
 
-async def test_sliding_window_waiting_retry_after_always_passes(clock: FakeClock) -> None:
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda c: SlidingWindowLimiter(0.7, 3, clock=c), id="sliding_window"),
+        pytest.param(lambda c: TokenBucketLimiter(3.0, 2, clock=c), id="token_bucket"),
+    ],
+)
+async def test_waiting_retry_after_always_passes(
+    clock: FakeClock, build: Callable[[FakeClock], SlidingWindowLimiter | TokenBucketLimiter]
+) -> None:
     # Irregular steps: whatever the arithmetic, waiting exactly retry_after is enough.
-    limiter = SlidingWindowLimiter(0.7, 3, clock=clock)
+    limiter = build(clock)
     for step in [0.1, 0.013, 0.37, 0.0001, 0.29, 0.6, 0.05] * 5:
         clock.advance(step)
         decision = await limiter.check("k")
@@ -534,17 +543,6 @@ async def test_token_bucket_slow_rate(clock: FakeClock) -> None:
     assert await limiter.limit("k")
     clock.advance(0.001)
     assert not await limiter.limit("k")
-
-
-async def test_token_bucket_waiting_retry_after_always_passes(clock: FakeClock) -> None:
-    limiter = TokenBucketLimiter(3.0, 2, clock=clock)
-    for step in [0.1, 0.013, 0.37, 0.0001, 0.29, 0.6, 0.05] * 5:
-        clock.advance(step)
-        decision = await limiter.check("k")
-        if decision.limited:
-            assert decision.retry_after is not None
-            clock.advance(decision.retry_after)
-            assert not await limiter.limit("k")
 
 
 async def test_token_bucket_caps_at_burst_after_a_long_idle(clock: FakeClock) -> None:
