@@ -18,7 +18,6 @@ The limiters never close the client they are given, and need no running event lo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -243,7 +242,7 @@ class _Lease(AbstractAsyncContextManager[None]):
         except BaseException:
             # The script may have run before the answer was lost: give the slot back now
             # rather than leave it taken until its lease ends.
-            self._release_detached()
+            self._release()
             raise
         if not taken:
             raise Limited(self._key)
@@ -268,11 +267,8 @@ class _Lease(AbstractAsyncContextManager[None]):
             # Wait for it to end without absorbing a cancellation of our own task.
             await asyncio.wait((renewer,))
         limiter = self._limiter
-        release = limiter._runner.submit_detached(
-            CONCURRENCY_RELEASE, self._redis_key, (self._token,), limiter.timeout
-        )
         try:
-            await asyncio.shield(release)
+            await asyncio.shield(self._release())
         except LimiterError as error:
             # The send itself is over; failing it now would invite sending it again. The slot
             # frees itself when its lease ends.
@@ -283,13 +279,12 @@ class _Lease(AbstractAsyncContextManager[None]):
                 error,
             )
 
-    def _release_detached(self) -> None:
+    def _release(self) -> asyncio.Future[Any]:
+        """Give the slot back: the call goes out even if nobody waits for its answer."""
         limiter = self._limiter
-        # Without a running loop nothing can be sent; the lease then ends on its own.
-        with contextlib.suppress(RuntimeError):
-            limiter._runner.submit_detached(
-                CONCURRENCY_RELEASE, self._redis_key, (self._token,), limiter.timeout
-            )
+        return limiter._runner.submit_detached(
+            CONCURRENCY_RELEASE, self._redis_key, (self._token,), limiter.timeout
+        )
 
     def _holder_gone(self) -> bool:
         holder = self._holder() if self._holder is not None else None
