@@ -284,10 +284,10 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
     ) -> Receipt | None:
         timeout = self._attempt_timeout
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) as scope:
                 return await sender.send(biz, args, *to)
         except TimeoutError as exc:
-            if isinstance(exc, SendTimeout):
+            if not scope.expired():  # the vendor's own timeout: raised as it is
                 raise
             name = vendor_name(sender)
             raise SendTimeout(

@@ -453,6 +453,15 @@ async def test_attempt_timeout_does_not_hide_the_callers_deadline() -> None:
     assert sender.timeouts == 0
 
 
+async def test_attempt_timeout_does_not_relabel_a_vendors_own_timeout() -> None:
+    own = TimeoutError("svc1's own read timeout")
+    sender = TimeoutFailoverSender([ScriptedSender([own], name="svc1")], 1, attempt_timeout=10)
+    with pytest.raises(TimeoutError) as caught:
+        await sender.send("login", [], "x")
+    assert caught.value is own  # not "did not answer within attempt_timeout=10s"
+    assert sender.timeouts == 1  # and it still counts
+
+
 async def test_attempt_timeout_leaves_fast_calls_alone() -> None:
     sender = TimeoutFailoverSender([MemorySender("svc1")], 1, attempt_timeout=5)
     receipt = await sender.send("login", [], "x")
