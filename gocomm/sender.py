@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
@@ -10,8 +9,6 @@ from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 __all__ = ["AsyncCloseable", "Receipt", "Sender", "aclose_all"]
 
 T_contra = TypeVar("T_contra", contravariant=True)
-
-_log = logging.getLogger("gocomm")
 
 
 @dataclass(frozen=True, slots=True)
