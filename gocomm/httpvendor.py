@@ -484,9 +484,11 @@ class HttpSmsVendor(AsyncCloseable):
         content: bytes,
         headers: Mapping[str, str],
         numbers: Sequence[str],
+        what: str = "SendSms request",
     ) -> httpx.Response:
-        """POST through the vendor's client, with httpx errors turned into gocomm errors."""
-        with transport_errors(self.name, unsent=numbers, what="SendSms request"):
+        """POST through the vendor's client, with httpx errors turned into gocomm errors
+        naming ``what`` and leaving ``numbers`` unsent."""
+        with transport_errors(self.name, unsent=numbers, what=what):
             return await self._client.post(url, content=content, headers=dict(headers))
 
     # -- the send -------------------------------------------------------------------------------

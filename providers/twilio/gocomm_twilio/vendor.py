@@ -39,7 +39,6 @@ from gocomm.httpvendor import (
     ResolvedTemplate,
     parse_retry_after,
     resolve_template,
-    transport_errors,
 )
 from gocomm_twilio.settings import TwilioSettings
 from gocomm_twilio.templates import BodyTemplate
@@ -166,10 +165,13 @@ class TwilioSms(HttpSmsVendor):
         (number,) = numbers
         form = {"To": number, **self._sender, "Body": template.values[0]}
         headers = {"Authorization": self._authorization(), "Content-Type": _FORM}
-        with transport_errors(self.name, unsent=numbers, what="Messages request"):
-            response = await self.client.post(
-                self._path, content=urlencode(form).encode("ascii"), headers=headers
-            )
+        response = await self.post(
+            self._path,
+            content=urlencode(form).encode("ascii"),
+            headers=headers,
+            numbers=numbers,
+            what="Messages request",
+        )
         return self._outcome(response, number)
 
     def _outcome(self, response: httpx.Response, number: str) -> BatchResult:
