@@ -47,7 +47,8 @@ def write_atomically(directory: Path, name: str, data: bytes) -> Path:
         target = directory / name
         os.replace(temp, target)
     except BaseException:
-        # Also on cancellation of the process: never leave the temporary file behind.
+        # Any failure, KeyboardInterrupt included (a caller on the main thread): never leave
+        # the temporary file behind.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
