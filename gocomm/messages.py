@@ -13,10 +13,12 @@ __all__ = ["Attachment", "Email"]
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-def _check_line(what: str, value: str) -> None:
+def _check_line(what: str, value: str, *, show: bool = True) -> None:
     if "\r" in value or "\n" in value:
+        # A custom header may carry a token: its value is never quoted back.
+        shown = f" {value!r}" if show else ""
         raise InvalidMessage(
-            f"{what} {value!r} contains CR or LF, which could inject headers; remove line breaks"
+            f"{what}{shown} contains CR or LF, which could inject headers; remove line breaks"
         )
 
 
@@ -75,7 +77,7 @@ class Email:
                 _check_line(f"{name} address", addr)
         for key, value in self.headers.items():
             _check_line("header name", key)
-            _check_line(f"value of header {key}", value)
+            _check_line(f"value of header {key!r}", value, show=False)
             if not key or ":" in key or " " in key:
                 raise InvalidMessage(f"header name {key!r} is not a valid field name")
         if self.text is None and self.html is None:

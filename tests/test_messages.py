@@ -44,6 +44,13 @@ def test_line_breaks_are_refused(kwargs: dict[str, object]) -> None:
     assert "CR or LF" in str(info.value) or "field name" in str(info.value)
 
 
+def test_a_bad_header_value_is_not_quoted_back() -> None:
+    with pytest.raises(InvalidMessage) as info:
+        Email(subject="Hi", text="x", headers={"X-Api-Token": "s3cr3t-token\r\nBcc: x@example.com"})
+    assert "X-Api-Token" in str(info.value)
+    assert "s3cr3t" not in str(info.value)
+
+
 def test_a_body_is_required() -> None:
     with pytest.raises(InvalidMessage, match="text or an html body"):
         Email(subject="Hi")
