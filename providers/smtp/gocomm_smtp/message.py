@@ -7,13 +7,15 @@ package (policy SMTP) writes the message.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, Policy
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 from gocomm.errors import InvalidMessage, InvalidRecipient
 from gocomm.messages import Attachment, Email
@@ -22,16 +24,43 @@ from gocomm.recipients import validate_email
 __all__ = ["Envelope", "build_envelope", "parse_address"]
 
 
+class _Header(BaseHeader):
+    """The stdlib's header base class, keeping the text it folded last and for which policy.
+
+    Writing a message folds every header object it holds; for the MIME structure headers,
+    which :class:`_CachingHeaderRegistry` shares between messages, that is the same work every
+    time. Header objects never change after they are made, so the text stays right.
+    """
+
+    _folded: tuple[Policy, str] | None = None
+
+    def fold(self, *, policy: Policy) -> str:
+        folded = self._folded
+        if folded is None or folded[0] is not policy:
+            folded = self._folded = (policy, super().fold(policy=policy))
+        return folded[1]
+
+
+#: Headers that ``set_content`` writes with the same few values in every message.
+_SHARED_HEADERS = frozenset({"content-type", "content-transfer-encoding", "mime-version"})
+
+
 class _CachingHeaderRegistry(HeaderRegistry):
-    """The stdlib header registry, remembering the class it makes for each header name.
+    """The stdlib header registry, remembering what it made before.
 
     ``HeaderRegistry`` builds a new class with ``type()`` for every header it parses, which was
-    an eighth of the cost of writing a message; the classes are the same each time.
+    an eighth of the cost of writing a message; the classes are the same each time, so they
+    are kept per header name. And the MIME structure headers that ``set_content`` writes
+    (``Content-Type: text/plain; charset="utf-8"``, ``Content-Transfer-Encoding: 7bit``,
+    ``MIME-Version: 1.0``) were parsed by the email package's full header parser, again and
+    again, for a third of the cost: the few distinct values are parsed once and their
+    (immutable) header objects shared, in a bounded LRU cache.
     """
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(base_class=_Header)
         self._classes: dict[str, type[BaseHeader]] = {}
+        self._shared = functools.lru_cache(maxsize=64)(super().__call__)
 
     def __getitem__(self, name: str) -> type[BaseHeader]:
         key = name.lower()
@@ -39,6 +68,11 @@ class _CachingHeaderRegistry(HeaderRegistry):
         if cls is None:
             cls = self._classes[key] = super().__getitem__(name)
         return cls
+
+    def __call__(self, name: str, value: Any) -> BaseHeader:
+        if type(value) is str and name.lower() in _SHARED_HEADERS:
+            return self._shared(name, value)
+        return super().__call__(name, value)
 
 
 # Policy SMTP (CRLF line ends) with 7-bit transfer encodings, so non-ASCII bodies are
