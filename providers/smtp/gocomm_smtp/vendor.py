@@ -22,7 +22,7 @@ from typing import Any
 
 import aiosmtplib
 
-from gocomm.errors import ConfigError, SendError
+from gocomm.errors import ConfigError, SendError, SendTimeout
 from gocomm.sender import AsyncCloseable, Receipt
 from gocomm_smtp.errors import VENDOR, TlsRequired, classify, reply_error
 from gocomm_smtp.message import Envelope, build_envelope
@@ -96,28 +96,45 @@ class SmtpSender(AsyncCloseable):
     ) -> dict[str, aiosmtplib.SMTPResponse]:
         conn = await self._connection(lease)
         try:
-            try:
-                await self._mail(conn, envelope)
-            except _StaleConnection as stale:
-                self._log.info(
-                    "smtp: pooled connection to %s was closed by the server (%s); reconnecting",
-                    self._where,
-                    stale.__cause__,
-                )
-                lease.discard()
-                conn = await self._connection(lease)
-                await self._mail(conn, envelope)
-            refused = await self._recipients(conn, envelope)
-            if all(addr in refused for addr in envelope.to):
+            # One timer per transaction, moved on before each command (_next_command), gives
+            # every command `timeout` seconds. aiosmtplib's own per-reply timeout is an
+            # asyncio.wait_for (a future, a callback and a timer for each of the five replies
+            # of a message), a tenth of the client's CPU per pooled send; so its commands get
+            # timeout=None here.
+            async with asyncio.timeout(None) as deadline:
+                try:
+                    await self._mail(conn, envelope, deadline)
+                except _StaleConnection as stale:
+                    self._log.info(
+                        "smtp: pooled connection to %s was closed by the server (%s); reconnecting",
+                        self._where,
+                        stale.__cause__,
+                    )
+                    lease.discard()
+                    deadline.reschedule(None)  # connecting has its own timeouts
+                    conn = await self._connection(lease)
+                    await self._mail(conn, envelope, deadline)
+                refused = await self._recipients(conn, envelope, deadline)
+                accepted = not all(addr in refused for addr in envelope.to)
+                if accepted:
+                    self._next_command(deadline)
+                    await conn.smtp.data(envelope.data, timeout=None)
+            if not accepted:
                 await self._reset(lease, conn)
                 raise self._all_refused(envelope, refused)
-            await conn.smtp.data(envelope.data, timeout=self.settings.timeout)
         except aiosmtplib.SMTPResponseException as exc:
             # The server said no to this message; the session itself is fine unless closed.
             await self._reset(lease, conn)
             raise classify(exc, f"sending to {self._where}") from exc
         except (SendError, ConfigError):
             raise
+        except TimeoutError as exc:  # the deadline passed: the session state is unknown
+            lease.discard()
+            raise SendTimeout(
+                f"smtp: {self._where} did not reply within {self.settings.timeout:g} s "
+                "(the timeout setting) while sending",
+                vendor=VENDOR,
+            ) from exc
         except Exception as exc:
             lease.discard()  # a session in an unknown state is never reused
             raise classify(exc, f"sending to {self._where}") from exc
@@ -128,6 +145,10 @@ class SmtpSender(AsyncCloseable):
             await lease.retire()  # max_messages reached: QUIT now, a new one next time
         return refused
 
+    def _next_command(self, deadline: asyncio.Timeout) -> None:
+        """Give the command about to be sent ``timeout`` seconds for its reply."""
+        deadline.reschedule(asyncio.get_running_loop().time() + self.settings.timeout)
+
     async def _connection(self, lease: Lease) -> PooledConnection:
         try:
             return await lease.connection()
@@ -136,11 +157,14 @@ class SmtpSender(AsyncCloseable):
         except Exception as exc:
             raise classify(exc, f"connecting to {self._where}") from exc
 
-    async def _mail(self, conn: PooledConnection, envelope: Envelope) -> None:
+    async def _mail(
+        self, conn: PooledConnection, envelope: Envelope, deadline: asyncio.Timeout
+    ) -> None:
         smtp = conn.smtp
         options = [f"SIZE={len(envelope.data)}"] if smtp.supports_extension("size") else []
+        self._next_command(deadline)
         try:
-            await smtp.mail(envelope.sender, options=options, timeout=self.settings.timeout)
+            await smtp.mail(envelope.sender, options=options, timeout=None)
         except aiosmtplib.SMTPServerDisconnected as exc:
             if conn.reused:
                 raise _StaleConnection from exc
@@ -151,12 +175,13 @@ class SmtpSender(AsyncCloseable):
             raise
 
     async def _recipients(
-        self, conn: PooledConnection, envelope: Envelope
+        self, conn: PooledConnection, envelope: Envelope, deadline: asyncio.Timeout
     ) -> dict[str, aiosmtplib.SMTPResponse]:
         refused: dict[str, aiosmtplib.SMTPResponse] = {}
         for addr in envelope.recipients:
+            self._next_command(deadline)
             try:
-                await conn.smtp.rcpt(addr, timeout=self.settings.timeout)
+                await conn.smtp.rcpt(addr, timeout=None)
             except aiosmtplib.SMTPRecipientRefused as exc:
                 if exc.code == _SERVICE_CLOSING:
                     raise  # the session is over, not just this address

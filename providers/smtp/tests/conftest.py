@@ -71,6 +71,7 @@ class Behaviour:
     drop_in_data: int = 0  # drop the connection in the next n DATA commands
     close_reused_with_421: bool = False  # MAIL on a session that already sent: 421
     data_delay: float = 0.0  # seconds the server takes to accept DATA
+    command_delay: float = 0.0  # seconds the server takes to answer MAIL and each RCPT
 
 
 class Recorder:
@@ -147,6 +148,8 @@ class Handler:
         with self.recorder.lock:
             self.recorder.mail_commands += 1
             reply = self.behaviour.mail_replies.pop(0) if self.behaviour.mail_replies else None
+        if self.behaviour.command_delay:
+            await asyncio.sleep(self.behaviour.command_delay)
         reused = getattr(session, "delivered", 0) > 0
         if reply is None and self.behaviour.close_reused_with_421 and reused:
             reply = "421 4.4.2 idle too long, closing"
@@ -166,6 +169,8 @@ class Handler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if self.behaviour.command_delay:
+            await asyncio.sleep(self.behaviour.command_delay)
         reply = self.behaviour.refuse.get(address)
         if reply is not None:
             return reply

@@ -243,6 +243,33 @@ async def test_timeout_is_send_timeout(smtp_server: ServerFactory) -> None:
     assert isinstance(caught.value, TimeoutError) and is_retryable(caught.value)
 
 
+async def test_timeout_bounds_each_command_not_the_whole_transaction(
+    smtp_server: ServerFactory,
+) -> None:
+    server = smtp_server()
+    # MAIL, two RCPTs and DATA take 0.4 s each: 1.6 s in all, each well within 1 s.
+    server.behaviour.command_delay = server.behaviour.data_delay = 0.4
+    async with SmtpSender(make_settings(server, timeout=1.0)) as sender:
+        await sender.send("b", EMAIL, "a@example.com", "b@example.com")
+    assert [m.rcpt_tos for m in server.recorder.messages] == [["a@example.com", "b@example.com"]]
+
+
+async def test_a_command_past_the_timeout_is_send_timeout_and_drops_the_session(
+    smtp_server: ServerFactory,
+) -> None:
+    server = smtp_server()
+    async with SmtpSender(make_settings(server, timeout=0.2)) as sender:
+        await sender.send("b", EMAIL, "a@example.com")
+        server.behaviour.command_delay = 2.0
+        with pytest.raises(SendTimeout, match=r"did not reply within 0\.2 s") as caught:
+            await sender.send("b", EMAIL, "b@example.com")
+        assert is_retryable(caught.value)
+        assert sender.pool.open_connections == 0  # its reply may still come: never reused
+        server.behaviour.command_delay = 0
+        await sender.send("b", EMAIL, "c@example.com")
+    assert [m.rcpt_tos for m in server.recorder.messages] == [["a@example.com"], ["c@example.com"]]
+
+
 async def test_cancellation_propagates_and_frees_the_slot(smtp_server: ServerFactory) -> None:
     server = smtp_server()
     server.behaviour.data_delay = 5.0
