@@ -211,12 +211,19 @@ class SmtpPool(AsyncCloseable):
         return [s for s in self._free if s.conn is not None]
 
     async def _reap(self) -> None:
-        """Close connections idle for ``idle_timeout``; ends when no connection is idle."""
-        while not self.closed:
+        """Close connections idle for ``idle_timeout``; ends when the pool holds none.
+
+        It keeps running while connections are only in use: a busy pool whose slots are
+        taken again as soon as they are released would otherwise start (and end) a reaper
+        task for most sends.
+        """
+        while not self.closed and any(s.conn is not None for s in self._slots):
             idle = self._idle()
-            if not idle:
-                return
-            first_due = min(s.conn.last_used for s in idle if s.conn is not None)
+            # With nothing idle, a connection in use now is due idle_timeout after its
+            # release at the earliest: look again then.
+            first_due = min(
+                (s.conn.last_used for s in idle if s.conn is not None), default=self._clock()
+            )
             await asyncio.sleep(max(0.0, first_due + self.idle_timeout - self._clock()))
             now = self._clock()
             due = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from gocomm_smtp import SmtpSender
@@ -74,6 +75,29 @@ async def test_busy_connections_are_not_reaped(smtp_server: ServerFactory) -> No
         for i in range(5):  # idle for 0.02 s at a time, far below 2 s
             await sender.send("b", EMAIL, f"u{i}@example.com")
             await asyncio.sleep(0.02)
+    assert server.recorder.sessions_made == 1
+
+
+async def test_a_busy_pool_starts_no_task_per_send(smtp_server: ServerFactory) -> None:
+    server = smtp_server()
+    loop = asyncio.get_running_loop()
+    created: list[Any] = []
+
+    def counting_factory(
+        loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        created.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async with SmtpSender(make_settings(server, pool_size=1)) as sender:
+        await sender.send("b", EMAIL, "first@example.com")  # connects, starts the reaper
+        loop.set_task_factory(counting_factory)
+        try:
+            for i in range(30):  # each send takes the slot the previous one released
+                await sender.send("b", EMAIL, f"u{i}@example.com")
+        finally:
+            loop.set_task_factory(None)
+    assert created == []  # the idle reaper lives on while a connection is open
     assert server.recorder.sessions_made == 1
 
 
