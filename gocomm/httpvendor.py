@@ -508,7 +508,10 @@ class HttpSmsVendor(AsyncCloseable):
         retryable reason). A number listed twice (in any spelling) is sent one message.
         """
         if self.closed:
-            raise SendError(f"{self.name}: vendor is closed; build a new one", vendor=self.name)
+            # Retrying a closed vendor cannot help: as the SMTP vendor, a permanent error.
+            raise PermanentError(
+                f"{self.name}: vendor is closed; build a new one", vendor=self.name
+            )
         pairs = self._recipients(to)
         template = self._resolve(biz, args)
         numbers = list(dict.fromkeys(vendor_number for _, vendor_number in pairs))

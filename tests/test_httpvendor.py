@@ -245,3 +245,11 @@ async def test_validation_before_any_request(server: LocalHttpServer) -> None:
             await vendor.send("t", {})
     assert server.requests == []
     assert vendor.closed
+
+
+async def test_a_closed_vendor_refuses_permanently(server: LocalHttpServer) -> None:
+    vendor = Scripted(server.url, {})
+    await vendor.aclose()
+    with pytest.raises(PermanentError, match="closed"):
+        await vendor.send("t", {}, "+111")
+    assert server.requests == []
