@@ -237,13 +237,28 @@ def _register_plugin(
     plugin: object,
     name: str,
     distribution: str | None,
+    loaded: dict[str, str | None],
 ) -> None:
-    """Register one plugin with pluggy and call its hook on its own; record any failure."""
+    """Register one plugin with pluggy and call its hook on its own; record any failure.
+
+    ``loaded`` maps the plugin names registered so far to their distributions, so that a
+    second distribution using the same entry point name is refused naming both (pluggy's own
+    refusal names neither).
+    """
+    if name in loaded:
+        registry._fail(
+            name,
+            distribution,
+            f"the plugin name {name!r} is already taken by distribution {loaded[name]!r}; "
+            f"keep only one of {loaded[name]!r} and {distribution!r} installed",
+        )
+        return
     try:
         manager.register(plugin, name=name)
     except Exception as exc:  # a name or object registered twice, a hookimpl with bad arguments
         registry._fail(name, distribution, f"cannot register the plugin: {_describe(exc)}")
         return
+    loaded[name] = distribution
     callers = manager.get_hookcallers(plugin) or []
     unknown = sorted(caller.name for caller in callers if not caller.has_spec())
     if unknown or not callers:
@@ -286,9 +301,11 @@ def load_registry(
     from gocomm.vendors import builtin
 
     registry = VendorRegistry()
+    loaded: dict[str, str | None] = {}
     manager = pluggy.PluginManager(PROJECT)
     manager.add_hookspecs(hookspecs)
     manager.register(builtin, name=_BUILTIN_PLUGIN)
+    loaded[_BUILTIN_PLUGIN] = BUILTIN_DISTRIBUTION
     # A failure here is a bug in gocomm itself: let it raise rather than record it.
     registry._register_from(
         BUILTIN_DISTRIBUTION, lambda: builtin.gocomm_register_vendors(registry=registry)
@@ -314,9 +331,9 @@ def load_registry(
                     f"cannot import {entry_point.value}: {_describe(exc)}",
                 )
                 continue
-            _register_plugin(manager, registry, plugin, entry_point.name, distribution)
+            _register_plugin(manager, registry, plugin, entry_point.name, distribution, loaded)
 
     for plugin in plugins:
         label = _plugin_label(plugin)
-        _register_plugin(manager, registry, plugin, label, label)
+        _register_plugin(manager, registry, plugin, label, label, loaded)
     return registry

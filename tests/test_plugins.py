@@ -205,6 +205,18 @@ def test_duplicate_vendor_between_plugins_names_both_distributions(site: FakeSit
     assert "'fake-twin-b'" in failure.error
 
 
+def test_same_entry_point_name_in_two_distributions_names_both(site: FakeSite) -> None:
+    site.install("fake-sms-a", {"sms": "sms_a"}, sms_a=vendor_plugin("vend-a"))
+    site.install("fake-sms-b", {"sms": "sms_b"}, sms_b=vendor_plugin("vend-b"))
+    registry = load_registry()
+    failure = failure_of(registry, "sms")
+    winner = "fake-sms-a" if "vend-a" in registry else "fake-sms-b"
+    assert {winner, failure.distribution} == {"fake-sms-a", "fake-sms-b"}
+    assert f"already taken by distribution {winner!r}" in failure.error
+    assert repr(failure.distribution) in failure.error
+    assert "<module" not in failure.error  # pluggy's own refusal dumps its plugin table
+
+
 def test_plugin_cannot_replace_a_builtin_vendor(site: FakeSite) -> None:
     site.install(
         "fake-impostor", {"impostor": "impostor"}, impostor=vendor_plugin("extra", "memory")
