@@ -246,6 +246,40 @@ async def test_file_concurrent_sends_leave_only_whole_files(tmp_path: Path) -> N
         assert body_part.get_content().rstrip("\n") == body
 
 
+_DISK_FULL_MIDWAY = """
+import asyncio, resource, signal, sys
+from gocomm.errors import SendError
+from gocomm.messages import Email
+from gocomm.vendors.file import FileVendor
+
+# The file size limit makes the write fail after 4 KiB of the message (EFBIG), as a full disk
+# or a crash would: whatever the vendor writes to, it has begun writing.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+
+async def main():
+    try:
+        await FileVendor(sys.argv[1]).send("b", Email(subject="s", text="x" * 100_000), "a@b.com")
+    except SendError as exc:
+        print("SendError", exc)
+
+asyncio.run(main())
+"""
+
+
+def test_file_write_cut_off_midway_leaves_no_file(tmp_path: Path) -> None:
+    # A write that stops part way leaves nothing behind: not a half .eml, not a temporary file.
+    result = subprocess.run(
+        [sys.executable, "-c", _DISK_FULL_MIDWAY, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert result.stdout.startswith("SendError"), result.stdout + result.stderr
+    assert _names(tmp_path) == []
+
+
 def test_write_atomically_removes_its_temporary_file_on_failure(tmp_path: Path) -> None:
     (tmp_path / "taken.eml").mkdir()  # os.replace cannot put a file over a directory
     with pytest.raises(OSError):
