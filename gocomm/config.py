@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -105,16 +106,24 @@ class SecretUrl(SecretStr):
         return mask_url(self.get_secret_value())
 
 
+#: Query parameters whose value is a secret: redis-py reads any query parameter as a client
+#: option, so ``redis://host/0?password=...`` authenticates as well as ``redis://:...@host``.
+_SECRET_QUERY = re.compile(r"pass|secret|token|auth", re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``MASK`` (``redis://:****@host:6379/0``)."""
+    """``url`` with any password replaced by ``MASK``: in the netloc (``redis://:****@host``)
+    and in the query (``?password=****``). The rest is kept as written (``[::1]`` included)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:{MASK}@{host}"
+    query = "&".join(
+        f"{name}={MASK}" if equals and _SECRET_QUERY.search(name) else f"{name}{equals}{value}"
+        for name, equals, value in (item.partition("=") for item in parts.query.split("&"))
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class RedisSettings(_Section):

@@ -581,3 +581,22 @@ def test_settings_repr_masks_every_secret(registry: VendorRegistry) -> None:
         assert SECRET not in repr(settings)
         assert SECRET not in str(settings)
         assert SECRET not in str(settings.masked_dict())
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"redis://:{SECRET}@cache:6379/0", "redis://:**********@cache:6379/0"),
+        # redis-py takes any query parameter as a client option: ?password= authenticates too.
+        (
+            f"redis://cache:6379/0?password={SECRET}&db=1",
+            "redis://cache:6379/0?password=**********&db=1",
+        ),
+        (f"redis://app:{SECRET}@[::1]:6379/0", "redis://app:**********@[::1]:6379/0"),
+        ("redis://cache:6379/0?client_name=api", "redis://cache:6379/0?client_name=api"),
+    ],
+)
+def test_redis_url_is_shown_with_every_password_masked(url: str, shown: str) -> None:
+    settings = Settings.from_mapping({"redis": {"url": url}})
+    assert settings.masked_dict()["redis"]["url"] == shown
+    assert SECRET not in repr(settings)
