@@ -601,6 +601,29 @@ async def test_a_slot_held_by_a_killed_process_frees_after_its_lease(
             await asyncio.sleep(0.05)
 
 
+async def test_a_holder_cancelled_twice_still_gives_its_slot_back(redis_client: Redis) -> None:
+    # A second cancellation arriving while the context exits (a timeout inside a cancelled
+    # TaskGroup, a shutdown) must not keep the slot taken until its 30 s lease ends.
+    limiter = RedisConcurrencyLimiter(redis_client, 1)
+    holding = asyncio.Event()
+
+    async def hold() -> None:
+        async with limiter.acquire("k"):
+            holding.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(hold())
+    await holding.wait()
+    task.cancel()
+    await asyncio.sleep(0)  # the task is now leaving the block
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with limiter.acquire("k"):  # the slot is free again at once
+        pass
+    assert await redis_client.exists(limiter.redis_key("k")) == 0
+
+
 async def test_a_lost_lease_is_reported_and_not_taken_back(
     redis_client: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:

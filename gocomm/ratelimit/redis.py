@@ -262,13 +262,17 @@ class _Lease(AbstractAsyncContextManager[None]):
         self._state = 2
         renewer = self._renewer
         self._renewer = None
+        # Sent before any await, so that a second cancellation of this task (arriving while it
+        # waits below) cannot keep the slot taken until its lease ends. A renewal still in
+        # flight cannot bring the lease back: renewing checks that the lease is still held.
+        release = self._release()
         if renewer is not None:
             renewer.cancel()
             # Wait for it to end without absorbing a cancellation of our own task.
             await asyncio.wait((renewer,))
         limiter = self._limiter
         try:
-            await asyncio.shield(self._release())
+            await asyncio.shield(release)
         except LimiterError as error:
             # The send itself is over; failing it now would invite sending it again. The slot
             # frees itself when its lease ends.
