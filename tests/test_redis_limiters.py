@@ -8,6 +8,7 @@ only a shared, fallible Redis brings. Tests that stop or pause Redis use a serve
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import logging
 import re
@@ -16,6 +17,7 @@ import signal
 import sys
 import textwrap
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 
@@ -675,6 +677,21 @@ async def test_every_key_of_every_path_has_a_ttl_and_one_hash_tag(redis_client: 
         )
     assert (await redis_client.pttl(window.redis_key("a"))) <= 30_000
     assert (await redis_client.pttl(bucket.redis_key("a"))) <= 4_000  # full again in 4 s
+
+
+async def test_a_dropped_client_is_not_kept_alive_by_its_limiters(redis_url: str) -> None:
+    # The script runners are kept per connection pool; a runner must not keep its pool (and
+    # with it every client that ever had a limiter) alive once the application drops it.
+    pools = []
+    for _ in range(3):
+        client = Redis.from_url(redis_url)
+        limiter = RedisSlidingWindowLimiter(client, 60, 5)
+        assert await limiter.check("k") == Decision(False)
+        await client.aclose()
+        pools.append(weakref.ref(client.connection_pool))
+        del client, limiter
+    gc.collect()
+    assert [pool() for pool in pools] == [None] * 3
 
 
 async def test_a_limiter_never_closes_the_client(redis_client: Redis) -> None:

@@ -138,7 +138,9 @@ class ScriptRunner:
     """
 
     def __init__(self, pool: ConnectionPool) -> None:
-        self._pool = pool
+        # Weak: ``_runners`` maps the pool to this runner, and a runner holding its pool would
+        # keep every client that ever had a limiter (and its runner) alive for good.
+        self._pool = weakref.ref(pool)
         pool_size = getattr(pool, "max_connections", None) or MAX_FLIGHTS
         self._max_flights = max(1, min(MAX_FLIGHTS, pool_size))
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -230,9 +232,12 @@ class ScriptRunner:
 
     async def _fly(self, batch: list[_Call]) -> None:
         """One round trip (two after ``NOSCRIPT``) for ``batch``, bounded by its deadlines."""
+        pool = self._pool()
         try:
+            if pool is None:  # only a release nobody awaits can outlive its client
+                raise RuntimeError("the Redis client of this limiter was garbage-collected")
             async with asyncio.timeout_at(max(call.deadline for call in batch)):
-                connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+                connection = await pool.get_connection()  # type: ignore[no-untyped-call]
                 try:
                     await self._exchange(connection, batch)
                 except BaseException:
@@ -240,7 +245,7 @@ class ScriptRunner:
                     await connection.disconnect(nowait=True)
                     raise
                 finally:
-                    await self._pool.release(connection)
+                    await pool.release(connection)
         except TimeoutError:
             for call in batch:
                 call.expire()
