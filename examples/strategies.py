@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,8 +54,11 @@ def per_recipient(biz: str, args: Any, to: Sequence[str]) -> list[str]:
 
 
 async def main() -> None:
-    # The strategies log each failure they absorb; show those lines too.
-    logging.basicConfig(level=logging.WARNING, format="      log  %(name)s: %(message)s")
+    # The strategies log each failure they absorb; show those lines too, on stdout so that
+    # they come out at the step that logged them even when the output is piped.
+    logging.basicConfig(
+        level=logging.WARNING, format="      log  %(name)s: %(message)s", stream=sys.stdout
+    )
     unavailable = SendError("503 service unavailable", vendor="flaky", code="503")
     # Scripts: one step per call, an exception fails it, None (and past the end) succeeds.
     flaky = Traced(ScriptedSender([unavailable, unavailable], name="flaky"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,3 +22,17 @@ def test_strategies_example_tells_each_step(capsys: pytest.CaptureFixture[str]) 
     assert outcomes[5].startswith("-> sent by 'healthy'")
     assert outcomes[6].startswith("-> AllSendersFailed (not retryable)")
     assert "InvalidRecipient" in outcomes[6]
+
+
+def test_strategies_example_logs_at_the_step_that_logged() -> None:
+    # Piped, as in CI: the strategies' log lines must come out among the step they belong to.
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE)], capture_output=True, text=True, check=True, timeout=60
+    )
+    lines = done.stdout.splitlines()
+    first_step = next(i for i, line in enumerate(lines) if line.startswith("1."))
+    second_step = next(i for i, line in enumerate(lines) if line.startswith("2."))
+    logged = [line for line in lines[first_step:second_step] if line.strip().startswith("log")]
+    assert len(logged) == 1
+    assert "failing over to vendor 1 (healthy)" in logged[0]
+    assert "log " not in done.stderr
