@@ -17,8 +17,9 @@ A column or key named ``error`` is ignored: the file of failed rows carries each
 there and is read back as it is.
 
 The journal makes a batch resumable: one line per row sent, appended and fsync'd right after
-the send returned, keyed by the row's line number and a hash of its content. A run killed at any
-point (even with SIGKILL) and started again skips the rows its journal names, and sends a
+the send returned, keyed by a hash of the row's content and which of several identical rows it
+is (not its line: a row added above must not make every row below look unsent). A run killed at
+any point (even with SIGKILL) and started again skips the rows its journal names, and sends a
 partly sent row only to the recipients still owed. The window of at-least-once delivery is the
 moment between a vendor accepting a row and its journal line reaching the disk: a crash exactly
 then sends that row again on resume.
@@ -34,7 +35,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -90,17 +91,21 @@ class Row:
     """One message of a batch file, validated and ready to send."""
 
     line: int
-    """The line of the file the row starts on; with the content hash, the row's journal key."""
+    """The line of the file the row starts on, for messages."""
     biz: str
     args: Any
     to: tuple[str, ...]
     raw: Mapping[str, Any]
     """The row as read (CSV cells or the JSON object), for the file of failed rows."""
     digest: str
+    occurrence: int = 0
+    """How many rows of the same content come before this one in the file."""
 
     @property
     def key(self) -> str:
-        return f"{self.line}:{self.digest}"
+        """The journal key: the content hash, and which of the identical rows this is. Not the
+        line: a row added or removed above must not make every row below look unsent."""
+        return f"{self.digest}#{self.occurrence}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +202,12 @@ def read_rows(path: Path, channel: str, fmt: Format) -> Iterator[Row]:
         handle = path.open(encoding="utf-8", newline="")
     except OSError as exc:
         raise BatchInputError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    seen: Counter[str] = Counter()
     with handle:
         for line, record in _records(path, handle, channel, fmt):
-            yield _row(path, line, channel, record)
+            row = _row(path, line, channel, record)
+            seen[row.digest] += 1
+            yield replace(row, occurrence=seen[row.digest] - 1) if seen[row.digest] > 1 else row
 
 
 def check_rows(

@@ -167,6 +167,34 @@ def test_journal_ignores_a_row_whose_content_changed(tmp_path: Path) -> None:
     assert Journal(path).owed(changed) == changed.to
 
 
+async def test_rows_added_above_do_not_resend_the_rows_below(tmp_path: Path) -> None:
+    """The journal knows a row by its content, not its line: editing the file between runs
+    sends only the new rows; two identical rows are still two sends."""
+    source = write(
+        tmp_path / "rows.csv",
+        "to,biz\n+8613800000001,a\n+8613800000002,b\n+8613800000002,b\n",
+    )
+    vendor = MemorySender()
+    await run_batch(vendor, read_rows(source, "sms", "csv"), Journal(tmp_path / "j"))
+    assert sorted(m.to for m in vendor.sent) == [
+        ("+8613800000001",),
+        ("+8613800000002",),
+        ("+8613800000002",),
+    ]
+    write(
+        tmp_path / "rows.csv",
+        "to,biz\n+8613800000009,new\n+8613800000001,a\n+8613800000002,b\n"
+        "+8613800000002,b\n+8613800000002,b\n",
+    )
+    vendor.sent.clear()
+    again = await run_batch(vendor, read_rows(source, "sms", "csv"), Journal(tmp_path / "j"))
+    assert (again.skipped, again.sent) == (3, 2)
+    assert sorted((m.biz, m.to) for m in vendor.sent) == [
+        ("b", ("+8613800000002",)),
+        ("new", ("+8613800000009",)),
+    ]
+
+
 async def test_run_batch_bounds_concurrency_and_journals_each_send(tmp_path: Path) -> None:
     numbers = [f"+86138000{n:05d}" for n in range(20)]
     source = write(tmp_path / "rows.csv", "to,biz\n" + "".join(f"{n},x\n" for n in numbers))
