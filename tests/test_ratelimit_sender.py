@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gocomm.errors import Limited, LimiterError, SendError, is_retryable
+from gocomm.errors import ConfigError, Limited, LimiterError, SendError, is_retryable
 from gocomm.ratelimit import (
     ConcurrencyLimiter,
     ConcurrencyLimitSender,
@@ -370,9 +370,9 @@ def test_built_without_an_event_loop() -> None:
 @pytest.mark.parametrize(
     ("sender", "key", "error", "match"),
     [
-        (object(), "k", TypeError, "sender must have an async send"),
-        (MemorySender(), 42, TypeError, "key must be a string or a callable"),
-        (MemorySender(), "", ValueError, "key must be a non-empty string"),
+        (object(), "k", ConfigError, "sender must have an async send"),
+        (MemorySender(), 42, ConfigError, "key must be a string or a callable"),
+        (MemorySender(), "", ConfigError, "key must be a non-empty string"),
     ],
 )
 def test_bad_arguments_are_refused(
@@ -386,9 +386,9 @@ def test_bad_arguments_are_refused(
 def test_a_limiter_of_the_wrong_kind_is_refused() -> None:
     active: Any = ConcurrencyLimiter(1)
     rate: Any = SlidingWindowLimiter(1.0, 1)
-    with pytest.raises(TypeError, match="limiter must have an async limit"):
+    with pytest.raises(ConfigError, match="limiter must have an async limit"):
         RateLimitSender(MemorySender(), "k", active)
-    with pytest.raises(TypeError, match="limiter must have an acquire"):
+    with pytest.raises(ConfigError, match="limiter must have an acquire"):
         ConcurrencyLimitSender(MemorySender(), "k", rate)
 
 

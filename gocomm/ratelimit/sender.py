@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from gocomm.errors import Limited, LimiterError
+from gocomm.errors import ConfigError, Limited, LimiterError
 from gocomm.ratelimit.base import ActiveLimiter, Decision, Limiter
 from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all
 
@@ -36,15 +36,19 @@ _RATE_LOG = logging.getLogger("gocomm.ratelimit")
 
 def _check_sender(sender: object) -> None:
     if not callable(getattr(sender, "send", None)):
-        raise TypeError(f"sender must have an async send() method, got {type(sender).__name__}")
+        raise ConfigError(
+            f"sender must have an async send() method, got {type(sender).__name__}"
+        )
 
 
 def _check_key(key: object) -> None:
     if isinstance(key, str):
         if not key:
-            raise ValueError("key must be a non-empty string or a callable (biz, args, to) -> key")
+            raise ConfigError(
+                "key must be a non-empty string or a callable (biz, args, to) -> key"
+            )
     elif not callable(key):
-        raise TypeError(
+        raise ConfigError(
             f"key must be a string or a callable (biz, args, to) -> key(s), "
             f"got {type(key).__name__}"
         )
@@ -135,7 +139,7 @@ class RateLimitSender(_LimitSender[T]):
         logger: logging.Logger | None = None,
     ) -> None:
         if not callable(getattr(limiter, "limit", None)):
-            raise TypeError(
+            raise ConfigError(
                 f"limiter must have an async limit(key) method, got {_limiter_name(limiter)}"
             )
         super().__init__(sender, key, fail_open, logger)
@@ -222,7 +226,7 @@ class ConcurrencyLimitSender(_LimitSender[T]):
         logger: logging.Logger | None = None,
     ) -> None:
         if not callable(getattr(limiter, "acquire", None)):
-            raise TypeError(
+            raise ConfigError(
                 f"limiter must have an acquire(key) method, got {_limiter_name(limiter)}"
             )
         super().__init__(sender, key, fail_open, logger)
