@@ -423,7 +423,7 @@ class Journal:
     """Append-only record of the rows a batch sent, one JSON line per send, fsync'd before the
     send counts as done.
 
-    Each line is ``{"key": "<line>:<hash>", "sent": [recipients]}``. A row is done when the
+    Each line is ``{"key": "<hash>#<n>", "sent": [recipients]}``. A row is done when the
     recipients of its lines cover its ``to``. A torn last line (a crash mid-write) is ignored.
     """
 
