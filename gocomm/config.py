@@ -114,15 +114,21 @@ _SECRET_QUERY = re.compile(r"pass|secret|token|auth", re.IGNORECASE)
 def mask_url(url: str) -> str:
     """``url`` with any password replaced by ``MASK``: in the netloc (``redis://:****@host``)
     and in the query (``?password=****``). The rest is kept as written (``[::1]`` included)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL after all ("http://[oops"): nothing in it to find
+        return url
     netloc = parts.netloc
-    if parts.password is not None:
+    if password is not None:
         userinfo, _, host = netloc.rpartition("@")
         netloc = f"{userinfo.partition(':')[0]}:{MASK}@{host}"
     query = "&".join(
         f"{name}={MASK}" if equals and _SECRET_QUERY.search(name) else f"{name}{equals}{value}"
         for name, equals, value in (item.partition("=") for item in parts.query.split("&"))
     )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing masked: keep the text exactly as written
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
@@ -567,9 +573,12 @@ def _mask(value: Any) -> Any:
         return [_mask(item) for item in value]
     if isinstance(value, BaseModel):
         return _mask(value.model_dump())
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        # Any URL may carry a password, a third-party vendor's plain `str` or `AnyUrl` too.
+        return mask_url(value) if "://" in value else value
+    if value is None or isinstance(value, int | float | bool):
         return value
-    return str(value)  # a path, a date: shown as text, so that YAML and JSON can carry it
+    return _mask(str(value))  # a path, a date, a URL object: as text, that YAML and JSON carry
 
 
 def _validate(data: Any, sources: SourceMap) -> Settings:

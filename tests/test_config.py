@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, SecretStr, field_validator
+from pydantic import AnyUrl, BaseModel, SecretStr, field_validator
 
 from gocomm.config import (
     REFERENCE_SECTIONS,
@@ -600,3 +600,32 @@ def test_redis_url_is_shown_with_every_password_masked(url: str, shown: str) -> 
     settings = Settings.from_mapping({"redis": {"url": url}})
     assert settings.masked_dict()["redis"]["url"] == shown
     assert SECRET not in repr(settings)
+
+
+class HookSettings(VendorSettings):
+    """A third-party vendor whose URLs are plain fields, not secrets."""
+
+    webhook: str
+    callback: AnyUrl
+
+
+class HookPlugin:
+    @hookimpl
+    def gocomm_register_vendors(self, registry: VendorRegistry) -> None:
+        registry.add(
+            VendorSpec("hook", frozenset({"sms"}), HookSettings, lambda s: MemorySender("hook"))
+        )
+
+
+def test_a_password_in_any_vendor_url_is_masked() -> None:
+    registry = load_registry(entry_points=False, plugins=[HookPlugin()])
+    entry = {
+        "plugin": "hook",
+        "webhook": f"https://hook:{SECRET}@hooks.example.com/sms?sig=1",
+        "callback": f"https://example.com/cb?token={SECRET}",
+    }
+    settings = Settings.from_mapping({"sms": {"vendors": [entry]}}).bind(registry)
+    (shown,) = settings.masked_dict()["sms"]["vendors"]
+    assert shown["webhook"] == "https://hook:**********@hooks.example.com/sms?sig=1"
+    assert shown["callback"] == "https://example.com/cb?token=**********"
+    assert SECRET not in render_masked(settings)
