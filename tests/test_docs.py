@@ -8,11 +8,13 @@ import os
 import re
 from pathlib import Path
 from types import ModuleType
+from typing import get_args
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from gocomm.config import REFERENCE_SECTIONS
+from gocomm.config import REFERENCE_SECTIONS, Settings
 from gocomm.plugins import load_registry
 
 pytest_plugins = ["pytester"]
@@ -58,6 +60,25 @@ def test_reference_lists_every_configuration_and_vendor_key() -> None:
             f"{name}.{key}" for key in spec.settings.model_fields if f"`{key}`" not in section
         ]
     assert missing == []
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for argument in get_args(annotation) for model in _models_in(argument)]
+
+
+def test_reference_documents_every_model_a_configuration_can_hold() -> None:
+    """A section model added to Settings (a new failover mode, say) gets its own section."""
+    reachable: set[type[BaseModel]] = set()
+    pending: list[type[BaseModel]] = [Settings]
+    while pending:
+        model = pending.pop()
+        if model not in reachable:
+            reachable.add(model)
+            pending += [m for f in model.model_fields.values() for m in _models_in(f.annotation)]
+    reachable.discard(BaseModel)  # VendorEntry.settings: each vendor's model, listed apart
+    assert reachable - {model for _, model in REFERENCE_SECTIONS} == set()
 
 
 def test_other_pages_pass_through_the_hook() -> None:
