@@ -36,3 +36,14 @@ def test_strategies_example_logs_at_the_step_that_logged() -> None:
     assert len(logged) == 1
     assert "failing over to vendor 1 (healthy)" in logged[0]
     assert "log " not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("channel", "name", "rows"), [("sms", "sms.csv", 6), ("email", "email.jsonl", 3)]
+)
+def test_demo_batch_files_are_valid(channel: str, name: str, rows: int) -> None:
+    """scripts/demo sends these; a row that no longer validates would stop the demo."""
+    from gocomm.batch import check_rows, detect_format
+
+    path = EXAMPLE.parent / "batch" / name
+    assert check_rows(path, channel, detect_format(path)) == (rows, [])
