@@ -332,6 +332,29 @@ async def test_script_flush_mid_run_is_recovered_without_double_counting(
         await admin.aclose()
 
 
+async def test_a_decision_is_one_evalsha_and_scripts_load_only_on_noscript(
+    redis_client: Redis,
+) -> None:
+    async def calls() -> dict[str, int]:
+        stats = await redis_client.info("commandstats")
+        # "cmdstat_script" up to Redis 6, "cmdstat_script|load" from Redis 7.
+        return {
+            name.removeprefix("cmdstat_").split("|")[0]: int(stat["calls"])
+            for name, stat in stats.items()
+            if name.startswith(("cmdstat_eval", "cmdstat_script"))
+        }
+
+    limiter = RedisSlidingWindowLimiter(redis_client, 60, 1000)
+    await redis_client.script_flush()
+    await redis_client.config_resetstat()
+    for _ in range(5):
+        await limiter.check("k")
+    assert await calls() == {"evalsha": 6, "script": 1}  # the first got NOSCRIPT, then loaded
+    await redis_client.config_resetstat()
+    await asyncio.gather(*(limiter.check("k") for _ in range(100)))
+    assert await calls() == {"evalsha": 100}  # pipelined, each sent exactly once, no EVAL
+
+
 async def test_only_the_calls_that_got_noscript_are_sent_again(redis_client: Redis) -> None:
     # One pipeline mixing a loaded script (sliding window) and a flushed one (token bucket):
     # if the sliding window calls were sent twice, they would count twice.
