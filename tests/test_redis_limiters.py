@@ -459,6 +459,32 @@ async def test_a_slow_redis_ends_in_limiter_error_within_the_timeout_and_no_repl
         await admin.aclose()
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_pooled_connections_the_server_closed_are_reopened_before_sending(
+    redis_client: Redis, redis_url: str, protocol: int
+) -> None:
+    # Redis's `timeout`, a proxy or CLIENT KILL closes idle connections. redis-py 8 does not
+    # check for that with RESP3 (its maintenance notifications are on), and a decision sent on
+    # such a connection would fail and could not be sent again.
+    name = f"gocomm-stale-{protocol}"
+    client = Redis.from_url(redis_url, protocol=protocol, client_name=name)
+    try:
+        limiter = RedisSlidingWindowLimiter(client, 60, 1000)
+        await asyncio.gather(*(limiter.check("warm") for _ in range(50)))
+        killed = 0
+        for info in await redis_client.client_list():
+            if info.get("name") == name:
+                killed += await redis_client.client_kill_filter(_id=info["id"])
+        assert killed >= 1
+        await asyncio.sleep(0.2)  # the closes reach this process
+        assert [await limiter.check("k") for _ in range(3)] == [Decision(False)] * 3
+        assert await asyncio.gather(*(limiter.check("k") for _ in range(50))) == [
+            Decision(False)
+        ] * 50
+    finally:
+        await client.aclose()
+
+
 async def test_the_timeout_covers_waiting_for_a_connection(redis_url: str) -> None:
     pool = BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=None)
     client = Redis(connection_pool=pool)

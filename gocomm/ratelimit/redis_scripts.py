@@ -46,6 +46,7 @@ from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from gocomm.errors import LimiterError
@@ -239,6 +240,7 @@ class ScriptRunner:
             async with asyncio.timeout_at(max(call.deadline for call in batch)):
                 connection = await pool.get_connection()  # type: ignore[no-untyped-call]
                 try:
+                    await _reconnect_if_closed(connection)
                     await self._exchange(connection, batch)
                 except BaseException:
                     # Replies may still be on their way: the connection is out of step.
@@ -288,6 +290,25 @@ class ScriptRunner:
                 RuntimeError("the script cache was flushed again after every load"),
                 "the Redis limiter could not keep its scripts loaded",
             )
+
+
+async def _reconnect_if_closed(connection: AbstractConnection) -> None:
+    """Open ``connection`` afresh if the server closed it while it sat in the pool.
+
+    redis-py 8 skips this check of its own when maintenance notifications are on (the default
+    with RESP3), so a connection that Redis (its ``timeout``), a proxy or ``CLIENT KILL`` closed
+    while idle would fail every decision sent on it, and those cannot be sent again. Nothing
+    has been sent yet here, so reconnecting is safe.
+    """
+    # can_read() is redis-py 8's name for what older versions call can_read_destructive().
+    has_data = getattr(connection, "can_read", None) or connection.can_read_destructive
+    try:
+        closed = bool(await has_data())
+    except (RedisConnectionError, OSError):
+        closed = True
+    if closed:
+        await connection.disconnect(nowait=True)
+        await connection.connect()  # type: ignore[no-untyped-call]
 
 
 _runners: weakref.WeakKeyDictionary[ConnectionPool, ScriptRunner] = weakref.WeakKeyDictionary()
