@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import fcntl
 import hashlib
 import json
 import os
@@ -460,13 +461,27 @@ class Journal:
         return row.to if not done else tuple(t for t in row.to if t not in done)
 
     def open(self) -> None:
-        """Open for appending; ends a torn last line so the next entry starts clean."""
+        """Open for appending and lock against other runs; ends a torn last line so the next
+        entry starts clean. Raises :class:`BatchInputError` while another run holds it."""
         if self._fd is not None:
             return
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise BatchInputError(f"journal {self.path}: cannot open: {exc.strerror}") from None
+        # One run per journal: two runs sharing it would both send the rows neither has
+        # journaled yet. The lock goes with the process, so a killed run never leaves it held.
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise BatchInputError(
+                f"journal {self.path} is in use by another gocomm batch; wait for it to finish "
+                "(or give this run its own --journal)"
+            ) from None
+        # What was read before the lock may be stale: read it again under the lock.
+        self._sent.clear()
+        self._load()
         size = os.fstat(fd).st_size
         if not size:
             _fsync_directory(self.path.parent)  # a new journal survives a power cut too
@@ -476,6 +491,10 @@ class Journal:
                 if existing.read(1) != b"\n":
                     os.write(fd, b"\n")
         self._fd = fd
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
 
     def record(self, row: Row, sent: Iterable[str]) -> None:
         """Append and fsync one entry (blocking; :meth:`arecord` is the async form)."""
@@ -653,6 +672,7 @@ async def run_batch(
             await journal.arecord(row, owed)
             await report(Outcome(row, receipt=receipt, sent_to=owed))
 
+    opened_here = not journal.is_open  # a journal opened by the caller stays open
     journal.open()
     try:
         async with asyncio.TaskGroup() as group:
@@ -664,6 +684,9 @@ async def run_batch(
     except BaseExceptionGroup as group:
         # Workers fail together for one reason (the journal, the callback): raise it plainly.
         raise _first_leaf(group) from None
+    finally:
+        if opened_here:
+            journal.close()  # and with it the lock, for the next run
     return summary
 
 

@@ -395,8 +395,9 @@ def batch(
             _print_error(_one_line(error))
         if errors:
             raise errors[-1]
-        failed_path.unlink(missing_ok=True)  # the file of failed rows describes this run only
         run_journal = Journal(journal_path)
+        run_journal.open()  # locked before anything is touched: one run per journal
+        failed_path.unlink(missing_ok=True)  # the file of failed rows describes this run only
         container = _build(options)
 
         async def send_all() -> Summary:

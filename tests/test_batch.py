@@ -154,6 +154,21 @@ def test_journal_survives_a_torn_line_and_narrows_partly_sent_rows(tmp_path: Pat
     assert path.read_bytes().count(b"\n") == 4  # the torn line was ended, not extended
 
 
+def test_one_run_per_journal_and_the_next_reads_what_the_last_wrote(tmp_path: Path) -> None:
+    source = write(tmp_path / "rows.csv", "to,biz\n+8613800000001,a\n")
+    (row,) = read_rows(source, "sms", "csv")
+    path = tmp_path / "rows.journal"
+    running, waiting = Journal(path), Journal(path)
+    running.open()
+    with pytest.raises(BatchInputError, match="in use by another gocomm batch"):
+        waiting.open()
+    running.record(row, row.to)  # after `waiting` read the journal, before it could lock it
+    running.close()
+    waiting.open()
+    assert waiting.owed(row) == ()  # read again under the lock: nothing is sent twice
+    waiting.close()
+
+
 def test_journal_ignores_a_row_whose_content_changed(tmp_path: Path) -> None:
     path = tmp_path / "rows.journal"
     before = write(tmp_path / "rows.csv", "to,biz,param.code\n+8613800000001,login,1\n")
