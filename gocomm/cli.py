@@ -469,6 +469,18 @@ async def _send_batch(
         if outcome.error is not None:
             failures.write(outcome)
             counts["failed"] += 1
+            # Say why, above the bar, for the first few; the file of failed rows has them all.
+            if counts["failed"] <= _FAILURES_SHOWN:
+                progress.console.print(
+                    f"line {outcome.row.line}: {', '.join(outcome.unsent or outcome.row.to)}: "
+                    f"{_one_line(outcome.error)}",
+                    markup=False,
+                    style="red",
+                )
+            elif counts["failed"] == _FAILURES_SHOWN + 1:
+                progress.console.print(
+                    f"more failures: see {failed_path}", markup=False, style="red"
+                )
         elif not outcome.skipped:
             counts["sent"] += 1
         progress.update(task, advance=1, sent=counts["sent"], failed=counts["failed"])
@@ -488,6 +500,10 @@ async def _send_batch(
     finally:
         failures.close()
         journal.close()
+
+
+_FAILURES_SHOWN = 10
+"""How many failed rows `batch` describes on screen as they happen."""
 
 
 def _print_summary(summary: Summary, channel: str, journal: Path, failed: Path) -> None:

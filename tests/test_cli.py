@@ -428,6 +428,10 @@ def test_batch_failed_rows_are_resent_from_the_failed_file(
     )
     assert first.returncode == 1, first.stderr
     assert "batch summary" in first.stdout
+    # Each failure is told on screen, with the recipients still owed and the reason.
+    told = [line for line in first.stdout.splitlines() if "probe refuses" in line]
+    assert len(told) == 3
+    assert any(line.startswith("line ") and numbers[2] in line for line in told)
     sent_first = deliveries(outbox)
     assert sum(sent_first.values()) == 9  # 8 single rows, and the pair's first recipient
     assert all(count == 1 for count in sent_first.values())
