@@ -347,6 +347,13 @@ class Container(containers.DeclarativeContainer):
         redis=redis,
     )
 
+    if TYPE_CHECKING:
+        # What the instance (a _ContainerInstance) offers, for type checkers: dependency-
+        # injector's stubs type shutdown_resources() as maybe-awaitable; ours always is.
+        async def shutdown_resources(self, resource_type: Any = None) -> None: ...
+        async def init_resources(self, resource_type: Any = None) -> None: ...
+        async def aclose(self) -> None: ...
+
     def __new__(cls, **overriding_providers: Any) -> Any:
         container = super().__new__(cls, **overriding_providers)
         # Awaitable always, even when an override gives plain objects.
@@ -363,7 +370,7 @@ def build_container(
     settings: Settings | Mapping[str, Any] | None = None,
     *,
     registry: VendorRegistry | None = None,
-) -> Any:
+) -> Container:
     """A :class:`Container` for ``settings``.
 
     ``settings`` is a :class:`Settings`, a plain mapping (validated the same way, without
@@ -385,7 +392,8 @@ def build_container(
 
         registry = load_registry()
     bound = settings.bind(registry)
-    container = Container()
+    # Container() is a _ContainerInstance, typed by Container's declarations above.
+    container: Container = Container()
     container.settings.set_provides(bound)
     container.registry.set_provides(registry)
     container.config.from_dict(bound.plain_dict())
