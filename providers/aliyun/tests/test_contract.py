@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from gocomm_aliyun import AliyunSms
+from gocomm_aliyun.testing import ACCESS_KEY_SECRET, FakeAliyun
 
 from gocomm.testing.contract import FailureContract, FailureKind, VendorContract
 
-from .conftest import ACCESS_KEY_SECRET, FakeAliyun, make_settings
+from .conftest import make_settings
 
 
 class TestAliyunContract(VendorContract, FailureContract):

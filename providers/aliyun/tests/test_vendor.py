@@ -11,6 +11,7 @@ import httpx
 import pytest
 from gocomm_aliyun import AliyunSettings, AliyunSms
 from gocomm_aliyun.plugin import SPEC, gocomm_register_vendors
+from gocomm_aliyun.testing import ACCESS_KEY_SECRET, FakeAliyun
 from gocomm_aliyun.vendor import ERROR_CODES
 from pydantic import ValidationError
 
@@ -26,7 +27,7 @@ from gocomm.plugins import VendorRegistry, load_registry
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
 
-from .conftest import ACCESS_KEY_SECRET, FakeAliyun, make_settings
+from .conftest import make_settings
 
 
 async def test_sends_with_a_verified_signature(
