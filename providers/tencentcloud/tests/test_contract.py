@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from gocomm_tencentcloud import TencentCloudSms
+from gocomm_tencentcloud.testing import SECRET_KEY, FakeTencentCloud
 
 from gocomm.testing.contract import FailureContract, FailureKind, VendorContract
 
-from .conftest import SECRET_KEY, FakeTencent, make_settings
+from .conftest import make_settings
 
 
 class TestTencentCloudContract(VendorContract, FailureContract):
@@ -18,15 +19,15 @@ class TestTencentCloudContract(VendorContract, FailureContract):
     secret_values = (SECRET_KEY,)
 
     @pytest.fixture
-    async def outbox(self, tencent_server: FakeTencent) -> FakeTencent:
+    async def outbox(self, tencent_server: FakeTencentCloud) -> FakeTencentCloud:
         return tencent_server
 
     @pytest.fixture
-    async def vendor(self, outbox: FakeTencent) -> AsyncIterator[TencentCloudSms]:
+    async def vendor(self, outbox: FakeTencentCloud) -> AsyncIterator[TencentCloudSms]:
         async with TencentCloudSms(make_settings(outbox.url)) as vendor:
             yield vendor
 
-    async def make_failure(self, outbox: FakeTencent, kind: FailureKind) -> None:
+    async def make_failure(self, outbox: FakeTencentCloud, kind: FailureKind) -> None:
         outbox.fail_next = (
             "LimitExceeded.DeliveryFrequencyLimit"
             if kind == "retryable"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from gocomm_tencentcloud import TencentCloudSettings, TencentCloudSms
 from gocomm_tencentcloud.plugin import SPEC, gocomm_register_vendors
+from gocomm_tencentcloud.testing import SECRET_KEY, FakeTencentCloud
 from gocomm_tencentcloud.vendor import ERROR_CODES
 from pydantic import ValidationError
 
@@ -24,13 +25,13 @@ from gocomm.plugins import VendorRegistry, load_registry
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
 
-from .conftest import SECRET_KEY, FakeTencent, make_settings
+from .conftest import make_settings
 
 ARGS = {"minutes": "5", "code": "1234"}
 
 
 async def test_sends_ordered_params_with_a_verified_signature(
-    tencent: TencentCloudSms, tencent_server: FakeTencent
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
 ) -> None:
     receipt = await tencent.send("login", ARGS, "+8613800138000", "+85291234567")
     assert receipt == Receipt(vendor="tencentcloud", message_ids=("serial-1", "serial-2"))
@@ -49,7 +50,7 @@ async def test_sends_ordered_params_with_a_verified_signature(
 
 
 async def test_plain_id_and_unmapped_biz_take_the_order_of_args(
-    tencent: TencentCloudSms, tencent_server: FakeTencent
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
 ) -> None:
     await tencent.send("plain", ARGS, "+8613800138000")
     await tencent.send("9999", {"b": "2", "a": "1"}, "+8613800138000")
@@ -60,7 +61,7 @@ async def test_plain_id_and_unmapped_biz_take_the_order_of_args(
 
 
 async def test_missing_ordered_param_fails_before_sending(
-    tencent: TencentCloudSms, tencent_server: FakeTencent
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
 ) -> None:
     with pytest.raises(InvalidMessage, match="'minutes'"):
         await tencent.send("login", {"code": "1"}, "+8613800138000")
@@ -75,7 +76,7 @@ def numbers(count: int) -> list[str]:
 
 
 async def test_more_than_200_numbers_are_split(
-    tencent: TencentCloudSms, tencent_server: FakeTencent
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
 ) -> None:
     to = numbers(401)
     receipt = await tencent.send("login", ARGS, *to)
@@ -85,7 +86,7 @@ async def test_more_than_200_numbers_are_split(
 
 
 async def test_per_number_failure_names_exactly_the_unsent(
-    tencent: TencentCloudSms, tencent_server: FakeTencent
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
 ) -> None:
     to = numbers(250)
     tencent_server.number_codes[to[3]] = "InvalidParameterValue.IncorrectPhoneNumber"
@@ -99,7 +100,7 @@ async def test_per_number_failure_names_exactly_the_unsent(
 
 
 async def test_mixed_failures_are_retryable_and_list_all_unsent(
-    tencent: TencentCloudSms, tencent_server: FakeTencent
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
 ) -> None:
     to = numbers(4)
     tencent_server.number_codes[to[0]] = "InvalidParameterValue.IncorrectPhoneNumber"
@@ -114,7 +115,7 @@ async def test_mixed_failures_are_retryable_and_list_all_unsent(
 
 
 async def test_a_number_without_status_is_unsent(
-    tencent: TencentCloudSms, tencent_server: FakeTencent
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
 ) -> None:
     tencent_server.number_codes["+8613800138001"] = "-"
     with pytest.raises(SendError) as caught:
@@ -148,7 +149,7 @@ CODES = [
 @pytest.mark.parametrize("where", ["request", "number"])
 async def test_vendor_codes_are_classified(
     tencent: TencentCloudSms,
-    tencent_server: FakeTencent,
+    tencent_server: FakeTencentCloud,
     code: str,
     retryable: bool,
     where: str,
@@ -172,7 +173,7 @@ async def test_vendor_codes_are_classified(
 
 @pytest.mark.parametrize("mode", ["http500", "http502"])
 async def test_5xx_is_retryable_with_retry_after(
-    tencent: TencentCloudSms, tencent_server: FakeTencent, mode: str
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud, mode: str
 ) -> None:
     tencent_server.mode = mode
     tencent_server.retry_after = "2.5"
@@ -184,7 +185,7 @@ async def test_5xx_is_retryable_with_retry_after(
 
 
 async def test_wrong_secret_fails_the_servers_check_and_is_never_shown(
-    tencent_server: FakeTencent, caplog: pytest.LogCaptureFixture
+    tencent_server: FakeTencentCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = "WRONG-tencent-secret-42"
@@ -202,7 +203,7 @@ async def test_wrong_secret_fails_the_servers_check_and_is_never_shown(
 
 
 async def test_a_signed_host_other_than_the_endpoints_is_refused(
-    tencent_server: FakeTencent,
+    tencent_server: FakeTencentCloud,
 ) -> None:
     # The server recomputes the signature over the Host it received: a vendor that signed
     # another host than it sends would be refused. Ours signs what it sends, so it passes.
@@ -230,7 +231,7 @@ async def test_read_timeout_becomes_send_timeout() -> None:
 
 
 async def test_one_client_reused_across_sends(
-    tencent: TencentCloudSms, tencent_server: FakeTencent
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
 ) -> None:
     for i in range(10):
         await tencent.send("login", {"code": str(i), "minutes": "5"}, "+8613800138000")
@@ -238,7 +239,7 @@ async def test_one_client_reused_across_sends(
     assert tencent_server.connections == 1
 
 
-async def test_aclose_is_idempotent(tencent_server: FakeTencent) -> None:
+async def test_aclose_is_idempotent(tencent_server: FakeTencentCloud) -> None:
     vendor = TencentCloudSms(make_settings(tencent_server.url))
     async with vendor:
         await vendor.send("login", ARGS, "+8613800138000")
@@ -280,7 +281,7 @@ def test_plugin_loads_through_the_entry_point() -> None:
     assert spec.settings is SPEC.settings
 
 
-async def test_plugin_registers_the_vendor(tencent_server: FakeTencent) -> None:
+async def test_plugin_registers_the_vendor(tencent_server: FakeTencentCloud) -> None:
 
     registry = VendorRegistry()
     gocomm_register_vendors(registry)
