@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from gocomm_twilio import TwilioSms
+from gocomm_twilio.testing import AUTH_TOKEN, FakeTwilio
 
 from gocomm.testing.contract import FailureContract, FailureKind, VendorContract
 
-from .conftest import AUTH_TOKEN, FakeTwilio, make_settings
+from .conftest import make_settings
 
 
 class TestTwilioContract(VendorContract, FailureContract):

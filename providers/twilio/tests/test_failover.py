@@ -1,27 +1,28 @@
 """One ``biz`` fails over between Aliyun or Tencent Cloud and Twilio through FailoverSender.
 
-Every vendor is the real one over real HTTP on loopback. Twilio's side is this package's
-auth-checking fake; Aliyun's and Tencent Cloud's are small servers speaking their answer shapes
-(their own packages test the signatures), recording what each vendor asked for.
+Every vendor is the real one over real HTTP on loopback, each against its package's fake
+(``gocomm_twilio.testing``, ``gocomm_aliyun.testing``, ``gocomm_tencentcloud.testing``), which
+checks credentials and signatures and records what each vendor asked for.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from gocomm_aliyun import AliyunSettings, AliyunSms
-from gocomm_tencentcloud import TencentCloudSettings, TencentCloudSms
+from gocomm_aliyun import AliyunSms
+from gocomm_aliyun.testing import THROTTLED as ALIYUN_THROTTLED
+from gocomm_aliyun.testing import FakeAliyun
+from gocomm_tencentcloud import TencentCloudSms
+from gocomm_tencentcloud.testing import FakeTencentCloud
 from gocomm_twilio import TwilioSms
+from gocomm_twilio.testing import FakeTwilio
 
 from gocomm.errors import AllSendersFailed, is_retryable
 from gocomm.failover import FailoverSender
-from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
 
-from .conftest import FakeTwilio, make_settings
+from .conftest import make_settings
 
 ARGS = {"code": "4321", "minutes": "10"}
 TEMPLATES = {
@@ -32,77 +33,20 @@ TEMPLATES = {
 BODY = "Your code is 4321, valid 10 minutes."
 
 
-@dataclass
-class AliyunSide:
-    """Answers SendSms with ``code`` ("OK" or an Aliyun error code); records each form."""
-
-    code: str = "isv.BUSINESS_LIMIT_CONTROL"
-    forms: list[dict[str, str]] = field(default_factory=list)
-
-    async def handle(self, request: HttpRequest) -> HttpResponse:
-        form = request.form()
-        self.forms.append(form)
-        answer = {"RequestId": "r", "Code": self.code, "Message": self.code}
-        if self.code == "OK":
-            answer["BizId"] = f"biz-{len(self.forms)}"
-        return HttpResponse.json(answer)
-
-
-@dataclass
-class TencentSide:
-    """Answers SendSms with one status per number (``number_codes``, default "Ok")."""
-
-    number_codes: dict[str, str] = field(default_factory=dict)
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-
-    async def handle(self, request: HttpRequest) -> HttpResponse:
-        assert request.headers["authorization"].startswith("TC3-HMAC-SHA256 ")
-        assert request.headers["x-tc-action"] == "SendSms"
-        body = request.json()
-        self.bodies.append(body)
-        statuses = [
-            {
-                "SerialNo": f"serial-{number}",
-                "PhoneNumber": number,
-                "Code": self.number_codes.get(number, "Ok"),
-                "Message": "send success",
-            }
-            for number in body["PhoneNumberSet"]
-        ]
-        return HttpResponse.json({"Response": {"SendStatusSet": statuses, "RequestId": "r"}})
-
-
 @pytest.fixture
-async def aliyun_side() -> AsyncIterator[tuple[AliyunSide, AliyunSms]]:
-    side = AliyunSide()
-    async with LocalHttpServer(side.handle) as server:
-        settings = AliyunSettings.model_validate(
-            {
-                "access_key_id": "id",
-                "access_key_secret": "secret",
-                "sign_name": "gocomm",
-                "templates": TEMPLATES["aliyun"],
-                "endpoint": server.url,
-            }
-        )
+async def aliyun_side() -> AsyncIterator[tuple[FakeAliyun, AliyunSms]]:
+    """Aliyun's signature-checking fake, throttling every request until a test says otherwise."""
+    async with FakeAliyun(mode=ALIYUN_THROTTLED).serving() as side:
+        settings = side.settings(templates=TEMPLATES["aliyun"])
         async with AliyunSms(settings) as vendor:
             yield side, vendor
 
 
 @pytest.fixture
-async def tencent_side() -> AsyncIterator[tuple[TencentSide, TencentCloudSms]]:
-    side = TencentSide()
-    async with LocalHttpServer(side.handle) as server:
-        settings = TencentCloudSettings.model_validate(
-            {
-                "secret_id": "id",
-                "secret_key": "key",
-                "sdk_app_id": "1400000000",
-                "sign_name": "gocomm",
-                "templates": TEMPLATES["tencentcloud"],
-                "endpoint": server.url,
-            }
-        )
+async def tencent_side() -> AsyncIterator[tuple[FakeTencentCloud, TencentCloudSms]]:
+    """Tencent Cloud's signature-checking fake; ``number_codes`` fails single numbers."""
+    async with FakeTencentCloud().serving() as side:
+        settings = side.settings(templates=TEMPLATES["tencentcloud"])
         async with TencentCloudSms(settings) as vendor:
             yield side, vendor
 
@@ -115,7 +59,7 @@ async def twilio_vendor(twilio_server: FakeTwilio) -> AsyncIterator[TwilioSms]:
 
 
 async def test_aliyun_throttled_twilio_delivers_the_same_biz(
-    aliyun_side: tuple[AliyunSide, AliyunSms],
+    aliyun_side: tuple[FakeAliyun, AliyunSms],
     twilio_vendor: TwilioSms,
     twilio_server: FakeTwilio,
 ) -> None:
@@ -125,14 +69,15 @@ async def test_aliyun_throttled_twilio_delivers_the_same_biz(
     assert receipt is not None
     assert receipt.vendor == "twilio"
     # Aliyun was asked with its template code and named params, Twilio with the rendered body.
-    [form] = side.forms
+    [form] = side.accepted
     assert (form["TemplateCode"], json.loads(form["TemplateParam"])) == ("SMS_123456", ARGS)
+    assert side.deliveries == []  # throttled: Aliyun delivered nothing
     assert [(d.recipient, d.text) for d in twilio_server.deliveries] == [("+8613800138000", BODY)]
     assert failover.current_index == 1  # the next send starts at the healthy vendor
 
 
 async def test_only_the_numbers_tencent_did_not_reach_fail_over_to_twilio(
-    tencent_side: tuple[TencentSide, TencentCloudSms],
+    tencent_side: tuple[FakeTencentCloud, TencentCloudSms],
     twilio_vendor: TwilioSms,
     twilio_server: FakeTwilio,
 ) -> None:
@@ -143,36 +88,38 @@ async def test_only_the_numbers_tencent_did_not_reach_fail_over_to_twilio(
     receipt = await failover.send("login", ARGS, *to)
     assert receipt is not None
     assert receipt.vendor == "twilio"
-    [body] = side.bodies
+    [body] = side.accepted
     assert (body["TemplateId"], body["TemplateParamSet"]) == ("1234", ["4321", "10"])
+    assert sorted(d.recipient for d in side.deliveries) == ["+8613800138000", "+8613800138002"]
     # Twilio got only the one number Tencent did not reach: nobody gets a second copy.
     assert [f["To"] for f in twilio_server.forms] == ["+8613800138001"]
     assert twilio_server.forms[0]["Body"] == BODY
 
 
 async def test_twilio_partial_failure_fails_over_only_the_unsent(
-    aliyun_side: tuple[AliyunSide, AliyunSms],
+    aliyun_side: tuple[FakeAliyun, AliyunSms],
     twilio_vendor: TwilioSms,
     twilio_server: FakeTwilio,
 ) -> None:
     side, aliyun = aliyun_side
-    side.code = "OK"
+    side.mode = "ok"
     twilio_server.number_status["+8613800138001"] = "failed"  # filtered by the carrier
     failover = FailoverSender([twilio_vendor, aliyun])
     receipt = await failover.send("login", ARGS, "+8613800138000", "+8613800138001")
     assert receipt is not None
     assert receipt.vendor == "aliyun"
     assert [d.recipient for d in twilio_server.deliveries] == ["+8613800138000"]
-    assert [f["PhoneNumbers"] for f in side.forms] == ["13800138001"]
+    assert [f["PhoneNumbers"] for f in side.accepted] == ["13800138001"]
+    assert [d.recipient for d in side.deliveries] == ["+8613800138001"]
 
 
 async def test_a_field_twilio_lacks_moves_on_before_any_twilio_request(
-    aliyun_side: tuple[AliyunSide, AliyunSms],
+    aliyun_side: tuple[FakeAliyun, AliyunSms],
     twilio_vendor: TwilioSms,
     twilio_server: FakeTwilio,
 ) -> None:
     side, aliyun = aliyun_side
-    side.code = "OK"
+    side.mode = "ok"
     failover = FailoverSender([twilio_vendor, aliyun])
     receipt = await failover.send("login", {"code": "4321"}, "+8613800138000")  # no minutes
     assert receipt is not None
@@ -182,7 +129,7 @@ async def test_a_field_twilio_lacks_moves_on_before_any_twilio_request(
 
 
 async def test_every_vendor_failing_raises_all_senders_failed(
-    tencent_side: tuple[TencentSide, TencentCloudSms],
+    tencent_side: tuple[FakeTencentCloud, TencentCloudSms],
     twilio_vendor: TwilioSms,
     twilio_server: FakeTwilio,
 ) -> None:
@@ -196,4 +143,5 @@ async def test_every_vendor_failing_raises_all_senders_failed(
     assert codes == ["InternalError.Timeout", "20429"]
     assert caught.value.unsent == ("+8613800138000",)
     assert is_retryable(caught.value)
+    assert side.deliveries == []
     assert twilio_server.deliveries == []

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from gocomm_twilio import TwilioSettings, TwilioSms
 from gocomm_twilio.plugin import SPEC, gocomm_register_vendors
+from gocomm_twilio.testing import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, SERVICE_SID, FakeTwilio
 from gocomm_twilio.vendor import ERROR_CODES, RECIPIENT_CODES
 
 from gocomm.errors import (
@@ -23,15 +24,7 @@ from gocomm.plugins import VendorRegistry, load_registry
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
 
-from .conftest import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    FROM_NUMBER,
-    MESSAGES_PATH,
-    SERVICE_SID,
-    FakeTwilio,
-    make_settings,
-)
+from .conftest import MESSAGES_PATH, make_settings
 
 ARGS = {"code": "4321", "minutes": "10"}
 BODY = "Your code is 4321, valid 10 minutes."
