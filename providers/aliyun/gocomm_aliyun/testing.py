@@ -75,8 +75,11 @@ def expected_signature(form: dict[str, str], secret: str, method: str) -> str:
 
 
 def _e164(number: str) -> str:
-    """Aliyun's form back to E.164: 11 digits are a mainland number, the rest carry a code."""
-    return f"+86{number}" if len(number) == 11 else f"+{number}"
+    """Aliyun's form back to E.164: 11 digits from 1 are a mainland mobile, the rest carry a code.
+
+    (A North American ``+1`` number looks like a mainland one on the wire; it reads as mainland.)
+    """
+    return f"+86{number}" if len(number) == 11 and number.startswith("1") else f"+{number}"
 
 
 @dataclass

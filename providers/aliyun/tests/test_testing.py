@@ -1,0 +1,69 @@
+"""gocomm_aliyun.testing: the public fake Dysmsapi that applications test against."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from gocomm_aliyun import AliyunSms
+from gocomm_aliyun.testing import THROTTLED, FakeAliyun
+
+from gocomm.errors import PermanentError, SendError, is_retryable
+from gocomm.sender import Receipt
+
+from .conftest import make_settings
+
+TEMPLATES = {"login": "SMS_123456"}
+
+
+async def test_settings_reach_a_fake_with_credentials_of_its_own() -> None:
+    fake = FakeAliyun(access_key_id="LTAI-app", access_key_secret="app-secret")
+    async with fake.serving():
+        async with AliyunSms(fake.settings(templates=TEMPLATES)) as sms:
+            receipt = await sms.send("login", {"code": "1234"}, "+8613800138000", "+85291234567")
+        assert receipt == Receipt(vendor="aliyun", message_ids=("biz-1",))
+        assert [(d.recipient, d.text) for d in fake.deliveries] == [
+            ("+8613800138000", "1234"),
+            ("+85291234567", "1234"),
+        ]
+        # Settings signed with other credentials are refused as Aliyun refuses them.
+        async with AliyunSms(make_settings(fake.url)) as stranger:
+            with pytest.raises(PermanentError) as caught:
+                await stranger.send("login", {"code": "1"}, "+8613800138000")
+        assert caught.value.code == "InvalidAccessKeyId.NotFound"
+        wrong_secret = fake.settings(templates=TEMPLATES, access_key_secret="not-it")
+        async with AliyunSms(wrong_secret) as forger:
+            with pytest.raises(PermanentError) as caught:
+                await forger.send("login", {"code": "1"}, "+8613800138000")
+        assert caught.value.code == "SignatureDoesNotMatch"
+    assert len(fake.accepted) == 1
+
+
+async def test_fail_next_throttles_once_with_retry_after() -> None:
+    async with FakeAliyun(fail_next=THROTTLED, retry_after="3").serving() as fake:
+        settings = fake.settings(templates=TEMPLATES)
+        async with AliyunSms(settings) as sms:
+            with pytest.raises(SendError) as caught:
+                await sms.send("login", {"code": "1"}, "+8613800138000")
+            assert (caught.value.code, caught.value.retry_after) == (THROTTLED, 3.0)
+            assert is_retryable(caught.value)
+            await sms.send("login", {"code": "2"}, "+8613800138000")
+    assert [d.text for d in fake.deliveries] == ["2"]
+
+
+def test_url_before_serving_says_how_to_start() -> None:
+    with pytest.raises(RuntimeError, match="serving"):
+        _ = FakeAliyun().url
+
+
+def test_the_fake_checks_signatures_without_the_vendors_signing_code() -> None:
+    code = (
+        "import sys, gocomm_aliyun.testing; "
+        "print(sorted(m for m in ('gocomm_aliyun.signing', 'gocomm_aliyun.vendor', 'httpx') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
