@@ -23,9 +23,10 @@ from gocomm.errors import (
     SendTimeout,
     is_retryable,
 )
-from gocomm.plugins import VendorRegistry, load_registry
+from gocomm.plugins import VendorRegistry
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
+from gocomm.testing.vendor_checks import assert_not_shown, assert_plugin_entry_point, shown_texts
 
 from .conftest import make_settings
 
@@ -180,13 +181,10 @@ async def test_wrong_secret_is_refused_by_the_server_and_never_shown(
     async with AliyunSms(settings) as vendor:
         with pytest.raises(PermanentError) as caught:
             await vendor.send("login", {"code": "1"}, "+8613800138000")
-        texts = [str(caught.value), repr(caught.value), repr(vendor), repr(settings), str(settings)]
-        texts += [r.getMessage() for r in caplog.records]
+        texts = shown_texts(caught.value, vendor, settings, caplog)
     assert caught.value.code == "SignatureDoesNotMatch"
     assert aliyun_server.accepted == []
-    for text in texts:
-        assert wrong not in text
-        assert ACCESS_KEY_SECRET not in text
+    assert_not_shown(texts, wrong, ACCESS_KEY_SECRET)
 
 
 async def test_unknown_access_key_is_permanent(aliyun_server: FakeAliyun) -> None:
@@ -301,12 +299,9 @@ def test_settings_keys_and_secret_masking() -> None:
 
 
 def test_plugin_loads_through_the_entry_point() -> None:
-    registry = load_registry()
-    assert not [f for f in registry.failures if f.name == "aliyun"], registry.failures
-    spec = registry.get("aliyun")
-    assert spec.distribution == "gocomm-aliyun"
-    assert spec.channels == frozenset({"sms"})
-    assert spec.settings is SPEC.settings
+    assert_plugin_entry_point(
+        "aliyun", distribution="gocomm-aliyun", channels={"sms"}, settings=SPEC.settings
+    )
 
 
 async def test_plugin_registers_the_vendor(aliyun_server: FakeAliyun) -> None:

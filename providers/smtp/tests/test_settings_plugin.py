@@ -12,7 +12,7 @@ from gocomm_smtp import SmtpSettings
 from gocomm_smtp.plugin import create_sender
 from pydantic import ValidationError
 
-from gocomm.plugins import load_registry
+from gocomm.testing.vendor_checks import assert_plugin_entry_point
 
 SECRET = "s3cr3t-Value"
 
@@ -72,11 +72,9 @@ def test_entry_point_registers_the_vendor() -> None:
         ep for ep in importlib.metadata.entry_points(group="gocomm") if ep.name == "smtp"
     ]
     assert entry_point.value == "gocomm_smtp.plugin"
-    registry = load_registry()
-    spec = registry.get("smtp")
-    assert spec.channels == frozenset({"email"})
-    assert spec.settings is SmtpSettings
-    assert spec.distribution == "gocomm-smtp"
+    spec = assert_plugin_entry_point(
+        "smtp", distribution="gocomm-smtp", channels={"email"}, settings=SmtpSettings
+    )
     sender = spec.factory(SmtpSettings(host="mail.example.com"))
     assert type(sender).__name__ == "SmtpSender"
 

@@ -20,9 +20,10 @@ from gocomm.errors import (
     SendTimeout,
     is_retryable,
 )
-from gocomm.plugins import VendorRegistry, load_registry
+from gocomm.plugins import VendorRegistry
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
+from gocomm.testing.vendor_checks import assert_not_shown, assert_plugin_entry_point, shown_texts
 
 from .conftest import MESSAGES_PATH, make_settings
 
@@ -237,17 +238,13 @@ async def test_wrong_token_fails_the_servers_check_and_no_token_is_ever_shown(
     async with TwilioSms(settings, max_concurrency=1) as vendor:
         with pytest.raises(PermanentError) as caught:
             await vendor.send("login", ARGS, *numbers(3))
-        texts = [str(caught.value), repr(caught.value), repr(vendor), str(vendor)]
-        texts += [repr(settings), str(settings), settings.model_dump_json()]
-        texts += [repr(vars(vendor)), caplog.text]
+        texts = shown_texts(caught.value, vendor, settings, caplog)
     assert caught.value.code == "20003"
     assert caught.value.unsent == tuple(numbers(3))
     assert twilio_server.forms == []
     assert twilio_server.server is not None
     assert len(twilio_server.server.requests) == 1  # bad credentials stop the send at once
-    for text in texts:
-        assert wrong not in text
-        assert AUTH_TOKEN not in text
+    assert_not_shown(texts, wrong, AUTH_TOKEN)
 
 
 async def test_a_token_echoed_by_the_server_is_masked(twilio_server: FakeTwilio) -> None:
@@ -447,12 +444,9 @@ def test_settings_refuse_bad_values_clearly(bad: dict[str, Any], message: str) -
 
 
 def test_plugin_loads_through_the_entry_point() -> None:
-    registry = load_registry()
-    assert not [f for f in registry.failures if f.name == "twilio"], registry.failures
-    spec = registry.get("twilio")
-    assert spec.distribution == "gocomm-twilio"
-    assert spec.channels == frozenset({"sms"})
-    assert spec.settings is TwilioSettings
+    assert_plugin_entry_point(
+        "twilio", distribution="gocomm-twilio", channels={"sms"}, settings=TwilioSettings
+    )
 
 
 async def test_plugin_registers_a_working_vendor(twilio_server: FakeTwilio) -> None:
