@@ -1,9 +1,14 @@
-"""Checks that every vendor package's own tests make the same way.
+"""Checks (and their tools) that every vendor package's own tests make the same way.
 
 - :func:`shown_texts` and :func:`assert_not_shown`: after a failed send, no secret may appear in
   anything a user sees (the error, the vendor's and the settings' reprs, the log).
 - :func:`assert_plugin_entry_point`: the installed distribution registers its vendor through
-  the ``gocomm`` entry point, with the right channels and settings model.
+  the ``gocomm`` entry point, with the right channels and settings model;
+  :func:`assert_hook_registers`: the plugin's hook registers exactly that vendor.
+- :func:`stalled_server`: an HTTP server on loopback that takes requests and answers none
+  while the block runs, for read timeouts and cancellation in flight.
+- :func:`modules_imported_by`: which of some modules a fresh interpreter loads along with one
+  import, for "this import stays light" checks.
 
 The contract suite (:mod:`gocomm.testing.contract`) checks what a vendor does; these check how a
 vendor package presents itself, where each package supplies its own names and values.
@@ -11,14 +16,29 @@ vendor package presents itself, where each package supplies its own names and va
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
 
 import pytest
 from pydantic import BaseModel
 
-from gocomm.plugins import VendorSpec, load_registry
+from gocomm.plugins import VendorRegistry, VendorSpec, load_registry
+from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
 
-__all__ = ["assert_not_shown", "assert_plugin_entry_point", "shown_texts"]
+__all__ = [
+    "StalledServer",
+    "assert_hook_registers",
+    "assert_not_shown",
+    "assert_plugin_entry_point",
+    "modules_imported_by",
+    "shown_texts",
+    "stalled_server",
+]
 
 
 def shown_texts(
@@ -49,3 +69,63 @@ def assert_plugin_entry_point(
     assert spec.channels == frozenset(channels)
     assert spec.settings is settings
     return spec
+
+
+def assert_hook_registers(
+    hook: Callable[[VendorRegistry], object],
+    spec: VendorSpec,
+    *,
+    name: str,
+    channels: Iterable[str],
+) -> None:
+    """``hook`` (a plugin's ``gocomm_register_vendors``) registers ``spec`` alone, as described."""
+    registry = VendorRegistry()
+    hook(registry)
+    assert list(registry) == [spec]
+    assert (spec.name, spec.channels) == (name, frozenset(channels))
+
+
+@dataclass
+class StalledServer:
+    """A running :func:`stalled_server`: its ``url``; ``entered`` is set by the first request."""
+
+    server: LocalHttpServer
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@contextlib.asynccontextmanager
+async def stalled_server() -> AsyncIterator[StalledServer]:
+    """A loopback HTTP server that holds every request unanswered until the block ends."""
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def stall(request: HttpRequest) -> HttpResponse:
+        entered.set()
+        await release.wait()
+        return HttpResponse(503)
+
+    async with LocalHttpServer(stall) as server:
+        try:
+            yield StalledServer(server, entered)
+        finally:
+            release.set()  # let held handlers finish before the server closes
+
+
+def modules_imported_by(statement: str, candidates: Iterable[str]) -> list[str]:
+    """Those of ``candidates`` in ``sys.modules`` after ``statement`` runs in a fresh Python."""
+    names = sorted(candidates)
+    code = "\n".join(
+        [
+            "import json, sys",
+            statement,
+            f"print(json.dumps([m for m in {names!r} if m in sys.modules]))",
+        ]
+    )
+    command = [sys.executable, "-c", code]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+    loaded: list[str] = json.loads(result.stdout)
+    return loaded

@@ -23,10 +23,15 @@ from gocomm.errors import (
     SendTimeout,
     is_retryable,
 )
-from gocomm.plugins import VendorRegistry
 from gocomm.sender import Receipt
-from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
-from gocomm.testing.vendor_checks import assert_not_shown, assert_plugin_entry_point, shown_texts
+from gocomm.testing.httpserver import HttpResponse, LocalHttpServer
+from gocomm.testing.vendor_checks import (
+    assert_hook_registers,
+    assert_not_shown,
+    assert_plugin_entry_point,
+    shown_texts,
+    stalled_server,
+)
 
 from .conftest import make_settings
 
@@ -219,18 +224,11 @@ async def test_one_client_reused_across_sends(aliyun: AliyunSms, aliyun_server: 
 
 
 async def test_read_timeout_becomes_send_timeout() -> None:
-    release = asyncio.Event()
-
-    async def stall(request: HttpRequest) -> HttpResponse:
-        await release.wait()
-        return HttpResponse(200)
-
-    async with LocalHttpServer(stall) as server:
+    async with stalled_server() as server:
         settings = make_settings(server.url, read_timeout=0.2)
         async with AliyunSms(settings) as vendor:
             with pytest.raises(SendTimeout) as caught:
                 await vendor.send("login", {"code": "1"}, "+8613800138000")
-        release.set()
     assert isinstance(caught.value, TimeoutError)
     assert is_retryable(caught.value)
     assert caught.value.unsent == ("+8613800138000",)
@@ -249,16 +247,9 @@ async def test_connection_refused_is_retryable() -> None:
 
 
 async def test_cancellation_propagates(aliyun_server: FakeAliyun) -> None:
-    entered = asyncio.Event()
-
-    async def stall(request: HttpRequest) -> HttpResponse:
-        entered.set()
-        await asyncio.Event().wait()
-        return HttpResponse(200)
-
-    async with LocalHttpServer(stall) as server, AliyunSms(make_settings(server.url)) as vendor:
+    async with stalled_server() as server, AliyunSms(make_settings(server.url)) as vendor:
         task = asyncio.create_task(vendor.send("login", {"code": "1"}, "+8613800138000"))
-        await entered.wait()
+        await server.entered.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -306,11 +297,7 @@ def test_plugin_loads_through_the_entry_point() -> None:
 
 async def test_plugin_registers_the_vendor(aliyun_server: FakeAliyun) -> None:
 
-    registry = VendorRegistry()
-    gocomm_register_vendors(registry)
-    assert list(registry) == [SPEC]
-    assert SPEC.name == "aliyun"
-    assert SPEC.channels == frozenset({"sms"})
+    assert_hook_registers(gocomm_register_vendors, SPEC, name="aliyun", channels={"sms"})
     vendor: Any = SPEC.factory(
         SPEC.settings.model_validate(make_settings(aliyun_server.url).model_dump())
     )

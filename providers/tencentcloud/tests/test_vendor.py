@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -21,10 +20,14 @@ from gocomm.errors import (
     SendTimeout,
     is_retryable,
 )
-from gocomm.plugins import VendorRegistry
 from gocomm.sender import Receipt
-from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
-from gocomm.testing.vendor_checks import assert_not_shown, assert_plugin_entry_point, shown_texts
+from gocomm.testing.vendor_checks import (
+    assert_hook_registers,
+    assert_not_shown,
+    assert_plugin_entry_point,
+    shown_texts,
+    stalled_server,
+)
 
 from .conftest import make_settings
 
@@ -213,17 +216,11 @@ async def test_a_signed_host_other_than_the_endpoints_is_refused(
 
 
 async def test_read_timeout_becomes_send_timeout() -> None:
-    release = asyncio.Event()
-
-    async def stall(request: HttpRequest) -> HttpResponse:
-        await release.wait()
-        return HttpResponse(200)
-
-    async with LocalHttpServer(stall) as server:
-        async with TencentCloudSms(make_settings(server.url, read_timeout=0.2)) as vendor:
+    async with stalled_server() as server:
+        settings = make_settings(server.url, read_timeout=0.2)
+        async with TencentCloudSms(settings) as vendor:
             with pytest.raises(SendTimeout) as caught:
                 await vendor.send("login", ARGS, "+8613800138000")
-        release.set()
     assert is_retryable(caught.value)
     assert caught.value.unsent == ("+8613800138000",)
 
@@ -278,10 +275,7 @@ def test_plugin_loads_through_the_entry_point() -> None:
 
 async def test_plugin_registers_the_vendor(tencent_server: FakeTencentCloud) -> None:
 
-    registry = VendorRegistry()
-    gocomm_register_vendors(registry)
-    assert list(registry) == [SPEC]
-    assert (SPEC.name, SPEC.channels) == ("tencentcloud", frozenset({"sms"}))
+    assert_hook_registers(gocomm_register_vendors, SPEC, name="tencentcloud", channels={"sms"})
     vendor: Any = SPEC.factory(make_settings(tencent_server.url))
     async with vendor:
         receipt = await vendor.send("login", ARGS, "+8613800138000")

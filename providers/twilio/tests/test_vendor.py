@@ -20,10 +20,15 @@ from gocomm.errors import (
     SendTimeout,
     is_retryable,
 )
-from gocomm.plugins import VendorRegistry
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
-from gocomm.testing.vendor_checks import assert_not_shown, assert_plugin_entry_point, shown_texts
+from gocomm.testing.vendor_checks import (
+    assert_hook_registers,
+    assert_not_shown,
+    assert_plugin_entry_point,
+    shown_texts,
+    stalled_server,
+)
 
 from .conftest import MESSAGES_PATH, make_settings
 
@@ -263,17 +268,11 @@ async def test_a_token_echoed_by_the_server_is_masked(twilio_server: FakeTwilio)
 
 
 async def test_read_timeout_becomes_send_timeout() -> None:
-    release = asyncio.Event()
-
-    async def stall(request: HttpRequest) -> HttpResponse:
-        await release.wait()
-        return HttpResponse(201)
-
-    async with LocalHttpServer(stall) as server:
-        async with TwilioSms(make_settings(server.url, read_timeout=0.2)) as vendor:
+    async with stalled_server() as server:
+        settings = make_settings(server.url, read_timeout=0.2)
+        async with TwilioSms(settings) as vendor:
             with pytest.raises(SendTimeout) as caught:
                 await vendor.send("login", ARGS, *numbers(3))
-        release.set()
     assert is_retryable(caught.value)
     assert set(caught.value.unsent or ()) == set(numbers(3))
 
@@ -450,9 +449,7 @@ def test_plugin_loads_through_the_entry_point() -> None:
 
 
 async def test_plugin_registers_a_working_vendor(twilio_server: FakeTwilio) -> None:
-    registry = VendorRegistry()
-    gocomm_register_vendors(registry)
-    assert list(registry) == [SPEC]
+    assert_hook_registers(gocomm_register_vendors, SPEC, name="twilio", channels={"sms"})
     vendor: Any = SPEC.factory(make_settings(twilio_server.url))
     async with vendor:
         receipt = await vendor.send("login", ARGS, "+14155550100")
