@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from gocomm.errors import (
     AllSendersFailed,
+    CommError,
     ConfigError,
     InvalidMessage,
     InvalidRecipient,
@@ -92,7 +93,9 @@ class FailoverSender(_IndexedSenders[T]):
     Each vendor is tried at most once per send, only with the recipients still owed. When vendor
     ``i`` fails, the current index moves to ``i + 1`` only if it still points at ``i``, so many
     concurrent failures of one vendor move it once. When every vendor fails,
-    :class:`AllSendersFailed` carries their errors in the order tried.
+    :class:`AllSendersFailed` carries their errors in the order tried; when every one refused
+    the input (``InvalidRecipient`` / ``InvalidMessage``), the first refusal is raised instead,
+    the others chained as its cause.
     ``asyncio.CancelledError`` passes through untouched and moves nothing.
     """
 
@@ -172,6 +175,8 @@ class FailoverSender(_IndexedSenders[T]):
                 return await senders[position].send(biz, args, *owed)
             except Exception as exc:
                 error = exc
+        if all(isinstance(e, _INPUT_ERRORS) for e in errors):
+            raise _input_error(errors, owed if owed != to else None)
         raise AllSendersFailed(
             f"all {count} senders failed; each vendor's error follows, check their status "
             f"and credentials",
@@ -181,6 +186,18 @@ class FailoverSender(_IndexedSenders[T]):
 
     def __repr__(self) -> str:
         return f"FailoverSender({list(self._senders)!r}, current_index={self._index})"
+
+
+def _input_error(errors: list[Exception], unsent: tuple[str, ...] | None) -> Exception:
+    """Every vendor refused the input: the caller gets the first refusal, not AllSendersFailed
+    (the input is at fault, not the vendors), with the others chained."""
+    first = errors[0]
+    if unsent is not None and isinstance(first, CommError):
+        first.unsent = unsent  # some recipients were reached by a vendor after the first
+    others = [error for error in errors[1:] if error is not first]
+    if others and first.__cause__ is None:
+        first.__cause__ = ExceptionGroup("the other vendors refused it too", others)
+    return first
 
 
 class TimeoutFailoverSender(_IndexedSenders[T]):
