@@ -2,7 +2,7 @@
 
 :class:`FakeAliyun` speaks ``SendSms`` as Aliyun does (form-encoded POST, JSON answers with a
 ``Code``), checks every request's RPC v1 signature itself, and records one
-:class:`~gocomm.testing.contract.Delivery` per number reached::
+:class:`~gocomm.testing.outbox.Delivery` per number reached::
 
     from gocomm_aliyun import AliyunSms
     from gocomm_aliyun.testing import FakeAliyun
@@ -17,7 +17,7 @@ Script failures with ``mode`` (every answer), ``fail_next`` (the next answer onl
 
 The signature is recomputed here from the raw form with code of its own, not with
 :mod:`gocomm_aliyun.signing`, so that a bug in the vendor's signing cannot hide itself.
-This module is for tests: it imports pytest (through the contract suite's ``Delivery``).
+It needs no pytest: ``gocomm fake NAME`` runs it for local development.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus
 
-from gocomm.testing.contract import Delivery
 from gocomm.testing.httpserver import FakeVendorServer, HttpRequest, HttpResponse
+from gocomm.testing.outbox import Delivery
 from gocomm_aliyun.settings import AliyunSettings
 
 __all__ = [
