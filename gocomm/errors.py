@@ -7,7 +7,8 @@ Every error gocomm raises is a :class:`CommError`::
     │   ├── PermanentError          retrying cannot help (bad recipient, template, auth)
     │   │   ├── InvalidRecipient    bad `to`, found before any network call (also ValueError)
     │   │   └── InvalidMessage      bad message, e.g. CR/LF in a header (also ValueError)
-    │   └── SendTimeout             the vendor took too long (also TimeoutError)
+    │   ├── SendTimeout             the vendor took too long (also TimeoutError)
+    │   └── CircuitOpen             the vendor's circuit breaker is open; nothing was sent
     ├── Limited                     a limiter said no; .key, .retry_after
     ├── LimiterError                the limiter itself failed (e.g. Redis unreachable)
     ├── AllSendersFailed            failover tried every vendor (an ExceptionGroup)
@@ -25,6 +26,7 @@ from typing import Self
 
 __all__ = [
     "AllSendersFailed",
+    "CircuitOpen",
     "CommError",
     "ConfigError",
     "InvalidMessage",
@@ -86,6 +88,14 @@ class InvalidMessage(PermanentError, ValueError):
 
 class SendTimeout(SendError, TimeoutError):
     """The vendor took too long to answer."""
+
+
+class CircuitOpen(SendError):
+    """The vendor's circuit breaker is open after repeated failures: it was not called.
+
+    Retryable: ``retry_after`` is the time the breaker stays open, ``unsent`` every recipient.
+    Failover moves past it at no cost (see :mod:`gocomm.health`).
+    """
 
 
 class Limited(CommError):
