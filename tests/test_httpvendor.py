@@ -21,6 +21,7 @@ from gocomm.httpvendor import (
     BatchResult,
     CodeTable,
     HttpSmsVendor,
+    HttpVendor,
     HttpVendorSettings,
     ResolvedTemplate,
     SmsTemplate,
@@ -165,7 +166,7 @@ class Scripted(HttpSmsVendor):
 
     async def _send_batch(self, template: ResolvedTemplate, numbers: Sequence[str]) -> BatchResult:
         self.batches.append(list(numbers))
-        response = await self.post("/", content=b"x", headers={}, numbers=numbers)
+        response = await self.post("/", content=b"x", headers={}, unsent=numbers)
         assert response.status_code == 200
         kinds = {n: self.outcomes.get(n, "ok") for n in numbers}
         for kind in kinds.values():
@@ -253,3 +254,38 @@ async def test_a_closed_vendor_refuses_permanently(server: LocalHttpServer) -> N
     with pytest.raises(PermanentError, match="closed"):
         await vendor.send("t", {}, "+111")
     assert server.requests == []
+
+
+class Mailer(HttpVendor):
+    """A channel-neutral HTTP vendor (as an email vendor would be): only the base class."""
+
+    name: ClassVar[str] = "mailer"
+
+
+async def test_http_vendor_base_posts_and_builds_errors() -> None:
+    async def answer(request: HttpRequest) -> HttpResponse:
+        if request.path == "/busy":
+            return HttpResponse(429, b"", {"Retry-After": "7"})
+        return HttpResponse.json({"echo": request.body.decode()}, headers={"X-Id": "m-1"})
+
+    async with (
+        LocalHttpServer(answer) as server,
+        Mailer(
+            endpoint=server.url + "/", connect_timeout=1, read_timeout=1, secrets=["s3cret"]
+        ) as vendor,
+    ):
+        assert repr(vendor) == f"Mailer(endpoint={server.url!r})"
+        ok = await vendor.post("/send", content=b"hi", headers={"Content-Type": "text/plain"})
+        assert ok.json() == {"echo": "hi"}
+        assert ok.headers.get("x-id") == "m-1"
+        busy = await vendor.post("/busy", content=b"", headers={}, unsent=["a@example.com"])
+        error = vendor.status_error(busy, what="Send request")
+        assert (type(error), error.retry_after, error.code) == (SendError, 7.0, "HTTP429")
+        permanent = vendor.vendor_error(
+            "P", "bad key s3cret", table=TABLE, recipients=["a@example.com"]
+        )
+        assert isinstance(permanent, PermanentError)
+        assert "s3cret" not in str(permanent)
+        assert "a@example.com" in str(permanent)
+        assert "check the request and the credentials" in str(permanent)
+    assert vendor.closed
