@@ -478,8 +478,10 @@ class HttpSmsVendor(HttpVendor):
 
         Raises :class:`~gocomm.errors.InvalidRecipient` / :class:`~gocomm.errors.InvalidMessage`
         before any request; otherwise a :class:`~gocomm.errors.SendError` whose ``unsent`` names
-        the numbers of ``to`` that did not get the message (retryable if any of them failed for a
-        retryable reason). A number listed twice (in any spelling) is sent one message.
+        the numbers of ``to`` still owed the message (retryable if any of them failed for a
+        retryable reason) and ``refused`` those the vendor refused for good. When every number
+        either got the message or was refused for good, and at least one got it, the receipt's
+        ``refused`` names the others. A number listed twice (in any spelling) is sent one message.
         """
         if self.closed:
             # Retrying a closed vendor cannot help: as the SMTP vendor, a permanent error.
@@ -492,34 +494,51 @@ class HttpSmsVendor(HttpVendor):
         message_ids, failed = await self._send_all(template, numbers)
         if not failed:
             return Receipt(vendor=self.name, message_ids=tuple(message_ids))
-        unsent = [number for number, vendor_number in pairs if vendor_number in failed]
-        raise self._combine(failed, unsent, sent=len(numbers) - len(failed))
+        # A failure whose error names its number in ``refused`` refused it for good.
+        gone = {number for number, error in failed.items() if number in error.refused}
+        unsent = [n for n, vendor_number in pairs if vendor_number in failed.keys() - gone]
+        refused = [n for n, vendor_number in pairs if vendor_number in gone]
+        sent = len(numbers) - len(failed)
+        if not unsent and sent:
+            # Everyone else got it: the send went through, naming those refused for good.
+            self.logger.warning("%s: refused for good: %s", self.name, _causes(failed))
+            return Receipt(vendor=self.name, message_ids=tuple(message_ids), refused=tuple(refused))
+        raise self._combine(failed, unsent, sent=sent, refused=refused)
 
     def _combine(
-        self, failed: Mapping[str, SendError], unsent: Sequence[str], *, sent: int
+        self,
+        failed: Mapping[str, SendError],
+        unsent: Sequence[str],
+        *,
+        sent: int,
+        refused: Sequence[str] = (),
     ) -> SendError:
-        """One error for every failed number; ``unsent`` is in the caller's spelling."""
+        """One error for every failed number; ``unsent`` (still owed) and ``refused`` (refused
+        for good) are in the caller's spelling. Retryable if any owed number failed for a
+        retryable reason."""
         errors = list({id(e): e for e in failed.values()}.values())
         if len(errors) == 1 and sent == 0:
             # One failure that covers everyone: raise it as it is, naming all as unsent.
             error = errors[0]
             error.unsent = tuple(unsent)
+            error.refused = tuple(refused)
             return error
-        retryable = [e for e in errors if is_retryable(e)]
+        gone = {n for n, e in failed.items() if n in e.refused}
+        owed = {id(e): e for n, e in failed.items() if n not in gone}
+        retryable = [e for e in owed.values() if is_retryable(e)]
         retry_afters = [e.retry_after for e in retryable if e.retry_after is not None]
-        causes = "; ".join(
-            f"{number}: {error.code or type(error).__name__}"
-            for number, error in list(failed.items())[:10]
-        )
-        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
-        message = (
-            f"{self.name}: sent to {sent} of {sent + len(failed)} numbers; not sent to "
-            f"{causes}{more}"
-        )
+        not_sent = {n: e for n, e in failed.items() if n not in gone}
+        message = f"{self.name}: sent to {sent} of {sent + len(failed)} numbers"
+        if not_sent:
+            message += f"; not sent to {_causes(not_sent)}"
+        if gone:
+            message += f"; refused for good: {_causes({n: failed[n] for n in failed if n in gone})}"
         cls: type[SendError]
         if not retryable:
-            cls, advice = PermanentError, "fix these numbers or the template"
-        elif all(isinstance(e, SendTimeout) for e in errors):
+            invalid = all(isinstance(e, InvalidRecipient) for e in errors)
+            cls = InvalidRecipient if invalid and not owed else PermanentError
+            advice = "fix these numbers or the template"
+        elif all(isinstance(e, SendTimeout) for e in owed.values()):
             cls, advice = SendTimeout, "retry the unsent numbers later"
         else:
             cls, advice = SendError, "retry the unsent numbers later"
@@ -529,6 +548,16 @@ class HttpSmsVendor(HttpVendor):
             code=(retryable or errors)[0].code,
             retry_after=max(retry_afters) if retry_afters else None,
             unsent=unsent,
+            refused=refused,
         )
         combined.__cause__ = (retryable or errors)[0]
         return combined
+
+
+def _causes(failed: Mapping[str, SendError]) -> str:
+    """``number: code`` for the first ten failures, for a message."""
+    causes = "; ".join(
+        f"{number}: {error.code or type(error).__name__}"
+        for number, error in list(failed.items())[:10]
+    )
+    return causes + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")

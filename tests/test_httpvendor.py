@@ -131,7 +131,8 @@ class Scripted(HttpSmsVendor):
 
     def __init__(self, endpoint: str, outcomes: dict[str, str]) -> None:
         super().__init__(endpoint=endpoint, connect_timeout=1, read_timeout=1, secrets=["k3y"])
-        self.outcomes = outcomes  # number -> "ok" | "permanent" | "retryable" | "batch-<kind>"
+        # number -> "ok" | "permanent" | "retryable" | "refused" (for good) | "batch-<kind>"
+        self.outcomes = outcomes
         self.batches: list[list[str]] = []
 
     def _vendor_number(self, e164: str) -> str:
@@ -149,8 +150,13 @@ class Scripted(HttpSmsVendor):
         failed = {
             n: self.vendor_error("P" if k == "permanent" else "R", "", table=TABLE, retry_after=2)
             for n, k in kinds.items()
-            if k != "ok"
+            if k not in ("ok", "refused")
         }
+        failed.update(
+            (n, InvalidRecipient(f"{n} is no number", vendor=self.name, code="X", refused=[n]))
+            for n, k in kinds.items()
+            if k == "refused"
+        )
         return BatchResult(tuple(f"id-{n}" for n in numbers if n not in failed), failed)
 
 
@@ -191,6 +197,36 @@ async def test_mixed_failure_is_retryable_with_all_unsent(server: LocalHttpServe
     assert caught.value.unsent == ("+111", "+133")
     assert caught.value.retry_after == 2
     assert caught.value.code == "R"
+
+
+async def test_refused_numbers_are_not_owed(server: LocalHttpServer) -> None:
+    # A retryable failure beside a refusal: retryable, unsent holds only the retryable number.
+    outcomes = {"111": "refused", "133": "retryable"}
+    async with Scripted(server.url, outcomes) as vendor:
+        with pytest.raises(SendError) as caught:
+            await vendor.send("t", {}, "+111", "+122", "+133")
+    assert is_retryable(caught.value)
+    assert (caught.value.unsent, caught.value.refused) == (("+133",), ("+111",))
+    assert "not sent to 133: R; refused for good: 111: X" in str(caught.value)
+
+
+async def test_the_others_sent_and_the_rest_refused_is_a_receipt(
+    server: LocalHttpServer,
+) -> None:
+    async with Scripted(server.url, {"122": "refused"}) as vendor:
+        receipt = await vendor.send("t", {}, "+111", "+1 22", "+133")
+    assert receipt == Receipt("scripted", ("id-111", "id-133"), refused=("+1 22",))
+
+
+async def test_everyone_refused_is_an_invalid_recipient(server: LocalHttpServer) -> None:
+    async with Scripted(server.url, {"111": "refused", "122": "refused"}) as vendor:
+        with pytest.raises(InvalidRecipient) as caught:
+            await vendor.send("t", {}, "+111", "+122")
+    assert (caught.value.unsent, caught.value.refused) == ((), ("+111", "+122"))
+    async with Scripted(server.url, {"111": "refused"}) as vendor:
+        with pytest.raises(InvalidRecipient) as caught:
+            await vendor.send("t", {}, "+111")
+    assert (caught.value.unsent, caught.value.refused) == ((), ("+111",))
 
 
 async def test_failed_batch_leaves_later_batches_unsent(server: LocalHttpServer) -> None:
