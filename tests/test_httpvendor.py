@@ -15,6 +15,7 @@ from gocomm.errors import (
     InvalidRecipient,
     PermanentError,
     SendError,
+    is_retryable,
 )
 from gocomm.httpvendor import (
     BatchResult,
