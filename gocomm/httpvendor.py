@@ -38,7 +38,7 @@ from datetime import UTC
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from gocomm.errors import (
     InvalidMessage,
@@ -80,8 +80,16 @@ _MAX_VENDOR_MESSAGE = 200
 class HttpVendorSettings(VendorSettings):
     """Settings every HTTP vendor has: ``endpoint`` (base URL) and the two timeouts in seconds.
 
-    Subclasses override ``endpoint``'s default with the vendor's public URL.
+    Subclasses override ``endpoint``'s default with the vendor's public URL. Every secret
+    (``SecretStr`` field) and every field named in :attr:`credential_fields` is refused when it
+    starts or ends with whitespace, naming the field and never the value (errors of these
+    models never show the input).
     """
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    #: Plain-text credential fields (key ids, account ids) checked like the secrets.
+    credential_fields: ClassVar[tuple[str, ...]] = ()
 
     endpoint: str
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to open a connection")
@@ -100,6 +108,19 @@ class HttpVendorSettings(VendorSettings):
         if url.query or url.fragment or "@" in url.netloc:
             raise ValueError("must be a base URL without query, fragment or credentials")
         return value.rstrip("/")
+
+    @field_validator("*")
+    @classmethod
+    def _check_credential(cls, value: object, info: ValidationInfo) -> object:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else None
+        if text is None and info.field_name in cls.credential_fields and isinstance(value, str):
+            text = value
+        if isinstance(text, str) and text != text.strip():
+            # The vendor would refuse it as a wrong credential; say why, without the value.
+            raise ValueError(
+                "starts or ends with whitespace (a copy-and-paste slip?); remove it"
+            )
+        return value
 
 
 class SmsTemplate(BaseModel):
@@ -143,8 +164,25 @@ def _check_args(biz: str, args: object) -> dict[str, str]:
                 f"SMS args for biz {biz!r}: parameter {name!r} must be a str name with a str "
                 f"value, got {type(value).__name__}; convert numbers with str()"
             )
+        _check_text(f"SMS args for biz {biz!r}: parameter {name!r}", name)
+        _check_text(f"SMS args for biz {biz!r}: the value of parameter {name!r}", value)
         checked[name] = value
     return checked
+
+
+def _check_text(what: str, text: str) -> None:
+    """Raise InvalidMessage when ``text`` cannot travel as UTF-8 (it holds a lone surrogate)."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end]
+        raise InvalidMessage(
+            f"{what} holds {bad!r} at position {exc.start}, half of a surrogate pair and no "
+            "character: it cannot be encoded for sending; pass whole characters (decode "
+            "input with errors='replace' if it comes from outside)"
+        ) from None
 
 
 def resolve_template(
@@ -160,6 +198,7 @@ def resolve_template(
     """
     if not isinstance(biz, str) or not biz:
         raise InvalidMessage(f"biz must be a non-empty str naming a template, got {biz!r}")
+    _check_text("biz", biz)
     named = _check_args(biz, args)
     entry = templates.get(biz, biz)
     if isinstance(entry, str):
@@ -227,10 +266,17 @@ class CodeTable:
     ``permanent`` and ``retryable`` hold exact codes, or prefixes ending in ``.`` or ``.*``
     (``"AuthFailure.*"``). An exact code wins over a prefix, a longer prefix over a shorter one;
     a code in neither is retryable (DESIGN §3: a code gocomm does not know is retryable).
+
+    ``refusing`` (exact codes) concern one recipient and refuse it for good (blocked,
+    unsubscribed, over its daily cap); ``invalid`` (exact codes) refuse it as an invalid number.
+    Both are permanent; :meth:`HttpVendor.vendor_error` puts the recipients they concern in the
+    error's ``refused``.
     """
 
     permanent: frozenset[str] = frozenset()
     retryable: frozenset[str] = frozenset()
+    refusing: frozenset[str] = frozenset()
+    invalid: frozenset[str] = frozenset()
     _exact: dict[str, bool] = field(init=False, repr=False, compare=False)
     _prefixes: list[tuple[str, bool]] = field(init=False, repr=False, compare=False)
 
@@ -245,6 +291,7 @@ class CodeTable:
                     prefixes.append((code, permanent))
                 else:
                     exact[code] = permanent
+        exact.update((code, True) for code in self.refusing | self.invalid)
         prefixes.sort(key=lambda item: len(item[0]), reverse=True)
         object.__setattr__(self, "_exact", exact)
         object.__setattr__(self, "_prefixes", prefixes)
@@ -257,6 +304,10 @@ class CodeTable:
             if code.startswith(prefix):
                 return permanent
         return False
+
+    def refuses(self, code: str) -> bool:
+        """True when ``code`` refuses the recipient it concerns for good."""
+        return code in self.refusing or code in self.invalid
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,15 +409,24 @@ class HttpVendor(AsyncCloseable):
         recipients: Iterable[str] | None = None,
     ) -> SendError:
         """The gocomm error for the vendor's ``code``: permanent or retryable per ``table``;
-        ``recipients`` (when the code concerns only some) are named in the message."""
+        ``recipients`` (when the code concerns only some) are named in the message, and in
+        ``refused`` when ``table`` says the code refuses them for good."""
         permanent = table.is_permanent(code)
-        advice = self.permanent_advice if permanent else "retry later"
+        refused = tuple(recipients) if recipients is not None and table.refuses(code) else ()
+        cls: type[SendError] = PermanentError if permanent else SendError
+        if refused:
+            invalid = code in table.invalid
+            cls = InvalidRecipient if invalid else PermanentError
+            advice = (
+                "check the number" if invalid else "refused for good: do not send it again"
+            )
+        else:
+            advice = self.permanent_advice if permanent else "retry later"
         text = f"{self.name}: vendor answered {code}: {self.redact(message) or 'no message'}"
         if recipients is not None:
             text += f" (recipients: {', '.join(recipients)})"
         text += f"; {advice}"
-        cls = PermanentError if permanent else SendError
-        return cls(text, vendor=self.name, code=code, retry_after=retry_after)
+        return cls(text, vendor=self.name, code=code, retry_after=retry_after, refused=refused)
 
     def status_error(self, response: Response, *, what: str = "request") -> SendError:
         """The error for an HTTP answer the vendor's body did not explain: 5xx/429/408

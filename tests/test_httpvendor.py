@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 import trustme
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 
 from gocomm.errors import (
     InvalidMessage,
@@ -86,6 +86,63 @@ def test_code_table_precedence_and_unknown_codes() -> None:
     assert table.is_permanent("Limit.Hard.X")  # the longer prefix wins
     assert not table.is_permanent("Limit.Soft")
     assert not table.is_permanent("NeverHeardOf")  # unknown: retryable
+
+
+def test_code_table_refusing_and_invalid_codes() -> None:
+    table = CodeTable(
+        permanent=frozenset({"Config.*"}),
+        refusing=frozenset({"Blocked"}),
+        invalid=frozenset({"BadNumber"}),
+    )
+    assert table.is_permanent("Blocked") and table.refuses("Blocked")
+    assert table.is_permanent("BadNumber") and table.refuses("BadNumber")
+    assert table.is_permanent("Config.Template") and not table.refuses("Config.Template")
+
+
+async def test_vendor_error_refuses_the_recipients_a_refusing_code_concerns() -> None:
+    table = CodeTable(refusing=frozenset({"Blocked"}), invalid=frozenset({"BadNumber"}))
+    async with Mailer(endpoint="http://127.0.0.1:9", connect_timeout=1, read_timeout=1) as vendor:
+        blocked = vendor.vendor_error("Blocked", "", table=table, recipients=["+1555"])
+        invalid = vendor.vendor_error("BadNumber", "", table=table, recipients=["+1555"])
+        request_wide = vendor.vendor_error("Blocked", "", table=table)
+    assert type(blocked) is PermanentError and blocked.refused == ("+1555",)
+    assert type(invalid) is InvalidRecipient and invalid.refused == ("+1555",)
+    # Without recipients nobody is named: the code cannot refuse anyone.
+    assert type(request_wide) is PermanentError and request_wide.refused == ()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"code": "\ud83d"}, {"\udc00": "1"}, {"code": "ok \udfff then"}],
+)
+def test_text_that_cannot_be_encoded_is_an_invalid_message(args: dict[str, str]) -> None:
+    with pytest.raises(InvalidMessage, match="surrogate") as caught:
+        resolve_template({}, "T1", args)
+    assert "\\ud" in str(caught.value)  # the bad text is shown escaped
+    with pytest.raises(InvalidMessage, match="biz"):
+        resolve_template({}, "T\ud800", {})
+    # Whole characters, astral ones included, are fine.
+    assert resolve_template({}, "T1", {"code": "\U0001f600 ✉️"}).values == ("\U0001f600 ✉️",)
+
+
+class Credentials(HttpVendorSettings):
+    endpoint: str = "https://example.com"
+    key_id: str = "id"
+    secret: SecretStr = SecretStr("s3cret")
+    credential_fields: ClassVar[tuple[str, ...]] = ("key_id",)
+
+
+@pytest.mark.parametrize("field", ["secret", "key_id"])
+@pytest.mark.parametrize("padded", [" s3cret-Value", "s3cret-Value\n", "\ts3cret-Value"])
+def test_a_credential_with_surrounding_whitespace_is_refused_naming_the_field(
+    field: str, padded: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Credentials.model_validate({field: padded})
+    text = str(caught.value)
+    assert field in text and "whitespace" in text
+    assert "s3cret-Value" not in text
+    assert Credentials.model_validate({field: "inner space ok"})  # only the ends matter
 
 
 def test_resolve_template() -> None:
