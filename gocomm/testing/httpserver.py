@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -105,11 +106,15 @@ class LocalHttpServer:
 
     ``url`` is its base URL; ``connections`` counts accepted connections; ``requests`` records
     every request; ``open_connections`` those open now. Use it as an async context manager (or
-    ``start()`` / ``aclose()``).
+    ``start()`` / ``aclose()``). With ``ssl`` (a server context, e.g. from ``trustme``) it
+    serves HTTPS.
     """
 
-    def __init__(self, handler: Handler, *, port: int = 0) -> None:
+    def __init__(
+        self, handler: Handler, *, ssl: ssl.SSLContext | None = None, port: int = 0
+    ) -> None:
         self.handler = handler
+        self.ssl = ssl
         self.connections = 0
         self.requests: list[HttpRequest] = []
         self._server: asyncio.Server | None = None
@@ -119,7 +124,8 @@ class LocalHttpServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def open_connections(self) -> int:
@@ -127,7 +133,9 @@ class LocalHttpServer:
         return len(self._writers)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(
+            self._accept, "127.0.0.1", self.port, ssl=self.ssl
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def aclose(self) -> None:
@@ -177,12 +185,12 @@ class LocalHttpServer:
                 await writer.drain()
                 if not keep_alive:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away mid-request: nothing to answer
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # the client went away mid-request (or refused our certificate)
         finally:
             self._writers.discard(writer)
             writer.close()
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await writer.wait_closed()
 
     @staticmethod
