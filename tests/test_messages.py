@@ -105,10 +105,10 @@ def test_control_characters_are_refused_when_the_email_is_built(char: str, place
     elif place == "header value":
         kwargs["headers"] = {"X-Token": f"secret{char}value"}
     else:
-        with pytest.raises(InvalidMessage, match="control character|CR or LF"):
+        with pytest.raises(InvalidMessage, match=r"control character|CR or LF"):
             Attachment(f"report{char}.pdf", b"%PDF")
         return
-    with pytest.raises(InvalidMessage, match="control character|CR or LF") as info:
+    with pytest.raises(InvalidMessage, match=r"control character|CR or LF") as info:
         Email(**kwargs)  # type: ignore[arg-type]
     assert "secret" not in str(info.value)
 
