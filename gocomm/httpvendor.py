@@ -2,11 +2,8 @@
 
 What lives here is what every HTTP vendor needs and must get the same way:
 
-- :func:`build_client`: one ``httpx.AsyncClient`` per vendor instance (keep-alive, reused across
-  sends) with separate connect and read timeouts.
-- :func:`transport_errors`: turns httpx's exceptions into gocomm's errors
-  (``httpx.TimeoutException`` -> :class:`~gocomm.errors.SendTimeout`, any other
-  ``httpx.TransportError`` -> a retryable :class:`~gocomm.errors.SendError`).
+- The wire itself is :mod:`gocomm.httpclient`: one keep-alive :class:`~gocomm.httpclient.HttpClient`
+  per vendor instance, reused across sends, and its failures as gocomm errors.
 - :func:`parse_retry_after` (seconds or an HTTP date) and :func:`status_is_retryable`
   (5xx, 429, 408).
 - :class:`CodeTable`: vendor error codes to permanent / retryable; unknown codes are retryable.
@@ -31,7 +28,6 @@ overrides :meth:`HttpSmsVendor._send_all`.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import logging
 import math
@@ -39,7 +35,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
@@ -52,14 +48,10 @@ from gocomm.errors import (
     SendTimeout,
     is_retryable,
 )
+from gocomm.httpclient import HttpClient, Response, transport_errors
 from gocomm.plugins import VendorSettings
 from gocomm.recipients import validate_phone
 from gocomm.sender import AsyncCloseable, Receipt
-
-if TYPE_CHECKING:
-    # httpx is imported where a client is built, so that plugin registration (which imports
-    # the vendors' settings models) stays light.
-    import httpx
 
 __all__ = [
     "BatchResult",
@@ -70,12 +62,10 @@ __all__ = [
     "ResolvedTemplate",
     "SmsTemplate",
     "TemplateEntry",
-    "build_client",
     "chunked",
     "parse_retry_after",
     "resolve_template",
     "status_is_retryable",
-    "transport_errors",
 ]
 
 #: Longest vendor-supplied message text kept in an error (vendors sometimes echo whole requests).
@@ -229,32 +219,6 @@ def resolve_template(
 # --------------------------------------------------------------------------------------------
 
 
-def build_client(
-    endpoint: str,
-    *,
-    connect_timeout: float,
-    read_timeout: float,
-    headers: Mapping[str, str] | None = None,
-    max_connections: int = 100,
-) -> httpx.AsyncClient:
-    """One keep-alive ``httpx.AsyncClient`` for a vendor instance, based at ``endpoint``.
-
-    ``connect_timeout`` bounds opening a connection (and waiting for one from the pool);
-    ``read_timeout`` bounds writing the request and waiting for each chunk of the answer.
-    """
-    import httpx
-
-    timeout = httpx.Timeout(
-        connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
-    )
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    return httpx.AsyncClient(
-        base_url=endpoint, timeout=timeout, limits=limits, headers=dict(headers or {})
-    )
-
-
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date.
 
@@ -285,39 +249,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 def status_is_retryable(status: int) -> bool:
     """Whether an HTTP status may go away on its own: 5xx, 429 Too Many Requests, 408."""
     return status >= 500 or status in (408, 429)
-
-
-@contextlib.contextmanager
-def transport_errors(
-    vendor: str, *, unsent: Iterable[str] | None = None, what: str = "request"
-) -> Iterator[None]:
-    """Raise httpx's exceptions inside the block as gocomm errors naming ``vendor``.
-
-    ``httpx.TimeoutException`` becomes :class:`~gocomm.errors.SendTimeout`, every other
-    ``httpx.TransportError`` (connection refused or reset, protocol errors) a retryable
-    :class:`~gocomm.errors.SendError`, both with ``unsent``. A timeout after the request was
-    written is ambiguous (the vendor may have sent): gocomm counts it as unsent, so delivery is
-    at-least-once. ``asyncio.CancelledError`` passes through untouched.
-    """
-    import httpx
-
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise SendTimeout(
-            f"{vendor}: {what} timed out ({type(exc).__name__}); retry later or raise the "
-            "vendor's connect_timeout/read_timeout",
-            vendor=vendor,
-            code=type(exc).__name__,
-            unsent=unsent,
-        ) from exc
-    except httpx.TransportError as exc:
-        raise SendError(
-            f"{vendor}: {what} failed on the network ({type(exc).__name__}: {exc}); retry later",
-            vendor=vendor,
-            code=type(exc).__name__,
-            unsent=unsent,
-        ) from exc
 
 
 def chunked(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -426,12 +357,13 @@ class HttpVendor(AsyncCloseable):
         # Strings never to show in errors: credentials a vendor might echo back. Kept as
         # SecretStr, so that not even vars(vendor) or a debugger's view of it shows them.
         self._secrets = tuple(SecretStr(s) for s in secrets if s)
-        self._client = build_client(
+        # Opens its connections on the first request, on the running loop.
+        self._client = HttpClient(
             self.endpoint, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
 
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> HttpClient:
         """The vendor's own client (for subclasses and tests; do not close it yourself)."""
         return self._client
 
@@ -443,17 +375,25 @@ class HttpVendor(AsyncCloseable):
 
     async def post(
         self,
-        url: str,
+        path: str,
         *,
         content: bytes,
         headers: Mapping[str, str],
         unsent: Sequence[str] = (),
         what: str = "request",
-    ) -> httpx.Response:
-        """POST through the vendor's client, with network errors and timeouts turned into
-        gocomm errors naming ``what`` and leaving ``unsent`` (the request's recipients) unsent."""
+    ) -> Response:
+        """POST to ``path`` under the endpoint through the vendor's client and read the answer.
+
+        Network errors and timeouts become gocomm errors naming ``what`` and leaving ``unsent``
+        (the request's recipients) unsent (see :func:`gocomm.httpclient.transport_errors`).
+        """
+        if self.closed:
+            # Retrying a closed vendor cannot help: as the SMTP vendor, a permanent error.
+            raise PermanentError(
+                f"{self.name}: vendor is closed; build a new one", vendor=self.name, unsent=unsent
+            )
         with transport_errors(self.name, unsent=unsent, what=what):
-            return await self._client.post(url, content=content, headers=dict(headers))
+            return await self._client.post(path, content=content, headers=headers)
 
     def redact(self, text: str) -> str:
         """``text`` (a vendor's message) shortened, with every known credential masked."""
@@ -492,7 +432,7 @@ class HttpVendor(AsyncCloseable):
         text += f"; {advice}"
         return cls(text, vendor=self.name, code=code, retry_after=retry_after, refused=refused)
 
-    def status_error(self, response: httpx.Response, *, what: str = "request") -> SendError:
+    def status_error(self, response: Response, *, what: str = "request") -> SendError:
         """The error for an HTTP answer the vendor's body did not explain: 5xx/429/408
         retryable, 401/403 permanent (credentials), anything else retryable (unknown)."""
         status = response.status_code

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import httpx
 import pytest
+import trustme
 from pydantic import Field, SecretStr, ValidationError
 
 from gocomm.errors import (
@@ -14,7 +15,6 @@ from gocomm.errors import (
     InvalidRecipient,
     PermanentError,
     SendError,
-    SendTimeout,
     is_retryable,
 )
 from gocomm.httpvendor import (
@@ -25,12 +25,10 @@ from gocomm.httpvendor import (
     HttpVendorSettings,
     ResolvedTemplate,
     SmsTemplate,
-    build_client,
     chunked,
     parse_retry_after,
     resolve_template,
     status_is_retryable,
-    transport_errors,
 )
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
@@ -182,30 +180,6 @@ def test_settings_endpoint_and_template_entries() -> None:
             Settings(endpoint=bad)
     with pytest.raises(ValidationError):
         Settings(connect_timeout=0)
-
-
-def test_transport_errors_mapping() -> None:
-    request = httpx.Request("POST", "https://example.com/")
-    with pytest.raises(SendTimeout) as timeout, transport_errors("v", unsent=["+1"]):
-        raise httpx.ReadTimeout("slow", request=request)
-    assert (timeout.value.vendor, timeout.value.code, timeout.value.unsent) == (
-        "v",
-        "ReadTimeout",
-        ("+1",),
-    )
-    assert isinstance(timeout.value, TimeoutError)
-    with pytest.raises(SendError) as network, transport_errors("v"):
-        raise httpx.RemoteProtocolError("peer closed", request=request)
-    assert type(network.value) is SendError
-    assert is_retryable(network.value)
-    with pytest.raises(KeyError), transport_errors("v"):  # anything else passes untouched
-        raise KeyError("x")
-
-
-def test_build_client_timeouts() -> None:
-    client = build_client("http://127.0.0.1:1", connect_timeout=1.5, read_timeout=7.0)
-    assert client.timeout == httpx.Timeout(connect=1.5, read=7.0, write=7.0, pool=1.5)
-    assert str(client.base_url) == "http://127.0.0.1:1"
 
 
 class Scripted(HttpSmsVendor):
@@ -383,3 +357,18 @@ async def test_http_vendor_base_posts_and_builds_errors() -> None:
         assert "a@example.com" in str(permanent)
         assert "check the request and the credentials" in str(permanent)
     assert vendor.closed
+
+
+async def test_a_certificate_that_does_not_verify_is_permanent() -> None:
+    ca = trustme.CA()  # a CA nobody trusts
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+
+    async def ok(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200)
+
+    async with LocalHttpServer(ok, ssl=context) as server, Scripted(server.url, {}) as vendor:
+        with pytest.raises(PermanentError, match="certificate") as caught:
+            await vendor.send("t", {}, "+111", "+122")
+    assert caught.value.unsent == ("+111", "+122")
+    assert server.requests == []
