@@ -20,9 +20,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
 from gocomm.errors import SendError
+from gocomm.httpclient import Response, host_header
 from gocomm.httpvendor import (
     BatchResult,
     CodeTable,
@@ -98,9 +97,9 @@ class TencentCloudSms(HttpSmsVendor):
             secrets=[settings.secret_key.get_secret_value()],
             logger=logger,
         )
-        # The signed host is the Host header httpx sends: the endpoint's host, with its port
+        # The signed host is the Host header the client sends: the endpoint's host, with its port
         # when that is not the scheme's default (a local test server).
-        self.host = httpx.URL(settings.endpoint).netloc.decode("ascii")
+        self.host = host_header(settings.endpoint)
 
     def _payload(self, template: ResolvedTemplate, numbers: Sequence[str]) -> bytes:
         body: dict[str, Any] = {
@@ -138,7 +137,11 @@ class TencentCloudSms(HttpSmsVendor):
     async def _send_batch(self, template: ResolvedTemplate, numbers: Sequence[str]) -> BatchResult:
         payload = self._payload(template, numbers)
         response = await self.post(
-            "/", content=payload, headers=self._headers(payload), numbers=numbers
+            "/",
+            content=payload,
+            headers=self._headers(payload),
+            unsent=numbers,
+            what="SendSms request",
         )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         result = self._response_body(response)
@@ -157,7 +160,7 @@ class TencentCloudSms(HttpSmsVendor):
         return self._per_number(result.get("SendStatusSet"), numbers, retry_after)
 
     @staticmethod
-    def _response_body(response: httpx.Response) -> Mapping[str, Any] | None:
+    def _response_body(response: Response) -> Mapping[str, Any] | None:
         """``Response`` of the answer, or None when the body is not Tencent Cloud's."""
         try:
             data = response.json()
@@ -192,6 +195,6 @@ class TencentCloudSms(HttpSmsVendor):
                     str(item.get("Message", "")),
                     table=ERROR_CODES,
                     retry_after=retry_after,
-                    numbers=[number],
+                    recipients=[number],
                 )
         return BatchResult(message_ids=tuple(message_ids), failed=failed)
