@@ -128,7 +128,8 @@ async def test_a_send_every_vendor_failed_gives_its_quota_back(registry: VendorR
     container = build_container(FULL, registry=registry)
     try:
         sender = await container.sms.sender()
-        assert chain(sender)[0].refund is True
+        [limit] = [s for s in chain(sender) if isinstance(s, RateLimitSender)]
+        assert limit.refund is True
         Flaky.failing = True
         try:
             with pytest.raises(Exception, match="failed"):
@@ -149,7 +150,8 @@ async def test_ratelimit_refund_false_keeps_failed_sends_counted(
     container = build_container(settings, registry=registry)
     try:
         sender = await container.sms.sender()
-        assert chain(sender)[0].refund is False
+        [limit] = [s for s in chain(sender) if isinstance(s, RateLimitSender)]
+        assert limit.refund is False
         Flaky.failing = True
         try:
             with pytest.raises(Exception, match="failed"):

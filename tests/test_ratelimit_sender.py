@@ -401,8 +401,7 @@ async def test_refused_recipients_are_given_back_too() -> None:
     await sender.send("login", None, "+1", "+2")
     assert limiter.refunded == ["sms:+2"]
 
-    error = SendError("+1 failed, +2 refused for good", unsent=["+1"])
-    error.refused = ("+2",)  # type: ignore[attr-defined]  # DESIGN §3 v3; core lands it
+    error = SendError("+1 failed, +2 refused for good", unsent=["+1"], refused=["+2"])
     limiter = RecordingRefunds()
     sender = RateLimitSender(ScriptedSender([error]), per_recipient_keys(), limiter)
     with pytest.raises(SendError):

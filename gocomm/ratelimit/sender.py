@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from gocomm.errors import ConfigError, Limited, LimiterError, unsent_of
+from gocomm.errors import ConfigError, Limited, LimiterError, refused_of, unsent_of
 from gocomm.ratelimit.base import ActiveLimiter, Decision, Limiter
 from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all
 
@@ -199,7 +199,7 @@ class RateLimitSender(_LimitSender[T]):
         try:
             receipt = await self.sender.send(biz, args, *to)
         except Exception as exc:  # a cancelled send gives nothing back: it may have gone out
-            unreached = set(unsent_of(exc, to)).union(getattr(exc, "refused", None) or ())
+            unreached = set(unsent_of(exc, to)).union(refused_of(exc))
             await self._refund_unreached(held, to, unreached)
             raise
         if receipt is not None and receipt.refused:
