@@ -153,6 +153,15 @@ def _check_args(biz: str, args: object) -> dict[str, str]:
                 f"SMS args for biz {biz!r}: parameter {name!r} must be a str name with a str "
                 f"value, got {type(value).__name__}; convert numbers with str()"
             )
+        for text in (name, value):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate such as "\ud83d"
+                raise InvalidMessage(
+                    f"SMS args for biz {biz!r}: parameter {name!r} holds "
+                    f"{text[exc.start : exc.end]!r}, which is not valid Unicode text (a lone "
+                    "surrogate?) and cannot be sent; pass whole characters"
+                ) from None
         checked[name] = value
     return checked
 

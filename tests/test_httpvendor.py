@@ -108,6 +108,14 @@ def test_resolve_template() -> None:
         resolve_template(templates, "", {})
 
 
+def test_args_that_cannot_be_encoded_are_invalid_messages() -> None:
+    # A lone surrogate is a valid Python str but no UTF-8: refuse it before any request.
+    with pytest.raises(InvalidMessage, match=r"parameter 'code' holds '\\ud83d'.*surrogate"):
+        resolve_template({}, "SMS_1", {"code": "ok \ud83d"})
+    with pytest.raises(InvalidMessage, match="surrogate"):
+        resolve_template({}, "SMS_1", {"\udc00": "1"})
+
+
 class Settings(HttpVendorSettings):
     endpoint: str = "https://example.com"
     templates: dict[str, str | SmsTemplate] = Field(default_factory=dict)

@@ -1,8 +1,10 @@
-"""The settings users write for the ``aliyun`` vendor (DESIGN §6)."""
+"""The settings users write for the ``aliyun`` vendor (DESIGN §6, §17)."""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from typing import Literal
+
+from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from gocomm.httpvendor import HttpVendorSettings, TemplateEntry
 
@@ -16,18 +18,39 @@ class AliyunSettings(HttpVendorSettings):
 
     ``templates`` maps a logical ``biz`` to an Aliyun template code (``SMS_123456``) or to
     ``{id, params}`` (``params`` is ignored here: Aliyun takes named parameters); a ``biz``
-    without an entry is used as the template code itself.
+    without an entry is used as the template code itself. ``signature`` picks how requests are
+    signed: ``v3`` (ACS3-HMAC-SHA256, the default) or ``v2`` (the older RPC HMAC-SHA1
+    signature, which Aliyun is phasing out).
     """
+
+    # A credential must never be echoed back in a validation error, not even a malformed one.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     access_key_id: str = Field(min_length=1)
     access_key_secret: SecretStr
     sign_name: str = Field(min_length=1, description="the approved signature (签名)")
     templates: dict[str, TemplateEntry] = Field(default_factory=dict)
     endpoint: str = DEFAULT_ENDPOINT
+    signature: Literal["v3", "v2"] = Field(
+        default="v3", description="v3 = ACS3-HMAC-SHA256 (default), v2 = RPC HMAC-SHA1"
+    )
 
     @field_validator("access_key_secret")
     @classmethod
-    def _not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
+    def _check_secret(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if not secret:
             raise ValueError("must not be empty; give the AccessKey secret")
+        if secret != secret.strip():
+            raise ValueError(
+                "has leading or trailing whitespace (a copy-paste slip?); give the AccessKey "
+                "secret without it"
+            )
+        return value
+
+    @field_validator("access_key_id")
+    @classmethod
+    def _check_key_id(cls, value: str) -> str:
+        if value != value.strip():
+            raise ValueError("has leading or trailing whitespace; give the AccessKey ID without it")
         return value
