@@ -6,8 +6,11 @@ failover) around vendor plugins.
 
 from gocomm.errors import (
     AllSendersFailed,
+    CircuitOpen,
     CommError,
     ConfigError,
+    DuplicateInFlight,
+    IdempotencyConflict,
     InvalidMessage,
     InvalidRecipient,
     Limited,
@@ -26,9 +29,12 @@ __version__ = "0.1.0"
 __all__ = [
     "AllSendersFailed",
     "Attachment",
+    "CircuitOpen",
     "CommError",
     "ConfigError",
+    "DuplicateInFlight",
     "Email",
+    "IdempotencyConflict",
     "InvalidMessage",
     "InvalidRecipient",
     "Limited",

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import httpx
 import pytest
-from pydantic import Field, ValidationError
+import trustme
+from pydantic import Field, SecretStr, ValidationError
 
 from gocomm.errors import (
     InvalidMessage,
     InvalidRecipient,
     PermanentError,
     SendError,
-    SendTimeout,
     is_retryable,
 )
 from gocomm.httpvendor import (
@@ -25,12 +25,10 @@ from gocomm.httpvendor import (
     HttpVendorSettings,
     ResolvedTemplate,
     SmsTemplate,
-    build_client,
     chunked,
     parse_retry_after,
     resolve_template,
     status_is_retryable,
-    transport_errors,
 )
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
@@ -90,6 +88,63 @@ def test_code_table_precedence_and_unknown_codes() -> None:
     assert not table.is_permanent("NeverHeardOf")  # unknown: retryable
 
 
+def test_code_table_refusing_and_invalid_codes() -> None:
+    table = CodeTable(
+        permanent=frozenset({"Config.*"}),
+        refusing=frozenset({"Blocked"}),
+        invalid=frozenset({"BadNumber"}),
+    )
+    assert table.is_permanent("Blocked") and table.refuses("Blocked")
+    assert table.is_permanent("BadNumber") and table.refuses("BadNumber")
+    assert table.is_permanent("Config.Template") and not table.refuses("Config.Template")
+
+
+async def test_vendor_error_refuses_the_recipients_a_refusing_code_concerns() -> None:
+    table = CodeTable(refusing=frozenset({"Blocked"}), invalid=frozenset({"BadNumber"}))
+    async with Mailer(endpoint="http://127.0.0.1:9", connect_timeout=1, read_timeout=1) as vendor:
+        blocked = vendor.vendor_error("Blocked", "", table=table, recipients=["+1555"])
+        invalid = vendor.vendor_error("BadNumber", "", table=table, recipients=["+1555"])
+        request_wide = vendor.vendor_error("Blocked", "", table=table)
+    assert type(blocked) is PermanentError and blocked.refused == ("+1555",)
+    assert type(invalid) is InvalidRecipient and invalid.refused == ("+1555",)
+    # Without recipients nobody is named: the code cannot refuse anyone.
+    assert type(request_wide) is PermanentError and request_wide.refused == ()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"code": "\ud83d"}, {"\udc00": "1"}, {"code": "ok \udfff then"}],
+)
+def test_text_that_cannot_be_encoded_is_an_invalid_message(args: dict[str, str]) -> None:
+    with pytest.raises(InvalidMessage, match="surrogate") as caught:
+        resolve_template({}, "T1", args)
+    assert "\\ud" in str(caught.value)  # the bad text is shown escaped
+    with pytest.raises(InvalidMessage, match="biz"):
+        resolve_template({}, "T\ud800", {})
+    # Whole characters, astral ones included, are fine.
+    assert resolve_template({}, "T1", {"code": "\U0001f600 ✉️"}).values == ("\U0001f600 ✉️",)
+
+
+class Credentials(HttpVendorSettings):
+    endpoint: str = "https://example.com"
+    key_id: str = "id"
+    secret: SecretStr = SecretStr("s3cret")
+    credential_fields: ClassVar[tuple[str, ...]] = ("key_id",)
+
+
+@pytest.mark.parametrize("field", ["secret", "key_id"])
+@pytest.mark.parametrize("padded", [" s3cret-Value", "s3cret-Value\n", "\ts3cret-Value"])
+def test_a_credential_with_surrounding_whitespace_is_refused_naming_the_field(
+    field: str, padded: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Credentials.model_validate({field: padded})
+    text = str(caught.value)
+    assert field in text and "whitespace" in text
+    assert "s3cret-Value" not in text
+    assert Credentials.model_validate({field: "inner space ok"})  # only the ends matter
+
+
 def test_resolve_template() -> None:
     templates = {"login": SmsTemplate(id="1234", params=("code", "minutes")), "plain": "T9"}
     args = {"minutes": "5", "code": "42", "extra": "x"}
@@ -106,14 +161,6 @@ def test_resolve_template() -> None:
         resolve_template(templates, "plain", ["code"])
     with pytest.raises(InvalidMessage, match="biz"):
         resolve_template(templates, "", {})
-
-
-def test_args_that_cannot_be_encoded_are_invalid_messages() -> None:
-    # A lone surrogate is a valid Python str but no UTF-8: refuse it before any request.
-    with pytest.raises(InvalidMessage, match=r"parameter 'code' holds '\\ud83d'.*surrogate"):
-        resolve_template({}, "SMS_1", {"code": "ok \ud83d"})
-    with pytest.raises(InvalidMessage, match="surrogate"):
-        resolve_template({}, "SMS_1", {"\udc00": "1"})
 
 
 class Settings(HttpVendorSettings):
@@ -134,30 +181,6 @@ def test_settings_endpoint_and_template_entries() -> None:
         Settings(connect_timeout=0)
 
 
-def test_transport_errors_mapping() -> None:
-    request = httpx.Request("POST", "https://example.com/")
-    with pytest.raises(SendTimeout) as timeout, transport_errors("v", unsent=["+1"]):
-        raise httpx.ReadTimeout("slow", request=request)
-    assert (timeout.value.vendor, timeout.value.code, timeout.value.unsent) == (
-        "v",
-        "ReadTimeout",
-        ("+1",),
-    )
-    assert isinstance(timeout.value, TimeoutError)
-    with pytest.raises(SendError) as network, transport_errors("v"):
-        raise httpx.RemoteProtocolError("peer closed", request=request)
-    assert type(network.value) is SendError
-    assert is_retryable(network.value)
-    with pytest.raises(KeyError), transport_errors("v"):  # anything else passes untouched
-        raise KeyError("x")
-
-
-def test_build_client_timeouts() -> None:
-    client = build_client("http://127.0.0.1:1", connect_timeout=1.5, read_timeout=7.0)
-    assert client.timeout == httpx.Timeout(connect=1.5, read=7.0, write=7.0, pool=1.5)
-    assert str(client.base_url) == "http://127.0.0.1:1"
-
-
 class Scripted(HttpSmsVendor):
     """A vendor whose requests go to a local server; answers are scripted per number."""
 
@@ -166,7 +189,8 @@ class Scripted(HttpSmsVendor):
 
     def __init__(self, endpoint: str, outcomes: dict[str, str]) -> None:
         super().__init__(endpoint=endpoint, connect_timeout=1, read_timeout=1, secrets=["k3y"])
-        self.outcomes = outcomes  # number -> "ok" | "permanent" | "retryable" | "batch-<kind>"
+        # number -> "ok" | "permanent" | "retryable" | "refused" (for good) | "batch-<kind>"
+        self.outcomes = outcomes
         self.batches: list[list[str]] = []
 
     def _vendor_number(self, e164: str) -> str:
@@ -184,8 +208,13 @@ class Scripted(HttpSmsVendor):
         failed = {
             n: self.vendor_error("P" if k == "permanent" else "R", "", table=TABLE, retry_after=2)
             for n, k in kinds.items()
-            if k != "ok"
+            if k not in ("ok", "refused")
         }
+        failed.update(
+            (n, InvalidRecipient(f"{n} is no number", vendor=self.name, code="X", refused=[n]))
+            for n, k in kinds.items()
+            if k == "refused"
+        )
         return BatchResult(tuple(f"id-{n}" for n in numbers if n not in failed), failed)
 
 
@@ -226,6 +255,36 @@ async def test_mixed_failure_is_retryable_with_all_unsent(server: LocalHttpServe
     assert caught.value.unsent == ("+111", "+133")
     assert caught.value.retry_after == 2
     assert caught.value.code == "R"
+
+
+async def test_refused_numbers_are_not_owed(server: LocalHttpServer) -> None:
+    # A retryable failure beside a refusal: retryable, unsent holds only the retryable number.
+    outcomes = {"111": "refused", "133": "retryable"}
+    async with Scripted(server.url, outcomes) as vendor:
+        with pytest.raises(SendError) as caught:
+            await vendor.send("t", {}, "+111", "+122", "+133")
+    assert is_retryable(caught.value)
+    assert (caught.value.unsent, caught.value.refused) == (("+133",), ("+111",))
+    assert "not sent to 133: R; refused for good: 111: X" in str(caught.value)
+
+
+async def test_the_others_sent_and_the_rest_refused_is_a_receipt(
+    server: LocalHttpServer,
+) -> None:
+    async with Scripted(server.url, {"122": "refused"}) as vendor:
+        receipt = await vendor.send("t", {}, "+111", "+1 22", "+133")
+    assert receipt == Receipt("scripted", ("id-111", "id-133"), refused=("+1 22",))
+
+
+async def test_everyone_refused_is_an_invalid_recipient(server: LocalHttpServer) -> None:
+    async with Scripted(server.url, {"111": "refused", "122": "refused"}) as vendor:
+        with pytest.raises(InvalidRecipient) as caught:
+            await vendor.send("t", {}, "+111", "+122")
+    assert (caught.value.unsent, caught.value.refused) == ((), ("+111", "+122"))
+    async with Scripted(server.url, {"111": "refused"}) as vendor:
+        with pytest.raises(InvalidRecipient) as caught:
+            await vendor.send("t", {}, "+111")
+    assert (caught.value.unsent, caught.value.refused) == ((), ("+111",))
 
 
 async def test_failed_batch_leaves_later_batches_unsent(server: LocalHttpServer) -> None:
@@ -297,3 +356,18 @@ async def test_http_vendor_base_posts_and_builds_errors() -> None:
         assert "a@example.com" in str(permanent)
         assert "check the request and the credentials" in str(permanent)
     assert vendor.closed
+
+
+async def test_a_certificate_that_does_not_verify_is_permanent() -> None:
+    ca = trustme.CA()  # a CA nobody trusts
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+
+    async def ok(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200)
+
+    async with LocalHttpServer(ok, ssl=context) as server, Scripted(server.url, {}) as vendor:
+        with pytest.raises(PermanentError, match="certificate") as caught:
+            await vendor.send("t", {}, "+111", "+122")
+    assert caught.value.unsent == ("+111", "+122")
+    assert server.requests == []

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from gocomm.httpvendor import HttpVendorSettings, TemplateEntry
 
@@ -23,8 +23,8 @@ class AliyunSettings(HttpVendorSettings):
     signature, which Aliyun is phasing out).
     """
 
-    # A credential must never be echoed back in a validation error, not even a malformed one.
-    model_config = ConfigDict(hide_input_in_errors=True)
+    #: The key id is checked for surrounding whitespace like the secret (the base class).
+    credential_fields: ClassVar[tuple[str, ...]] = ("access_key_id",)
 
     access_key_id: str = Field(min_length=1)
     access_key_secret: SecretStr
@@ -37,20 +37,7 @@ class AliyunSettings(HttpVendorSettings):
 
     @field_validator("access_key_secret")
     @classmethod
-    def _check_secret(cls, value: SecretStr) -> SecretStr:
-        secret = value.get_secret_value()
-        if not secret:
+    def _not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
             raise ValueError("must not be empty; give the AccessKey secret")
-        if secret != secret.strip():
-            raise ValueError(
-                "has leading or trailing whitespace (a copy-paste slip?); give the AccessKey "
-                "secret without it"
-            )
-        return value
-
-    @field_validator("access_key_id")
-    @classmethod
-    def _check_key_id(cls, value: str) -> str:
-        if value != value.strip():
-            raise ValueError("has leading or trailing whitespace; give the AccessKey ID without it")
         return value

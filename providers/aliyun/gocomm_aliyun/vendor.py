@@ -33,10 +33,10 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from gocomm.errors import InvalidRecipient, PermanentError, SendError
+from gocomm.httpclient import Response
 from gocomm.httpvendor import (
     BatchResult,
     CodeTable,
@@ -46,9 +46,6 @@ from gocomm.httpvendor import (
 )
 from gocomm_aliyun.settings import AliyunSettings
 from gocomm_aliyun.signing import acs3_authorization, canonical_query, rpc_signature, sha256_hex
-
-if TYPE_CHECKING:
-    import httpx
 
 __all__ = [
     "ACCOUNT_CAP_CODES",
@@ -102,8 +99,6 @@ ERROR_CODES = CodeTable(
             # The account's daily and monthly caps set in the console (ACCOUNT_CAP_CODES).
             "isv.DAY_LIMIT_CONTROL",
             "isv.MONTH_LIMIT_CONTROL",
-            # A number Aliyun refuses (RECIPIENT_CODES, once the number is alone).
-            "isv.MOBILE_NUMBER_ILLEGAL",
             # The OpenAPI gateway: credentials, signature, action.
             "InvalidAccessKeyId.*",
             "SignatureDoesNotMatch",
@@ -114,6 +109,9 @@ ERROR_CODES = CodeTable(
             "Forbidden.*",
         }
     ),
+    # A number Aliyun calls illegal: refused as an invalid recipient, once it is alone in a
+    # request (RECIPIENT_CODES).
+    invalid=frozenset({"isv.MOBILE_NUMBER_ILLEGAL"}),
     retryable=frozenset(
         {
             "isv.BUSINESS_LIMIT_CONTROL",  # per number, minute or hour level (see error_class)
@@ -190,7 +188,7 @@ def error_class(code: str, message: str = "") -> type[SendError]:
     ``isv.BUSINESS_LIMIT_CONTROL`` (触发天级流控) a ``PermanentError``, as that number is capped
     until tomorrow; the rest follows :data:`ERROR_CODES`.
     """
-    if code == "isv.MOBILE_NUMBER_ILLEGAL":
+    if code in ERROR_CODES.invalid:
         return InvalidRecipient
     if code == "isv.BUSINESS_LIMIT_CONTROL" and _is_daily(message):
         return PermanentError
@@ -296,16 +294,23 @@ class AliyunSms(HttpSmsVendor):
             raise self.status_error(response, what="SendSms request")
         cls = error_class(code, message)
         text = f"{self.name}: vendor answered {code}: {self.redact(message) or 'no message'}"
+        refused: tuple[str, ...] = ()
         if len(numbers) == 1 and code in RECIPIENT_CODES:
             text += f" (number: {numbers[0]})"
+            # A lone number Aliyun calls illegal or capped for the day is refused for good.
+            if issubclass(cls, PermanentError):
+                refused = (numbers[0],)
         advice = _ADVICE.get(code) or (
             self.permanent_advice if issubclass(cls, PermanentError) else "retry later"
         )
+        if refused and code == "isv.BUSINESS_LIMIT_CONTROL":
+            advice = "that number reached its daily cap: refused for today, do not resend it"
         raise cls(
             f"{text}; {advice}",
             vendor=self.name,
             code=code,
             retry_after=self._retry_after(response),
+            refused=refused,
         )
 
     def _signed_v3(self, form: Mapping[str, str]) -> tuple[bytes, dict[str, str]]:
@@ -352,7 +357,7 @@ class AliyunSms(HttpSmsVendor):
         return body, {"content-type": "application/x-www-form-urlencoded"}
 
     @staticmethod
-    def _retry_after(response: httpx.Response) -> float | None:
+    def _retry_after(response: Response) -> float | None:
         """Seconds to wait: Aliyun's ``x-acs-retry-after`` (milliseconds), else ``Retry-After``."""
         milliseconds = response.headers.get("x-acs-retry-after")
         if milliseconds is not None:
@@ -364,7 +369,7 @@ class AliyunSms(HttpSmsVendor):
                 return wait / 1000
         return parse_retry_after(response.headers.get("Retry-After"))
 
-    def _parse(self, response: httpx.Response) -> tuple[str | None, str, str]:
+    def _parse(self, response: Response) -> tuple[str | None, str, str]:
         """(Code, Message, BizId) of an answer; Code is None when the body is not Aliyun's."""
         try:
             data = response.json()

@@ -96,7 +96,10 @@ async def test_every_documented_code_is_classified(
     assert type(error) is expected
     assert (error.code, error.vendor) == (code, "aliyun")
     assert is_retryable(error) is (expected is SendError)
-    assert error.unsent == (MAINLAND,)
+    if expected is InvalidRecipient:  # the number is refused for good, not owed
+        assert (error.unsent, error.refused) == ((), (MAINLAND,))
+    else:
+        assert (error.unsent, error.refused) == ((MAINLAND,), ())
     assert error.retry_after == 7.0
     assert ("retry later" in str(error)) is (expected is SendError)
 
@@ -133,26 +136,22 @@ async def test_account_daily_cap_is_not_retried_here_but_fails_over(
     with pytest.raises(PermanentError, match="daily sending cap") as caught:
         async with AliyunSms(make_settings(aliyun_server.url)) as sms:
             await sms.send("login", {"code": "1"}, *to)
-    assert caught.value.unsent == to  # everyone still owed, nobody refused
+    assert (caught.value.unsent, caught.value.refused) == (to, ())  # all owed, none refused
 
 
 def five() -> list[str]:
     return [f"+86139{i:08d}" for i in range(5)]
 
 
-async def test_an_illegal_number_is_found_and_only_it_is_not_sent(
+async def test_an_illegal_number_is_found_and_only_it_is_refused(
     aliyun: AliyunSms, aliyun_server: FakeAliyun
 ) -> None:
     to = five()
     aliyun_server.fail_numbers[to[2][3:]] = "isv.MOBILE_NUMBER_ILLEGAL"
-    with pytest.raises(PermanentError) as caught:
-        await aliyun.send("login", {"code": "1"}, *to)
+    receipt = await aliyun.send("login", {"code": "1"}, *to)
+    # Everyone else got it: the send went through, naming the refused number.
+    assert receipt.refused == (to[2],)
     assert [d.recipient for d in aliyun_server.deliveries] == [to[0], to[1], to[3], to[4]]
-    assert not is_retryable(caught.value)
-    assert to[2][3:] in str(caught.value) and "isv.MOBILE_NUMBER_ILLEGAL" in str(caught.value)
-    assert isinstance(caught.value.__cause__, InvalidRecipient)
-    assert to[2] in (caught.value.unsent or ()) + tuple(getattr(caught.value, "refused", ()))
-    assert set(caught.value.unsent or ()) <= {to[2]}
     # All five, then halves until the illegal number is alone: 5 requests, none sent twice.
     assert len(aliyun_server.accepted) == 5
 
@@ -161,8 +160,9 @@ async def test_an_illegal_lone_number_is_an_invalid_recipient(
     aliyun: AliyunSms, aliyun_server: FakeAliyun
 ) -> None:
     aliyun_server.fail_numbers[MAINLAND[3:]] = "isv.MOBILE_NUMBER_ILLEGAL"
-    with pytest.raises(InvalidRecipient, match="13800138000"):
-        await aliyun.send("login", {"code": "1"}, MAINLAND)
+    with pytest.raises(InvalidRecipient, match="13800138000") as caught:
+        await aliyun.send("login", {"code": "1"}, "+86 138 0013 8000")
+    assert (caught.value.unsent, caught.value.refused) == ((), ("+86 138 0013 8000",))
 
 
 async def test_a_number_throttled_this_minute_stays_owed_the_rest_go(
@@ -186,11 +186,13 @@ async def test_a_number_capped_for_the_day_is_refused_the_rest_go(
     to = five()
     aliyun_server.fail_numbers[to[0][3:]] = THROTTLED
     aliyun_server.messages[THROTTLED] = DAILY
-    with pytest.raises(PermanentError) as caught:
-        await aliyun.send("login", {"code": "1"}, *to)
-    assert not is_retryable(caught.value)
-    assert to[0] in (caught.value.unsent or ()) + tuple(getattr(caught.value, "refused", ()))
+    receipt = await aliyun.send("login", {"code": "1"}, *to)
+    assert receipt.refused == (to[0],)
     assert [d.recipient for d in aliyun_server.deliveries] == to[1:]
+    # Alone, the capped number is a PermanentError that refuses it: no strategy resends it.
+    with pytest.raises(PermanentError, match="daily cap") as caught:
+        await aliyun.send("login", {"code": "1"}, to[0])
+    assert (caught.value.unsent, caught.value.refused) == ((), (to[0],))
 
 
 async def test_a_request_failing_for_another_reason_stops_the_search(
@@ -202,8 +204,8 @@ async def test_a_request_failing_for_another_reason_stops_the_search(
     with pytest.raises(SendError) as caught:
         await aliyun.send("login", {"code": "1"}, *to)
     assert is_retryable(caught.value)
-    assert {to[2], to[3], to[4]} <= set(caught.value.unsent or ())
-    assert to[0] not in (caught.value.unsent or ())
+    assert caught.value.unsent == (to[2], to[3], to[4])
+    assert caught.value.refused == (to[1],)
     assert [d.recipient for d in aliyun_server.deliveries] == [to[0]]
 
 
