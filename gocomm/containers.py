@@ -320,7 +320,7 @@ def _rate_limit_stage(
     key = key_function(limit.key)
     if isinstance(limit, ConcurrencyLimit):
         return ConcurrencyLimitSender(view, key, limiter, fail_open=limit.fail_open)
-    return RateLimitSender(view, key, limiter, fail_open=limit.fail_open)
+    return RateLimitSender(view, key, limiter, fail_open=limit.fail_open, refund=limit.refund)
 
 
 def _validating_stage(inner: Sender[Any], channel: str) -> Sender[Any]:
