@@ -1,0 +1,247 @@
+"""A blocking facade over the async API, for Django, Flask and Celery code.
+
+:class:`SyncClient` runs one event loop on one background thread for its whole lifetime: the
+container's vendors (and their connection pools), limiters and timers live on that loop, so
+they are reused across calls instead of being rebuilt by an ``asyncio.run`` per send. Any
+number of threads may call :meth:`SyncClient.send` at once; each call is a coroutine scheduled on
+the loop thread, and the calling thread blocks until it finishes.
+
+After ``fork()`` (gunicorn, Celery prefork) the child has no loop thread: a client built from
+settings builds a new loop and a new container in the child on first use, and never touches the
+parent's connections. A client given a ``container`` cannot do that (the container's resources
+belong to the parent) and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+import weakref
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from gocomm.config import CHANNELS
+from gocomm.sender import Receipt, Sender
+
+if TYPE_CHECKING:
+    from gocomm.config import Settings
+    from gocomm.containers import Container
+
+__all__ = ["SyncClient"]
+
+#: How long close() waits for the container's resources to close.
+_CLOSE_TIMEOUT = 30.0
+
+
+class _LoopThread:
+    """One event loop running on one daemon thread, with the container it serves."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.senders: dict[str, Sender[Any]] = {}
+        self._resolving: asyncio.Lock | None = None
+        self.thread = threading.Thread(
+            target=self._run, name="gocomm-sync-loop", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def send(
+        self, channel: str, biz: str, args: Any, to: tuple[str, ...], limit: float | None
+    ) -> Receipt | None:
+        sender = self.senders.get(channel)
+        if sender is None:
+            sender = await self._resolve(channel)
+        if limit is None:
+            return await sender.send(biz, args, *to)
+        async with asyncio.timeout(limit):
+            return await sender.send(biz, args, *to)
+
+    async def _resolve(self, channel: str) -> Sender[Any]:
+        # One resolve per channel even when many threads' first sends arrive together.
+        if self._resolving is None:
+            self._resolving = asyncio.Lock()
+        async with self._resolving:
+            sender = self.senders.get(channel)
+            if sender is None:
+                stack = getattr(self.container, channel)
+                sender = await stack.sender()
+                self.senders[channel] = sender
+            return sender
+
+    def stop(self, *, close_resources: bool) -> None:
+        """Close the container's resources (on the loop), then stop and join the thread."""
+        if threading.current_thread() is self.thread:
+            # Garbage collected on the loop thread itself: it cannot wait for itself.
+            self.loop.call_soon(self.loop.stop)
+            return
+        try:
+            if close_resources and self.thread.is_alive():
+                future = asyncio.run_coroutine_threadsafe(
+                    self.container.shutdown_resources(), self.loop
+                )
+                future.result(_CLOSE_TIMEOUT)
+        finally:
+            if self.thread.is_alive():
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self.thread.join(_CLOSE_TIMEOUT)
+            if not self.thread.is_alive():
+                self.loop.close()
+
+
+class SyncClient:
+    """Send through the container's stacks from synchronous code.
+
+    ``settings`` is what :func:`~gocomm.containers.build_container` takes (a ``Settings``, a
+    mapping, or None for :func:`~gocomm.config.load_settings`); ``container`` an already built
+    container instead (its resources are then opened on this client's loop and closed by
+    :meth:`close`). A bad configuration raises :class:`~gocomm.errors.ConfigError` here, not at
+    the first send.
+
+    ``send`` raises the same gocomm errors as the async API, with their tracebacks;
+    ``timeout`` (seconds) bounds a send as an ``asyncio.timeout`` would, raising ``TimeoutError``.
+    Calling it from a thread that runs an event loop raises ``RuntimeError``: await the async
+    API there instead, or the loop would block on itself.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | Mapping[str, Any] | None = None,
+        *,
+        container: Container | None = None,
+    ) -> None:
+        from gocomm.containers import build_container
+
+        if container is not None and settings is not None:
+            raise TypeError("give SyncClient settings or a container, not both")
+        self._settings = settings
+        self._given_container = container is not None
+        self._container = container if container is not None else build_container(settings)
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._runner: _LoopThread | None = None
+        # The finalizer holds the runners, not the client: a client dropped without close()
+        # still closes its resources and stops its thread.
+        self._runners: list[_LoopThread] = []
+        weakref.finalize(self, _stop_runners, self._runners)
+        _CLIENTS.add(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<SyncClient {state}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _loop_thread(self) -> _LoopThread:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(
+                    "this SyncClient is closed; build a new SyncClient to send again"
+                )
+            if self._pid != os.getpid():
+                self._after_fork()
+            if self._runner is None:
+                self._runner = _LoopThread(self._container)
+                self._runners.append(self._runner)
+            return self._runner
+
+    def _after_fork(self) -> None:
+        # The parent's loop thread does not exist here and its connections are the parent's:
+        # drop them unclosed and start afresh from the same settings.
+        if self._given_container:
+            raise RuntimeError(
+                "this SyncClient was built from a container in another process (before a "
+                "fork); build the client in each process, from settings, after the fork"
+            )
+        from gocomm.containers import build_container
+
+        self._runners.clear()
+        self._runner = None
+        self._container = build_container(self._settings)
+        self._pid = os.getpid()
+
+    def send(
+        self, channel: str, biz: str, args: Any, *to: str, timeout: float | None = None
+    ) -> Receipt | None:
+        """Send ``args`` for ``biz`` to ``to`` through ``channel``'s stack; block until done."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "SyncClient.send() was called from a thread running an event loop, which it "
+                "would block; await the async API (the container's sender) instead"
+            )
+        if channel not in CHANNELS:
+            raise ValueError(
+                f"unknown channel {channel!r}; use one of: {', '.join(sorted(CHANNELS))}"
+            )
+        runner = self._loop_thread()
+        future = asyncio.run_coroutine_threadsafe(
+            runner.send(channel, biz, args, to, timeout), runner.loop
+        )
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise RuntimeError("the send was cancelled because the SyncClient closed") from None
+        except BaseException:
+            # KeyboardInterrupt in the caller: do not leave the send running unowned.
+            if not future.done():
+                future.cancel()
+            raise
+
+    def close(self) -> None:
+        """Close every vendor, timer and connection, and stop the loop thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            runner, self._runner = self._runner, None
+            if self._pid != os.getpid():
+                return  # the parent's resources are the parent's to close
+        if runner is not None:
+            self._runners.remove(runner)
+            runner.stop(close_resources=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _stop_runners(runners: list[_LoopThread]) -> None:
+    for runner in runners:
+        if runner.pid == os.getpid():  # a forked child's copy belongs to the parent
+            runner.stop(close_resources=True)
+    runners.clear()
+
+
+#: Every live client, so that a forked child can give each a fresh lock (one held by another
+#: thread at the fork would never be released in the child).
+_CLIENTS: weakref.WeakSet[SyncClient] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_CLIENTS):
+        client._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
