@@ -45,9 +45,7 @@ class _LoopThread:
         self.loop = asyncio.new_event_loop()
         self.senders: dict[str, Sender[Any]] = {}
         self._resolving: asyncio.Lock | None = None
-        self.thread = threading.Thread(
-            target=self._run, name="gocomm-sync-loop", daemon=True
-        )
+        self.thread = threading.Thread(target=self._run, name="gocomm-sync-loop", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:

@@ -117,7 +117,12 @@ def test_the_stack_keeps_its_state_between_calls() -> None:
     settings = {
         "sms": {
             "vendors": [{"plugin": "memory"}],
-            "ratelimit": {"algorithm": "sliding_window", "key": "sms:{to}", "rate": 1, "window": 60},
+            "ratelimit": {
+                "algorithm": "sliding_window",
+                "key": "sms:{to}",
+                "rate": 1,
+                "window": 60,
+            },
         }
     }
     with SyncClient(settings) as client:
