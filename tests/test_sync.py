@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,3 +242,47 @@ def test_a_client_built_from_a_container_refuses_use_after_fork() -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
     assert len(vendor.sends) == 1
+
+
+# -- the page's examples run as shown ------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "sync.md"
+_FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def _page_block(marker: str) -> str:
+    (block,) = [b for b in _FENCE.findall(DOCS.read_text()) if marker in b]
+    return block
+
+
+def _run_block(block: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    for name in list(os.environ):
+        if name.startswith("GOCOMM_"):
+            monkeypatch.delenv(name)  # the examples use the embedded default
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    exec(compile(block, str(DOCS), "exec"), namespace)
+    return namespace
+
+
+def test_the_pages_first_example_sends(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run_block(_page_block("with SyncClient() as client"), monkeypatch)
+    assert "Receipt(vendor='console'" in capsys.readouterr().out
+
+
+def test_the_flask_example_answers_202_422_and_429(monkeypatch: pytest.MonkeyPatch) -> None:
+    namespace = _run_block(_page_block("Flask(__name__)"), monkeypatch)
+    http = namespace["app"].test_client()
+    try:
+        assert http.post("/login-code", json={"phone": "+8613800138000"}).status_code == 202
+        bad = http.post("/login-code", json={"phone": "13800138000"})
+        assert bad.status_code == 422
+        assert "13800138000" in bad.get_json()["error"]
+        for _ in range(20):  # the embedded default allows 20 per number per minute
+            http.post("/login-code", json={"phone": "+8613800138001"})
+        limited = http.post("/login-code", json={"phone": "+8613800138001"})
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) > 0
+    finally:
+        namespace["sms"].close()
