@@ -15,7 +15,7 @@ belong to the parent) and says so.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import os
 import threading
 import weakref
@@ -36,8 +36,36 @@ __all__ = ["SyncClient"]
 _CLOSE_TIMEOUT = 30.0
 
 
+class _Call:
+    """One blocking send: what to send, and where the loop thread puts its outcome.
+
+    ``done`` is a lock taken at creation and released by the loop thread when the outcome is
+    set: the cheapest way to wake one waiting thread in CPython.
+    """
+
+    __slots__ = ("args", "biz", "channel", "done", "error", "limit", "result", "task", "to")
+
+    def __init__(
+        self, channel: str, biz: str, args: Any, to: tuple[str, ...], limit: float | None
+    ) -> None:
+        self.channel = channel
+        self.biz = biz
+        self.args = args
+        self.to = to
+        self.limit = limit
+        self.result: Receipt | None = None
+        self.error: BaseException | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.done = threading.Lock()
+        self.done.acquire()
+
+
 class _LoopThread:
-    """One event loop running on one daemon thread, with the container it serves."""
+    """One event loop running on one daemon thread, with the container it serves.
+
+    Calls from other threads are queued and the loop is woken once per batch (not once per
+    call): under many threads, one wake-up starts every queued send.
+    """
 
     def __init__(self, container: Container) -> None:
         self.container = container
@@ -45,6 +73,11 @@ class _LoopThread:
         self.loop = asyncio.new_event_loop()
         self.senders: dict[str, Sender[Any]] = {}
         self._resolving: asyncio.Lock | None = None
+        self._mutex = threading.Lock()
+        self._queued: list[_Call] = []
+        self._wake_pending = False
+        self._stopping = False
+        self._running: set[asyncio.Task[None]] = set()
         self.thread = threading.Thread(target=self._run, name="gocomm-sync-loop", daemon=True)
         self.thread.start()
 
@@ -52,16 +85,56 @@ class _LoopThread:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    async def send(
-        self, channel: str, biz: str, args: Any, to: tuple[str, ...], limit: float | None
-    ) -> Receipt | None:
-        sender = self.senders.get(channel)
-        if sender is None:
-            sender = await self._resolve(channel)
-        if limit is None:
-            return await sender.send(biz, args, *to)
-        async with asyncio.timeout(limit):
-            return await sender.send(biz, args, *to)
+    # -- any thread ------------------------------------------------------------------------------
+
+    def submit(self, call: _Call) -> None:
+        with self._mutex:
+            if self._stopping:
+                raise RuntimeError(
+                    "this SyncClient is closed; build a new SyncClient to send again"
+                )
+            self._queued.append(call)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self.loop.call_soon_threadsafe(self._start_queued)
+
+    def cancel(self, call: _Call) -> None:
+        def cancel() -> None:
+            if call.task is not None:
+                call.task.cancel()
+
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self.loop.call_soon_threadsafe(cancel)
+
+    # -- the loop thread -------------------------------------------------------------------------
+
+    def _start_queued(self) -> None:
+        with self._mutex:
+            calls, self._queued = self._queued, []
+            self._wake_pending = False
+        for call in calls:
+            task = call.task = self.loop.create_task(self._send(call))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _send(self, call: _Call) -> None:
+        try:
+            sender = self.senders.get(call.channel)
+            if sender is None:
+                sender = await self._resolve(call.channel)
+            if call.limit is None:
+                call.result = await sender.send(call.biz, call.args, *call.to)
+            else:
+                async with asyncio.timeout(call.limit):
+                    call.result = await sender.send(call.biz, call.args, *call.to)
+        except Exception as exc:
+            call.error = exc
+        except BaseException as exc:  # cancelled (close, or the caller interrupted): tell it
+            call.error = exc
+            raise
+        finally:
+            call.done.release()
 
     async def _resolve(self, channel: str) -> Sender[Any]:
         # One resolve per channel even when many threads' first sends arrive together.
@@ -75,17 +148,25 @@ class _LoopThread:
                 self.senders[channel] = sender
             return sender
 
-    def stop(self, *, close_resources: bool) -> None:
-        """Close the container's resources (on the loop), then stop and join the thread."""
+    async def _shutdown(self) -> None:
+        # Sends already started finish (each is bounded by its vendor's timeouts); then every
+        # vendor, timer and connection of the container is closed.
+        with self._mutex:
+            self._stopping = True
+        self._start_queued()
+        if self._running:
+            await asyncio.wait(list(self._running))
+        await self.container.shutdown_resources()
+
+    def stop(self) -> None:
+        """Finish the sends in flight, close the container's resources, stop the thread."""
         if threading.current_thread() is self.thread:
             # Garbage collected on the loop thread itself: it cannot wait for itself.
             self.loop.call_soon(self.loop.stop)
             return
         try:
-            if close_resources and self.thread.is_alive():
-                future = asyncio.run_coroutine_threadsafe(
-                    self.container.shutdown_resources(), self.loop
-                )
+            if self.thread.is_alive():
+                future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
                 future.result(_CLOSE_TIMEOUT)
         finally:
             if self.thread.is_alive():
@@ -187,18 +268,19 @@ class SyncClient:
                 f"unknown channel {channel!r}; use one of: {', '.join(sorted(CHANNELS))}"
             )
         runner = self._loop_thread()
-        future = asyncio.run_coroutine_threadsafe(
-            runner.send(channel, biz, args, to, timeout), runner.loop
-        )
+        call = _Call(channel, biz, args, to, timeout)
+        runner.submit(call)
         try:
-            return future.result()
-        except concurrent.futures.CancelledError:
-            raise RuntimeError("the send was cancelled because the SyncClient closed") from None
+            call.done.acquire()
         except BaseException:
             # KeyboardInterrupt in the caller: do not leave the send running unowned.
-            if not future.done():
-                future.cancel()
+            runner.cancel(call)
             raise
+        if call.error is None:
+            return call.result
+        if isinstance(call.error, asyncio.CancelledError):
+            raise RuntimeError("the send was cancelled: its SyncClient was closed") from None
+        raise call.error
 
     def close(self) -> None:
         """Close every vendor, timer and connection, and stop the loop thread. Idempotent."""
@@ -211,7 +293,7 @@ class SyncClient:
                 return  # the parent's resources are the parent's to close
         if runner is not None:
             self._runners.remove(runner)
-            runner.stop(close_resources=True)
+            runner.stop()
 
     def __enter__(self) -> Self:
         return self
@@ -228,7 +310,7 @@ class SyncClient:
 def _stop_runners(runners: list[_LoopThread]) -> None:
     for runner in runners:
         if runner.pid == os.getpid():  # a forked child's copy belongs to the parent
-            runner.stop(close_resources=True)
+            runner.stop()
     runners.clear()
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage as ParsedMessage
@@ -22,13 +24,10 @@ from django.test.utils import override_settings
 from gocomm.contrib import django as backend_module
 from gocomm.errors import InvalidMessage, InvalidRecipient
 
-if not settings.configured:
-    settings.configure(
-        EMAIL_BACKEND="gocomm.contrib.django.EmailBackend",
-        DEFAULT_FROM_EMAIL="Shop Ünïcode <shop@example.com>",
-        DEFAULT_CHARSET="utf-8",
-    )
-    django.setup()
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # where django_project lives
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_project.settings")
+django.setup()
+assert settings.EMAIL_BACKEND == "gocomm.contrib.django.EmailBackend"
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
