@@ -6,6 +6,7 @@ failover) around vendor plugins.
 
 from gocomm.errors import (
     AllSendersFailed,
+    CircuitOpen,
     CommError,
     ConfigError,
     InvalidMessage,
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AllSendersFailed",
     "Attachment",
+    "CircuitOpen",
     "CommError",
     "ConfigError",
     "Email",

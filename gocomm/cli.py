@@ -219,17 +219,19 @@ async def _sender(container: Container, channel: str) -> Any:
 
 async def _send_one(sender: Any, biz: str, args: Any, to: tuple[str, ...]) -> Receipt | None:
     """One send; a failure that reached some recipients says which ones did not get it."""
-    from gocomm.errors import CommError, unsent_of
+    from gocomm.errors import CommError, refused_of, unsent_of
 
     try:
         receipt: Receipt | None = await sender.send(biz, args, *to)
     except CommError as exc:
         unsent = unsent_of(exc, to)
-        if 0 < len(unsent) < len(to):
-            sent = [t for t in to if t not in unsent]
+        refused = [t for t in to if t in refused_of(exc)]
+        sent = [t for t in to if t not in unsent and t not in refused]
+        if sent and len(sent) < len(to):
+            gone = f"; refused for good: {', '.join(refused)}" if refused else ""
             raise PartlySent(
                 f"{' '.join(str(exc).split())} (sent to {', '.join(sent)}; "
-                f"not sent to {', '.join(unsent)})"
+                f"not sent to {', '.join(unsent)}{gone})"
             ) from exc
         raise
     return receipt

@@ -7,7 +7,8 @@ vendor until it times out ``threshold`` times in a row, then switch to the next.
 Where go-comm is wrong this port is not: concurrent failures of one vendor advance the index
 once (go-comm's ``idx.Add(1)`` can skip the healthy vendor), cancellation is never counted as a
 vendor failure, a late timeout from a vendor that is no longer current is not counted against its
-successor, and each vendor is sent only to the recipients still owed the message.
+successor, and each vendor is sent only to the recipients still owed the message: never to one
+a vendor refused for good (``refused``), whom the receipt or the final error names.
 
 Both are safe under concurrent asyncio tasks without a lock: every read-modify-write of their
 state happens between two awaits, so no other task can interleave.
@@ -27,9 +28,19 @@ from gocomm.errors import (
     InvalidMessage,
     InvalidRecipient,
     SendTimeout,
+    narrow_unsent,
+    refused_of,
     unsent_of,
 )
-from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
+from gocomm.sender import (
+    AsyncCloseable,
+    Receipt,
+    Sender,
+    aclose_all,
+    merge_refused,
+    vendor_name,
+    with_refused,
+)
 
 __all__ = ["AllSendersFailed", "FailoverSender", "TimeoutFailoverSender"]
 
@@ -136,6 +147,7 @@ class FailoverSender(_IndexedSenders[T]):
         count = len(senders)
         errors: list[Exception] = []
         owed = to
+        refused: tuple[str, ...] = ()
         position = start
         while True:
             errors.append(error)
@@ -143,16 +155,24 @@ class FailoverSender(_IndexedSenders[T]):
             if self._index == position and not isinstance(error, _INPUT_ERRORS):
                 self._index = (position + 1) % count
             explicit = getattr(error, "unsent", None) is not None
+            refused = merge_refused(refused, refused_of(error))
             owed = unsent_of(error, owed)
-            if explicit and not owed and to:  # everyone got it after all (see retryable)
+            # Nobody owed: everyone got it after all, but for those refused for good, who are
+            # offered to no other vendor (see retryable).
+            if not owed and to and (explicit or refused):
+                if set(to) <= set(refused):  # nobody got it: the refusal is the outcome
+                    narrow_unsent(error, owed, to, refused)
+                    raise error
                 self._logger.warning(
-                    "%s raised %s but left no recipient unsent; treating the send as done",
+                    "%s raised %s but left no recipient unsent (%d refused for good); "
+                    "treating the send as done",
                     vendor_name(senders[position]),
                     type(error).__name__,
+                    len(refused),
                 )
                 vendor = getattr(error, "vendor", None)
                 name = vendor if isinstance(vendor, str) else vendor_name(senders[position])
-                return Receipt(vendor=name)
+                return Receipt(vendor=name, refused=refused)
             if len(errors) == count:
                 break
             next_position = (position + 1) % count
@@ -169,14 +189,17 @@ class FailoverSender(_IndexedSenders[T]):
             )
             position = next_position
             try:
-                return await senders[position].send(biz, args, *owed)
+                receipt = await senders[position].send(biz, args, *owed)
             except Exception as exc:
                 error = exc
+            else:
+                return with_refused(receipt, refused, senders[position])
         raise AllSendersFailed(
             f"all {count} senders failed; each vendor's error follows, check their status "
             f"and credentials",
             errors,
             unsent=owed or None,  # empty only when to was: None, "all of to", says the same
+            refused=refused,
         )
 
     def __repr__(self) -> str:

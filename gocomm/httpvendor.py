@@ -1,4 +1,4 @@
-"""Shared machinery of the HTTP SMS vendors (Aliyun, Tencent Cloud, Twilio).
+"""Shared machinery of the HTTP vendors (SMS: Aliyun, Tencent Cloud, Twilio; HTTP email vendors).
 
 What lives here is what every HTTP vendor needs and must get the same way:
 
@@ -14,10 +14,13 @@ What lives here is what every HTTP vendor needs and must get the same way:
 - Templates: :class:`SmsTemplate` (``{id, params}``), :data:`TemplateEntry` and
   :func:`resolve_template`, which maps a logical ``biz`` to the vendor's template id and the
   ordered parameter values ("without an entry, ``biz`` is the vendor's template id").
-- :class:`HttpSmsVendor`: the base class of an HTTP SMS vendor. It validates every phone number
-  with :func:`gocomm.recipients.validate_phone` before any request, resolves the template, splits
-  the recipients into batches, owns the client (``aclose()`` closes it) and turns the per-batch
-  outcomes into a :class:`~gocomm.sender.Receipt` or one :class:`~gocomm.errors.SendError` whose
+- :class:`HttpVendor`: the base class of any HTTP vendor, SMS or email: it owns the client
+  (``aclose()`` closes it), POSTs (:meth:`HttpVendor.post`) and builds the errors
+  (:meth:`HttpVendor.status_error`, :meth:`HttpVendor.vendor_error`, :meth:`HttpVendor.redact`).
+- :class:`HttpSmsVendor`: the base class of an HTTP SMS vendor, over :class:`HttpVendor`. It
+  validates every phone number with :func:`gocomm.recipients.validate_phone` before any request,
+  resolves the template, splits the recipients into batches and turns the per-batch outcomes
+  into a :class:`~gocomm.sender.Receipt` or one :class:`~gocomm.errors.SendError` whose
   ``unsent`` names exactly the caller's numbers that did not get the message.
 
 A subclass implements :meth:`HttpSmsVendor._send_batch` (one request) and, where the vendor wants
@@ -62,6 +65,7 @@ __all__ = [
     "BatchResult",
     "CodeTable",
     "HttpSmsVendor",
+    "HttpVendor",
     "HttpVendorSettings",
     "ResolvedTemplate",
     "SmsTemplate",
@@ -338,17 +342,20 @@ class BatchResult:
     failed: Mapping[str, SendError] = field(default_factory=dict)
 
 
-class HttpSmsVendor(AsyncCloseable):
-    """Base of an HTTP SMS vendor: validation, templates, batching, the client and the errors.
+class HttpVendor(AsyncCloseable):
+    """Base of any HTTP vendor (SMS or email): the client, the POST and the error helpers.
 
-    Subclasses set :attr:`name` (the registered vendor name) and :attr:`batch_size`, and
-    implement :meth:`_send_batch`. ``send`` validates every number before any request, so a bad
-    number costs no request; one instance owns one client, reused by every send and closed by
-    ``aclose()``.
+    It owns one keep-alive client, reused by every request and closed by ``aclose()``, and turns
+    what can go wrong on the wire into gocomm errors: :meth:`post` maps network failures and
+    timeouts, :meth:`status_error` an HTTP status the vendor's body did not explain, and
+    :meth:`vendor_error` a vendor error code (via a :class:`CodeTable`). :meth:`redact` keeps
+    the credentials given as ``secrets`` out of every message. Subclasses set :attr:`name` (the
+    registered vendor name) and :attr:`permanent_advice` (what to check when a code is permanent).
     """
 
     name: ClassVar[str] = "http"
-    batch_size: ClassVar[int] = 1
+    #: What a permanent vendor code tells the user to check.
+    permanent_advice: ClassVar[str] = "check the request and the credentials"
 
     def __init__(
         self,
@@ -356,12 +363,10 @@ class HttpSmsVendor(AsyncCloseable):
         endpoint: str,
         connect_timeout: float,
         read_timeout: float,
-        templates: Mapping[str, TemplateEntry] | None = None,
         secrets: Iterable[str] = (),
         logger: logging.Logger | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
-        self.templates: Mapping[str, TemplateEntry] = dict(templates or {})
         self.logger = logger or logging.getLogger(f"gocomm.{self.name}")
         # Strings never to show in errors: credentials a vendor might echo back. Kept as
         # SecretStr, so that not even vars(vendor) or a debugger's view of it shows them.
@@ -380,6 +385,98 @@ class HttpSmsVendor(AsyncCloseable):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(endpoint={self.endpoint!r})"
+
+    async def post(
+        self,
+        url: str,
+        *,
+        content: bytes,
+        headers: Mapping[str, str],
+        unsent: Sequence[str] = (),
+        what: str = "request",
+    ) -> httpx.Response:
+        """POST through the vendor's client, with network errors and timeouts turned into
+        gocomm errors naming ``what`` and leaving ``unsent`` (the request's recipients) unsent."""
+        with transport_errors(self.name, unsent=unsent, what=what):
+            return await self._client.post(url, content=content, headers=dict(headers))
+
+    def redact(self, text: str) -> str:
+        """``text`` (a vendor's message) shortened, with every known credential masked."""
+        for secret in self._secrets:
+            text = text.replace(secret.get_secret_value(), "***")
+        if len(text) > _MAX_VENDOR_MESSAGE:
+            text = text[:_MAX_VENDOR_MESSAGE] + "..."
+        return text
+
+    def vendor_error(
+        self,
+        code: str,
+        message: str,
+        *,
+        table: CodeTable,
+        retry_after: float | None = None,
+        recipients: Iterable[str] | None = None,
+    ) -> SendError:
+        """The gocomm error for the vendor's ``code``: permanent or retryable per ``table``;
+        ``recipients`` (when the code concerns only some) are named in the message."""
+        permanent = table.is_permanent(code)
+        advice = self.permanent_advice if permanent else "retry later"
+        text = f"{self.name}: vendor answered {code}: {self.redact(message) or 'no message'}"
+        if recipients is not None:
+            text += f" (recipients: {', '.join(recipients)})"
+        text += f"; {advice}"
+        cls = PermanentError if permanent else SendError
+        return cls(text, vendor=self.name, code=code, retry_after=retry_after)
+
+    def status_error(self, response: httpx.Response, *, what: str = "request") -> SendError:
+        """The error for an HTTP answer the vendor's body did not explain: 5xx/429/408
+        retryable, 401/403 permanent (credentials), anything else retryable (unknown)."""
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status in (401, 403):
+            return PermanentError(
+                f"{self.name}: {what} refused with HTTP {status}; check the credentials",
+                vendor=self.name,
+                code=f"HTTP{status}",
+            )
+        return SendError(
+            f"{self.name}: {what} failed with HTTP {status}; retry later",
+            vendor=self.name,
+            code=f"HTTP{status}",
+            retry_after=retry_after,
+        )
+
+
+class HttpSmsVendor(HttpVendor):
+    """Base of an HTTP SMS vendor: validation, templates, batching, over :class:`HttpVendor`.
+
+    Subclasses set :attr:`name` (the registered vendor name) and :attr:`batch_size`, and
+    implement :meth:`_send_batch`. ``send`` validates every number before any request, so a bad
+    number costs no request; one instance owns one client, reused by every send and closed by
+    ``aclose()``.
+    """
+
+    batch_size: ClassVar[int] = 1
+    permanent_advice: ClassVar[str] = "check the number, template, signature or credentials"
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        connect_timeout: float,
+        read_timeout: float,
+        templates: Mapping[str, TemplateEntry] | None = None,
+        secrets: Iterable[str] = (),
+        logger: logging.Logger | None = None,
+    ) -> None:
+        super().__init__(
+            endpoint=endpoint,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            secrets=secrets,
+            logger=logger,
+        )
+        self.templates: Mapping[str, TemplateEntry] = dict(templates or {})
 
     # -- hooks for subclasses -----------------------------------------------------------------
 
@@ -428,69 +525,6 @@ class HttpSmsVendor(AsyncCloseable):
             failed.update(result.failed)
         return message_ids, failed
 
-    # -- helpers for subclasses -----------------------------------------------------------------
-
-    def redact(self, text: str) -> str:
-        """``text`` (a vendor's message) shortened, with every known credential masked."""
-        for secret in self._secrets:
-            text = text.replace(secret.get_secret_value(), "***")
-        if len(text) > _MAX_VENDOR_MESSAGE:
-            text = text[:_MAX_VENDOR_MESSAGE] + "..."
-        return text
-
-    def vendor_error(
-        self,
-        code: str,
-        message: str,
-        *,
-        table: CodeTable,
-        retry_after: float | None = None,
-        numbers: Iterable[str] | None = None,
-    ) -> SendError:
-        """The gocomm error for the vendor's ``code``: permanent or retryable per ``table``."""
-        permanent = table.is_permanent(code)
-        advice = (
-            "check the number, template, signature or credentials" if permanent else "retry later"
-        )
-        text = f"{self.name}: vendor answered {code}: {self.redact(message) or 'no message'}"
-        if numbers is not None:
-            text += f" (numbers: {', '.join(numbers)})"
-        text += f"; {advice}"
-        cls = PermanentError if permanent else SendError
-        return cls(text, vendor=self.name, code=code, retry_after=retry_after)
-
-    def status_error(self, response: httpx.Response, *, what: str = "request") -> SendError:
-        """The error for an HTTP answer the vendor's body did not explain: 5xx/429/408
-        retryable, 401/403 permanent (credentials), anything else retryable (unknown)."""
-        status = response.status_code
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if status in (401, 403):
-            return PermanentError(
-                f"{self.name}: {what} refused with HTTP {status}; check the credentials",
-                vendor=self.name,
-                code=f"HTTP{status}",
-            )
-        return SendError(
-            f"{self.name}: {what} failed with HTTP {status}; retry later",
-            vendor=self.name,
-            code=f"HTTP{status}",
-            retry_after=retry_after,
-        )
-
-    async def post(
-        self,
-        url: str,
-        *,
-        content: bytes,
-        headers: Mapping[str, str],
-        numbers: Sequence[str],
-        what: str = "SendSms request",
-    ) -> httpx.Response:
-        """POST through the vendor's client, with httpx errors turned into gocomm errors
-        naming ``what`` and leaving ``numbers`` unsent."""
-        with transport_errors(self.name, unsent=numbers, what=what):
-            return await self._client.post(url, content=content, headers=dict(headers))
-
     # -- the send -------------------------------------------------------------------------------
 
     def _recipients(self, to: Sequence[str]) -> list[tuple[str, str]]:
@@ -504,8 +538,10 @@ class HttpSmsVendor(AsyncCloseable):
 
         Raises :class:`~gocomm.errors.InvalidRecipient` / :class:`~gocomm.errors.InvalidMessage`
         before any request; otherwise a :class:`~gocomm.errors.SendError` whose ``unsent`` names
-        the numbers of ``to`` that did not get the message (retryable if any of them failed for a
-        retryable reason). A number listed twice (in any spelling) is sent one message.
+        the numbers of ``to`` still owed the message (retryable if any of them failed for a
+        retryable reason) and ``refused`` those the vendor refused for good. When every number
+        either got the message or was refused for good, and at least one got it, the receipt's
+        ``refused`` names the others. A number listed twice (in any spelling) is sent one message.
         """
         if self.closed:
             # Retrying a closed vendor cannot help: as the SMTP vendor, a permanent error.
@@ -518,34 +554,51 @@ class HttpSmsVendor(AsyncCloseable):
         message_ids, failed = await self._send_all(template, numbers)
         if not failed:
             return Receipt(vendor=self.name, message_ids=tuple(message_ids))
-        unsent = [number for number, vendor_number in pairs if vendor_number in failed]
-        raise self._combine(failed, unsent, sent=len(numbers) - len(failed))
+        # A failure whose error names its number in ``refused`` refused it for good.
+        gone = {number for number, error in failed.items() if number in error.refused}
+        unsent = [n for n, vendor_number in pairs if vendor_number in failed.keys() - gone]
+        refused = [n for n, vendor_number in pairs if vendor_number in gone]
+        sent = len(numbers) - len(failed)
+        if not unsent and sent:
+            # Everyone else got it: the send went through, naming those refused for good.
+            self.logger.warning("%s: refused for good: %s", self.name, _causes(failed))
+            return Receipt(vendor=self.name, message_ids=tuple(message_ids), refused=tuple(refused))
+        raise self._combine(failed, unsent, sent=sent, refused=refused)
 
     def _combine(
-        self, failed: Mapping[str, SendError], unsent: Sequence[str], *, sent: int
+        self,
+        failed: Mapping[str, SendError],
+        unsent: Sequence[str],
+        *,
+        sent: int,
+        refused: Sequence[str] = (),
     ) -> SendError:
-        """One error for every failed number; ``unsent`` is in the caller's spelling."""
+        """One error for every failed number; ``unsent`` (still owed) and ``refused`` (refused
+        for good) are in the caller's spelling. Retryable if any owed number failed for a
+        retryable reason."""
         errors = list({id(e): e for e in failed.values()}.values())
         if len(errors) == 1 and sent == 0:
             # One failure that covers everyone: raise it as it is, naming all as unsent.
             error = errors[0]
             error.unsent = tuple(unsent)
+            error.refused = tuple(refused)
             return error
-        retryable = [e for e in errors if is_retryable(e)]
+        gone = {n for n, e in failed.items() if n in e.refused}
+        owed = {id(e): e for n, e in failed.items() if n not in gone}
+        retryable = [e for e in owed.values() if is_retryable(e)]
         retry_afters = [e.retry_after for e in retryable if e.retry_after is not None]
-        causes = "; ".join(
-            f"{number}: {error.code or type(error).__name__}"
-            for number, error in list(failed.items())[:10]
-        )
-        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
-        message = (
-            f"{self.name}: sent to {sent} of {sent + len(failed)} numbers; not sent to "
-            f"{causes}{more}"
-        )
+        not_sent = {n: e for n, e in failed.items() if n not in gone}
+        message = f"{self.name}: sent to {sent} of {sent + len(failed)} numbers"
+        if not_sent:
+            message += f"; not sent to {_causes(not_sent)}"
+        if gone:
+            message += f"; refused for good: {_causes({n: failed[n] for n in failed if n in gone})}"
         cls: type[SendError]
         if not retryable:
-            cls, advice = PermanentError, "fix these numbers or the template"
-        elif all(isinstance(e, SendTimeout) for e in errors):
+            invalid = all(isinstance(e, InvalidRecipient) for e in errors)
+            cls = InvalidRecipient if invalid and not owed else PermanentError
+            advice = "fix these numbers or the template"
+        elif all(isinstance(e, SendTimeout) for e in owed.values()):
             cls, advice = SendTimeout, "retry the unsent numbers later"
         else:
             cls, advice = SendError, "retry the unsent numbers later"
@@ -555,6 +608,16 @@ class HttpSmsVendor(AsyncCloseable):
             code=(retryable or errors)[0].code,
             retry_after=max(retry_afters) if retry_afters else None,
             unsent=unsent,
+            refused=refused,
         )
         combined.__cause__ = (retryable or errors)[0]
         return combined
+
+
+def _causes(failed: Mapping[str, SendError]) -> str:
+    """``number: code`` for the first ten failures, for a message."""
+    causes = "; ".join(
+        f"{number}: {error.code or type(error).__name__}"
+        for number, error in list(failed.items())[:10]
+    )
+    return causes + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")

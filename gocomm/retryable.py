@@ -5,7 +5,9 @@
 attempts). Both go beyond go-comm where it matters for a messaging library:
 
 * each retry is sent only to the recipients still owed the message (``unsent``), so nobody gets
-  a second copy because a vendor reached some recipients and failed for others;
+  a second copy because a vendor reached some recipients and failed for others, and nobody a
+  vendor refused for good (``refused``) is tried again; the receipt or the final error names
+  every refused recipient;
 * ``asyncio.CancelledError`` (the caller's cancellation or deadline) is never caught, so it is
   never retried, and a wait it interrupts ends at once;
 * an error that ``retry_on`` refuses is raised as it is, after one call;
@@ -15,7 +17,6 @@ attempts). Both go beyond go-comm where it matters for a messaging library:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import math
@@ -24,8 +25,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from gocomm.errors import ConfigError, RetryExhausted, is_retryable, unsent_of
-from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
+from gocomm.errors import (
+    ConfigError,
+    RetryExhausted,
+    is_retryable,
+    narrow_unsent,
+    refused_of,
+    unsent_of,
+)
+from gocomm.sender import (
+    AsyncCloseable,
+    Receipt,
+    Sender,
+    aclose_all,
+    merge_refused,
+    vendor_name,
+    with_refused,
+)
 
 __all__ = [
     "Interval",
@@ -171,20 +187,19 @@ def _retry_after(exc: BaseException) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _narrow(exc: BaseException, owed: tuple[str, ...], to: tuple[str, ...]) -> None:
-    """Make ``exc.unsent`` name what is still owed out of the caller's ``to``."""
-    if owed == to and getattr(exc, "unsent", None) is None:
-        return  # None already means "all of to"
-    # An exception type with __slots__ cannot take the attribute; nothing better to do then.
-    with contextlib.suppress(AttributeError):
-        exc.unsent = owed or None  # type: ignore[attr-defined]
-
-
-def _sent_anyway(exc: BaseException, sender: object, attempts: int = 1) -> Receipt:
-    """The receipt for an error that left nobody owed: everyone got the message after all."""
+def _sent_anyway(
+    exc: BaseException, sender: object, attempts: int = 1, refused: tuple[str, ...] = ()
+) -> Receipt:
+    """The receipt for an error that left nobody owed: everyone got the message after all,
+    but for those refused for good."""
     vendor = getattr(exc, "vendor", None)
     name = vendor if isinstance(vendor, str) else vendor_name(sender)
-    return Receipt(vendor=name, attempts=attempts)
+    return Receipt(vendor=name, attempts=attempts, refused=refused)
+
+
+def _all_refused(to: tuple[str, ...], refused: tuple[str, ...]) -> bool:
+    """Whether every recipient of ``to`` was refused for good (so nobody got the message)."""
+    return bool(refused) and set(to) <= set(refused)
 
 
 class _RetryBase(AsyncCloseable, Generic[T]):
@@ -233,28 +248,40 @@ class _RetryBase(AsyncCloseable, Generic[T]):
     ) -> Receipt | None:
         """Attempts 2..n after the first failed with ``error``."""
         owed = to
+        refused: tuple[str, ...] = ()
         attempt = 1
         while True:
             explicit = getattr(error, "unsent", None) is not None
+            refused = merge_refused(refused, refused_of(error))
             owed = unsent_of(error, owed)
             # Owed nobody: owed is empty although to was not (a send to nobody that failed
-            # stays a failure). An error with an empty unsent is thus never raised.
-            if explicit and not owed and to:
+            # stays a failure). An error with an empty unsent is raised only when every
+            # recipient was refused for good; refused recipients are never tried again.
+            if not owed and to and (explicit or refused):
+                if _all_refused(to, refused):
+                    narrow_unsent(error, owed, to, refused)
+                    raise error
                 # The vendor raised but says nobody is owed the message: that is a send.
                 self._logger.warning(
-                    "%s raised %s but left no recipient unsent; treating the send as done",
+                    "%s raised %s but left no recipient unsent (%d refused for good); "
+                    "treating the send as done",
                     vendor_name(self._sender),
                     type(error).__name__,
+                    len(refused),
                 )
-                return _sent_anyway(error, self._sender, attempt)
+                return _sent_anyway(error, self._sender, attempt, refused)
             if not self._retry_on(error):
-                _narrow(error, owed, to)
+                narrow_unsent(error, owed, to, refused)
                 raise error
             if attempt >= self._max_attempts:
-                raise RetryExhausted(attempt, error, unsent=owed or None) from error
+                raise RetryExhausted(
+                    attempt, error, unsent=owed or None, refused=refused
+                ) from error
             wait = self._wait(attempt, error)
             if wait is None:  # retry_after beyond max_delay: retrying now cannot help
-                raise RetryExhausted(attempt, error, unsent=owed or None) from error
+                raise RetryExhausted(
+                    attempt, error, unsent=owed or None, refused=refused
+                ) from error
             self._logger.warning(
                 "attempt %d of %d via %s failed (%s: %s); retrying %d recipient(s)%s",
                 attempt,
@@ -273,6 +300,7 @@ class _RetryBase(AsyncCloseable, Generic[T]):
             except Exception as exc:
                 error = exc
                 continue
+            receipt = with_refused(receipt, refused, self._sender)
             if receipt is not None and receipt.attempts != attempt:
                 receipt = dataclasses.replace(receipt, attempts=attempt)
             return receipt

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
-__all__ = ["AsyncCloseable", "Receipt", "Sender", "aclose_all"]
+__all__ = ["AsyncCloseable", "Receipt", "Sender", "aclose_all", "merge_refused", "with_refused"]
 
 T_contra = TypeVar("T_contra", contravariant=True)
 
@@ -24,6 +24,31 @@ class Receipt:
     message_ids: tuple[str, ...] = ()
     attempts: int = 1
     refused: tuple[str, ...] = ()
+
+
+def merge_refused(*groups: tuple[str, ...]) -> tuple[str, ...]:
+    """The recipients of every group, each once, in the order first seen."""
+    return tuple(dict.fromkeys(r for group in groups for r in group))
+
+
+def with_refused(
+    receipt: Receipt | None, refused: tuple[str, ...], sender: object
+) -> Receipt | None:
+    """``receipt`` also naming ``refused`` (recipients an earlier attempt refused for good).
+
+    A sender that returned None still gets a receipt when someone was refused, so that the
+    refusal is reported.
+    """
+    if not refused:
+        return receipt
+    if receipt is None:
+        return Receipt(vendor=vendor_name(sender), refused=refused)
+    return Receipt(
+        vendor=receipt.vendor,
+        message_ids=receipt.message_ids,
+        attempts=receipt.attempts,
+        refused=merge_refused(refused, receipt.refused),
+    )
 
 
 @runtime_checkable

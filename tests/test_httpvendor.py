@@ -21,6 +21,7 @@ from gocomm.httpvendor import (
     BatchResult,
     CodeTable,
     HttpSmsVendor,
+    HttpVendor,
     HttpVendorSettings,
     ResolvedTemplate,
     SmsTemplate,
@@ -157,7 +158,8 @@ class Scripted(HttpSmsVendor):
 
     def __init__(self, endpoint: str, outcomes: dict[str, str]) -> None:
         super().__init__(endpoint=endpoint, connect_timeout=1, read_timeout=1, secrets=["k3y"])
-        self.outcomes = outcomes  # number -> "ok" | "permanent" | "retryable" | "batch-<kind>"
+        # number -> "ok" | "permanent" | "retryable" | "refused" (for good) | "batch-<kind>"
+        self.outcomes = outcomes
         self.batches: list[list[str]] = []
 
     def _vendor_number(self, e164: str) -> str:
@@ -165,7 +167,7 @@ class Scripted(HttpSmsVendor):
 
     async def _send_batch(self, template: ResolvedTemplate, numbers: Sequence[str]) -> BatchResult:
         self.batches.append(list(numbers))
-        response = await self.post("/", content=b"x", headers={}, numbers=numbers)
+        response = await self.post("/", content=b"x", headers={}, unsent=numbers)
         assert response.status_code == 200
         kinds = {n: self.outcomes.get(n, "ok") for n in numbers}
         for kind in kinds.values():
@@ -175,8 +177,13 @@ class Scripted(HttpSmsVendor):
         failed = {
             n: self.vendor_error("P" if k == "permanent" else "R", "", table=TABLE, retry_after=2)
             for n, k in kinds.items()
-            if k != "ok"
+            if k not in ("ok", "refused")
         }
+        failed.update(
+            (n, InvalidRecipient(f"{n} is no number", vendor=self.name, code="X", refused=[n]))
+            for n, k in kinds.items()
+            if k == "refused"
+        )
         return BatchResult(tuple(f"id-{n}" for n in numbers if n not in failed), failed)
 
 
@@ -219,6 +226,36 @@ async def test_mixed_failure_is_retryable_with_all_unsent(server: LocalHttpServe
     assert caught.value.code == "R"
 
 
+async def test_refused_numbers_are_not_owed(server: LocalHttpServer) -> None:
+    # A retryable failure beside a refusal: retryable, unsent holds only the retryable number.
+    outcomes = {"111": "refused", "133": "retryable"}
+    async with Scripted(server.url, outcomes) as vendor:
+        with pytest.raises(SendError) as caught:
+            await vendor.send("t", {}, "+111", "+122", "+133")
+    assert is_retryable(caught.value)
+    assert (caught.value.unsent, caught.value.refused) == (("+133",), ("+111",))
+    assert "not sent to 133: R; refused for good: 111: X" in str(caught.value)
+
+
+async def test_the_others_sent_and_the_rest_refused_is_a_receipt(
+    server: LocalHttpServer,
+) -> None:
+    async with Scripted(server.url, {"122": "refused"}) as vendor:
+        receipt = await vendor.send("t", {}, "+111", "+1 22", "+133")
+    assert receipt == Receipt("scripted", ("id-111", "id-133"), refused=("+1 22",))
+
+
+async def test_everyone_refused_is_an_invalid_recipient(server: LocalHttpServer) -> None:
+    async with Scripted(server.url, {"111": "refused", "122": "refused"}) as vendor:
+        with pytest.raises(InvalidRecipient) as caught:
+            await vendor.send("t", {}, "+111", "+122")
+    assert (caught.value.unsent, caught.value.refused) == ((), ("+111", "+122"))
+    async with Scripted(server.url, {"111": "refused"}) as vendor:
+        with pytest.raises(InvalidRecipient) as caught:
+            await vendor.send("t", {}, "+111")
+    assert (caught.value.unsent, caught.value.refused) == ((), ("+111",))
+
+
 async def test_failed_batch_leaves_later_batches_unsent(server: LocalHttpServer) -> None:
     async with Scripted(server.url, {"133": "batch-retryable"}) as vendor:
         with pytest.raises(SendError) as caught:
@@ -253,3 +290,38 @@ async def test_a_closed_vendor_refuses_permanently(server: LocalHttpServer) -> N
     with pytest.raises(PermanentError, match="closed"):
         await vendor.send("t", {}, "+111")
     assert server.requests == []
+
+
+class Mailer(HttpVendor):
+    """A channel-neutral HTTP vendor (as an email vendor would be): only the base class."""
+
+    name: ClassVar[str] = "mailer"
+
+
+async def test_http_vendor_base_posts_and_builds_errors() -> None:
+    async def answer(request: HttpRequest) -> HttpResponse:
+        if request.path == "/busy":
+            return HttpResponse(429, b"", {"Retry-After": "7"})
+        return HttpResponse.json({"echo": request.body.decode()}, headers={"X-Id": "m-1"})
+
+    async with (
+        LocalHttpServer(answer) as server,
+        Mailer(
+            endpoint=server.url + "/", connect_timeout=1, read_timeout=1, secrets=["s3cret"]
+        ) as vendor,
+    ):
+        assert repr(vendor) == f"Mailer(endpoint={server.url!r})"
+        ok = await vendor.post("/send", content=b"hi", headers={"Content-Type": "text/plain"})
+        assert ok.json() == {"echo": "hi"}
+        assert ok.headers.get("x-id") == "m-1"
+        busy = await vendor.post("/busy", content=b"", headers={}, unsent=["a@example.com"])
+        error = vendor.status_error(busy, what="Send request")
+        assert (type(error), error.retry_after, error.code) == (SendError, 7.0, "HTTP429")
+        permanent = vendor.vendor_error(
+            "P", "bad key s3cret", table=TABLE, recipients=["a@example.com"]
+        )
+        assert isinstance(permanent, PermanentError)
+        assert "s3cret" not in str(permanent)
+        assert "a@example.com" in str(permanent)
+        assert "check the request and the credentials" in str(permanent)
+    assert vendor.closed

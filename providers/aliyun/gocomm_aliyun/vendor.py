@@ -135,7 +135,8 @@ class AliyunSms(HttpSmsVendor):
             "/",
             content=body,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
-            numbers=numbers,
+            unsent=numbers,
+            what="SendSms request",
         )
         code, message, biz_id = self._parse(response)
         if code == "OK" and response.status_code == 200:

@@ -138,7 +138,11 @@ class TencentCloudSms(HttpSmsVendor):
     async def _send_batch(self, template: ResolvedTemplate, numbers: Sequence[str]) -> BatchResult:
         payload = self._payload(template, numbers)
         response = await self.post(
-            "/", content=payload, headers=self._headers(payload), numbers=numbers
+            "/",
+            content=payload,
+            headers=self._headers(payload),
+            unsent=numbers,
+            what="SendSms request",
         )
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         result = self._response_body(response)
@@ -192,6 +196,6 @@ class TencentCloudSms(HttpSmsVendor):
                     str(item.get("Message", "")),
                     table=ERROR_CODES,
                     retry_after=retry_after,
-                    numbers=[number],
+                    recipients=[number],
                 )
         return BatchResult(message_ids=tuple(message_ids), failed=failed)

@@ -169,7 +169,7 @@ class TwilioSms(HttpSmsVendor):
             self._path,
             content=urlencode(form).encode("ascii"),
             headers=headers,
-            numbers=numbers,
+            unsent=numbers,
             what="Messages request",
         )
         return self._outcome(response, number)

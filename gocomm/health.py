@@ -1,0 +1,603 @@
+"""Circuit breakers: stop calling a vendor that keeps failing, in one process or in all of them.
+
+A breaker keeps one circuit per name (a vendor)::
+
+    closed ──(failure ratio reached over at least minimum_calls in the window)──▶ open
+    open ──(open_for seconds later)──▶ half-open: admits half_open_calls probes
+    half-open ──(a probe succeeds)──▶ closed        half-open ──(a probe fails)──▶ open
+
+* :class:`MemoryCircuitBreaker` keeps the circuits in this process.
+* :class:`RedisCircuitBreaker` keeps them in Redis, updated by Lua scripts on the server's clock,
+  so one process's evidence opens the breaker for every process, and the probes of a half-open
+  circuit are reserved across all processes.
+* :class:`BreakerSender` asks the breaker before calling its vendor and refuses with
+  :class:`~gocomm.errors.CircuitOpen` (retryable; failover moves on to the next vendor at once).
+
+Only evidence of the vendor's health counts (:func:`is_health_failure`): timeouts, transport
+errors and retryable :class:`~gocomm.errors.SendError`\\s are failures; permanent errors, bad
+input, limits and cancellation count as nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from redis.asyncio import Redis
+
+from gocomm.errors import (
+    CircuitOpen,
+    CommError,
+    ConfigError,
+    Limited,
+    LimiterError,
+    PermanentError,
+    SendError,
+    is_retryable,
+)
+from gocomm.ratelimit._checks import positive_int, positive_number
+from gocomm.ratelimit.base import Decision
+from gocomm.ratelimit.redis_scripts import Script, runner_for
+from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
+
+__all__ = [
+    "BreakerDecision",
+    "BreakerSender",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "MemoryCircuitBreaker",
+    "RedisCircuitBreaker",
+    "is_health_failure",
+]
+
+T = TypeVar("T")
+
+#: Buckets of the sliding window: outcomes older than ``window`` leave it a tenth at a time.
+BUCKETS = 10
+
+#: The prefix of every key the Redis breaker creates, unless one is given.
+DEFAULT_PREFIX = "gocomm:breaker:"
+
+_DEFAULT_LOGGER = logging.getLogger("gocomm.health")
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerDecision(Decision):
+    """A breaker's answer: ``limited`` (open: do not call), ``retry_after`` (seconds it stays
+    so) and ``probe`` (admitted as one of a half-open circuit's probes)."""
+
+    probe: bool = False
+
+
+_CLOSED = BreakerDecision(False)
+_PROBE = BreakerDecision(False, None, True)
+
+
+@runtime_checkable
+class CircuitBreaker(Protocol):
+    """Decides whether a vendor may be called, from the outcomes recorded for it."""
+
+    async def allow(self, name: str) -> Decision: ...
+
+    async def record(self, name: str, ok: bool) -> None: ...
+
+
+def is_health_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is evidence that a vendor is unhealthy.
+
+    Timeouts, transport errors (``OSError``) and retryable gocomm errors are; permanent errors,
+    bad input, limits, a limiter's own failure, an open breaker, cancellation and exceptions
+    gocomm does not know (a bug says nothing of the vendor) are not.
+    """
+    if isinstance(exc, PermanentError | Limited | LimiterError | CircuitOpen | ConfigError):
+        return False
+    if isinstance(exc, TimeoutError | OSError | SendError):
+        return True
+    return isinstance(exc, CommError) and is_retryable(exc)
+
+
+def _ratio(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ConfigError(f"failure_ratio must be a number above 0 and at most 1, got {value!r}")
+    return float(value)
+
+
+class _Settings:
+    """The parameters every breaker takes, checked."""
+
+    def __init__(
+        self,
+        failure_ratio: float,
+        minimum_calls: int,
+        window: float,
+        open_for: float,
+        half_open_calls: int,
+        logger: logging.Logger | None,
+    ) -> None:
+        self.failure_ratio = _ratio(failure_ratio)
+        self.minimum_calls = positive_int("minimum_calls", minimum_calls)
+        self.window = positive_number("window", window, "of seconds")
+        self.open_for = positive_number("open_for", open_for, "of seconds")
+        self.half_open_calls = positive_int("half_open_calls", half_open_calls)
+        self._logger = logger if logger is not None else _DEFAULT_LOGGER
+
+    def _describe(self) -> str:
+        return (
+            f"failure_ratio={self.failure_ratio:g}, minimum_calls={self.minimum_calls}, "
+            f"window={self.window:g}, open_for={self.open_for:g}, "
+            f"half_open_calls={self.half_open_calls}"
+        )
+
+
+# ------------------------------------------------------------------------------------ memory
+
+
+class _Circuit:
+    """One name's state: ``open_until`` is None while closed; past it, the circuit is
+    half-open and ``probes`` holds the expiry of each probe slot taken."""
+
+    __slots__ = ("calls", "epochs", "failures", "open_until", "probes")
+
+    def __init__(self) -> None:
+        self.open_until: float | None = None
+        self.probes: list[float] = []
+        self.epochs = [-1] * BUCKETS
+        self.calls = [0] * BUCKETS
+        self.failures = [0] * BUCKETS
+
+    def reset(self, open_until: float | None) -> None:
+        self.open_until = open_until
+        self.probes = []
+        self.epochs = [-1] * BUCKETS
+
+
+class MemoryCircuitBreaker(_Settings):
+    """Circuit breakers kept in this process (times in seconds of ``clock``).
+
+    Closed: outcomes are counted in ``BUCKETS`` buckets spanning ``window``; when at least
+    ``minimum_calls`` fell in the window and the share of failures reaches ``failure_ratio``,
+    the circuit opens. Open: every call is refused for ``open_for``. Then half-open:
+    ``half_open_calls`` probes are admitted (a probe holds its slot until its outcome, or
+    ``open_for`` at most); a probe's success closes the circuit with a fresh window, its
+    failure opens it again. Safe under concurrent asyncio tasks: nothing awaits inside.
+    """
+
+    def __init__(
+        self,
+        *,
+        failure_ratio: float = 0.5,
+        minimum_calls: int = 20,
+        window: float = 30.0,
+        open_for: float = 30.0,
+        half_open_calls: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        super().__init__(failure_ratio, minimum_calls, window, open_for, half_open_calls, logger)
+        self._clock = clock
+        self._width = self.window / BUCKETS
+        self._circuits: dict[str, _Circuit] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryCircuitBreaker({self._describe()})"
+
+    async def allow(self, name: str) -> BreakerDecision:
+        return self.allow_now(name)
+
+    async def record(self, name: str, ok: bool) -> None:
+        self.record_now(name, ok)
+
+    async def release(self, name: str) -> None:
+        """Give back a probe slot whose call ended with no evidence either way."""
+        circuit = self._circuits.get(name)
+        if circuit is not None and circuit.probes:
+            circuit.probes.pop()
+
+    def allow_now(self, name: str) -> BreakerDecision:
+        """:meth:`allow` without the coroutine (for :class:`BreakerSender`'s fast path)."""
+        circuit = self._circuits.get(name)
+        if circuit is None or circuit.open_until is None:
+            return _CLOSED
+        now = self._clock()
+        if now < circuit.open_until:
+            return BreakerDecision(True, circuit.open_until - now)
+        probes = [expiry for expiry in circuit.probes if expiry > now]
+        circuit.probes = probes
+        if len(probes) < self.half_open_calls:
+            probes.append(now + self.open_for)
+            return _PROBE
+        return BreakerDecision(True, min(probes) - now)
+
+    def record_now(self, name: str, ok: bool) -> None:
+        """:meth:`record` without the coroutine (for :class:`BreakerSender`'s fast path)."""
+        circuit = self._circuits.get(name)
+        if circuit is None:
+            circuit = self._circuits[name] = _Circuit()
+        now = self._clock()
+        if circuit.open_until is not None:
+            if now < circuit.open_until:
+                return  # the late outcome of a call admitted before the circuit opened
+            if ok:
+                circuit.reset(None)
+                self._logger.info("circuit %s closed: a probe succeeded", name)
+            else:
+                circuit.reset(now + self.open_for)
+                self._logger.warning(
+                    "circuit %s opened again: a probe failed; refusing calls for %gs",
+                    name,
+                    self.open_for,
+                )
+            return
+        epoch = int(now // self._width)
+        slot = epoch % BUCKETS
+        if circuit.epochs[slot] != epoch:
+            circuit.epochs[slot] = epoch
+            circuit.calls[slot] = 0
+            circuit.failures[slot] = 0
+        circuit.calls[slot] += 1
+        if ok:
+            return
+        circuit.failures[slot] += 1
+        oldest = epoch - BUCKETS
+        calls = failures = 0
+        for bucket in range(BUCKETS):
+            if circuit.epochs[bucket] > oldest:
+                calls += circuit.calls[bucket]
+                failures += circuit.failures[bucket]
+        if calls >= self.minimum_calls and failures >= self.failure_ratio * calls:
+            circuit.reset(now + self.open_for)
+            self._logger.warning(
+                "circuit %s opened: %d of %d calls failed in the last %gs; refusing calls "
+                "for %gs",
+                name,
+                failures,
+                calls,
+                self.window,
+                self.open_for,
+            )
+
+
+# ------------------------------------------------------------------------------------- Redis
+
+# Every circuit is one hash, ``<prefix>{<name>}``, times in milliseconds of Redis TIME:
+#   until       while set, the circuit is open until then, and half-open after
+#   p1..pN      half-open: the expiry of each probe slot taken
+#   eI cI fI    closed: bucket I (epoch % buckets) of the window: its epoch, calls, failures
+# Every write leaves a TTL on the hash; a hash that expired is a closed circuit.
+
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# ARGV: open_for (ms), half_open_calls, ttl (ms).
+# Returns {0, 0} admitted, {0, 1} admitted as a probe, {1, ms} refused for ms more.
+_ALLOW_SOURCE = (
+    """
+local key = KEYS[1]
+local open_until = tonumber(redis.call('HGET', key, 'until'))
+if not open_until then return {0, 0} end
+"""
+    + _NOW_MS
+    + """
+if now < open_until then return {1, math.max(1, open_until - now)} end
+local earliest = nil
+for i = 1, tonumber(ARGV[2]) do
+  local field = 'p' .. i
+  local expiry = tonumber(redis.call('HGET', key, field))
+  if not expiry or expiry <= now then
+    redis.call('HSET', key, field, now + tonumber(ARGV[1]))
+    redis.call('PEXPIRE', key, ARGV[3])
+    return {0, 1}
+  end
+  if not earliest or expiry < earliest then earliest = expiry end
+end
+return {1, math.max(1, earliest - now)}
+"""
+)
+
+# ARGV: successes, failures, window (ms), buckets, minimum_calls, failure_ratio, open_for (ms),
+# ttl (ms). Returns 0 nothing changed, 1 opened, 2 closed.
+_RECORD_SOURCE = (
+    """
+local key = KEYS[1]
+local ok = tonumber(ARGV[1])
+local failed = tonumber(ARGV[2])
+local ttl = ARGV[8]
+"""
+    + _NOW_MS
+    + """
+local open_until = tonumber(redis.call('HGET', key, 'until'))
+if open_until then
+  if now < open_until then return 0 end
+  redis.call('DEL', key)
+  if failed > 0 then
+    redis.call('HSET', key, 'until', now + tonumber(ARGV[7]))
+    redis.call('PEXPIRE', key, ttl)
+    return 1
+  end
+  return 2
+end
+local buckets = tonumber(ARGV[4])
+local epoch = math.floor(now / (tonumber(ARGV[3]) / buckets))
+local slot = epoch % buckets
+local e, c, f = 'e' .. slot, 'c' .. slot, 'f' .. slot
+if tonumber(redis.call('HGET', key, e)) ~= epoch then
+  redis.call('HSET', key, e, epoch, c, 0, f, 0)
+end
+redis.call('HINCRBY', key, c, ok + failed)
+redis.call('PEXPIRE', key, ttl)
+if failed == 0 then return 0 end
+redis.call('HINCRBY', key, f, failed)
+local calls, failures = 0, 0
+for s = 0, buckets - 1 do
+  local row = redis.call('HMGET', key, 'e' .. s, 'c' .. s, 'f' .. s)
+  if row[1] and tonumber(row[1]) > epoch - buckets then
+    calls = calls + tonumber(row[2])
+    failures = failures + tonumber(row[3])
+  end
+end
+if calls >= tonumber(ARGV[5]) and failures >= tonumber(ARGV[6]) * calls then
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'until', now + tonumber(ARGV[7]))
+  redis.call('PEXPIRE', key, ttl)
+  return 1
+end
+return 0
+"""
+)
+
+# ARGV: half_open_calls. Frees the most recently taken probe slot.
+_RELEASE_SOURCE = """
+local key = KEYS[1]
+local latest, field = nil, nil
+for i = 1, tonumber(ARGV[1]) do
+  local expiry = tonumber(redis.call('HGET', key, 'p' .. i))
+  if expiry and (not latest or expiry > latest) then latest, field = expiry, 'p' .. i end
+end
+if field then redis.call('HDEL', key, field) end
+return 0
+"""
+
+
+def _script(name: str, source: str) -> Script:
+    return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+
+_ALLOW = _script("breaker_allow", _ALLOW_SOURCE)
+_RECORD = _script("breaker_record", _RECORD_SOURCE)
+_RELEASE = _script("breaker_release", _RELEASE_SOURCE)
+
+
+def _millis(name: str, seconds: float) -> int:
+    millis = round(seconds * 1000)
+    if millis < 1:
+        raise ConfigError(f"{name} must be at least 0.001 seconds, got {seconds!r}")
+    return millis
+
+
+class RedisCircuitBreaker(_Settings):
+    """Circuit breakers kept in Redis and shared by every process that uses the same Redis and
+    ``prefix``; the same rules as :class:`MemoryCircuitBreaker`, on the Redis server's clock.
+
+    Each decision is one Lua script, pipelined with the other decisions and limiter calls
+    waiting at the same moment (see :mod:`gocomm.ratelimit.redis_scripts`). Outcomes are not
+    waited for: those recorded during one turn of the event loop are added up per name and sent
+    as one script call in the next pipeline, so recording costs no round trip of its own.
+    ``timeout`` bounds each call; past it, or when Redis fails, :meth:`allow` raises
+    :class:`~gocomm.errors.LimiterError` (:class:`BreakerSender` then calls the vendor anyway).
+    The breaker never closes the client it is given.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        failure_ratio: float = 0.5,
+        minimum_calls: int = 20,
+        window: float = 30.0,
+        open_for: float = 30.0,
+        half_open_calls: int = 1,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 1.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        super().__init__(failure_ratio, minimum_calls, window, open_for, half_open_calls, logger)
+        if not isinstance(redis, Redis):
+            raise ConfigError(
+                f"redis must be a redis.asyncio.Redis client, got {type(redis).__name__}"
+            )
+        if not isinstance(prefix, str):
+            raise ConfigError(f"prefix must be a string, got {type(prefix).__name__}")
+        self.redis = redis
+        self.prefix = prefix
+        self.timeout = positive_number("timeout", timeout, "of seconds")
+        self._runner = runner_for(redis)
+        window_ms = _millis("window", self.window)
+        open_for_ms = _millis("open_for", self.open_for)
+        ttl_ms = max(window_ms, 2 * open_for_ms) + 1000
+        self._allow_args = (open_for_ms, self.half_open_calls, ttl_ms)
+        self._record_args = (
+            window_ms,
+            BUCKETS,
+            self.minimum_calls,
+            repr(self.failure_ratio),
+            open_for_ms,
+            ttl_ms,
+        )
+        self._pending: dict[str, list[int]] = {}  # name -> [successes, failures] to send
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # where a flush is scheduled
+
+    def __repr__(self) -> str:
+        return f"RedisCircuitBreaker({self._describe()}, prefix={self.prefix!r})"
+
+    def redis_key(self, name: str) -> str:
+        """The hash holding ``name``'s circuit: ``<prefix>{<name>}`` (a Cluster hash tag)."""
+        return f"{self.prefix}{{{name}}}"
+
+    async def allow(self, name: str) -> BreakerDecision:
+        if self._pending:
+            self._flush()  # queued ahead of this decision, so it sees this process's outcomes
+        refused, value = await self._runner.run(
+            _ALLOW, self.redis_key(name), self._allow_args, self.timeout
+        )
+        if refused:
+            return BreakerDecision(True, int(value) / 1000)
+        return _PROBE if value else _CLOSED
+
+    async def record(self, name: str, ok: bool) -> None:
+        pending = self._pending
+        loop = asyncio.get_running_loop()
+        if self._flush_loop is not loop:
+            self._flush_loop = loop
+            loop.call_soon(self._flush)
+        counts = pending.get(name)
+        if counts is None:
+            counts = pending[name] = [0, 0]
+        counts[0 if ok else 1] += 1
+
+    async def release(self, name: str) -> None:
+        """Give back a probe slot whose call ended with no evidence either way."""
+        future = self._runner.submit_detached(
+            _RELEASE, self.redis_key(name), (self.half_open_calls,), self.timeout
+        )
+        future.add_done_callback(self._log_failure)
+        await asyncio.wait([future])  # a failure is logged, never raised: it costs a probe slot
+
+    async def flush(self) -> None:
+        """Send the outcomes recorded so far and wait until Redis has counted them."""
+        futures = self._flush()
+        if futures:
+            await asyncio.wait(futures)
+
+    def _flush(self) -> list[asyncio.Future[Any]]:
+        pending, self._pending = self._pending, {}
+        self._flush_loop = None
+        futures = []
+        for name, (successes, failures) in pending.items():
+            future = self._runner.submit_detached(
+                _RECORD,
+                self.redis_key(name),
+                (successes, failures, *self._record_args),
+                self.timeout,
+            )
+            future.add_done_callback(self._log_failure)
+            futures.append(future)
+        return futures
+
+    def _log_failure(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            self._logger.warning(
+                "the circuit breaker could not record outcomes in Redis: %s", error
+            )
+
+
+# ------------------------------------------------------------------------------------ sender
+
+
+class BreakerSender(AsyncCloseable, Generic[T]):
+    """Calls ``sender`` only while ``breaker`` allows it, and tells the breaker how it went.
+
+    An open circuit raises :class:`~gocomm.errors.CircuitOpen` (retryable, ``retry_after`` the
+    time left open, every recipient unsent) without calling the vendor. A breaker that fails
+    (Redis unreachable) is logged and the vendor is called anyway: a breaker protects sends, it
+    must not stop them. ``name`` (default: the vendor's name) is the circuit's name; processes
+    share a circuit by name. Closing it closes ``sender``, never the breaker.
+    """
+
+    def __init__(
+        self,
+        sender: Sender[T],
+        breaker: CircuitBreaker,
+        *,
+        name: str | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if not callable(getattr(sender, "send", None)):
+            raise ConfigError(f"BreakerSender needs a sender with an async send(), got {sender!r}")
+        if not callable(getattr(breaker, "allow", None)) or not callable(
+            getattr(breaker, "record", None)
+        ):
+            raise ConfigError(
+                f"BreakerSender needs a CircuitBreaker (allow() and record()), got {breaker!r}"
+            )
+        self.sender = sender
+        self.breaker = breaker
+        self.name = name if name is not None else vendor_name(sender)
+        self._logger = logger if logger is not None else _DEFAULT_LOGGER
+        self._release = getattr(breaker, "release", None)
+        # The in-memory breaker answers without awaiting: skip its coroutines on the hot path.
+        self._memory = breaker if isinstance(breaker, MemoryCircuitBreaker) else None
+
+    def __repr__(self) -> str:
+        return f"BreakerSender({self.sender!r}, {self.breaker!r}, name={self.name!r})"
+
+    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
+        memory = self._memory
+        if memory is not None:
+            decision: Decision = memory.allow_now(self.name)
+        else:
+            decision = await self._allow()
+        if decision.limited:
+            raise self._open(decision, to)
+        try:
+            receipt = await self.sender.send(biz, args, *to)
+        except Exception as exc:
+            if is_health_failure(exc):
+                await self._record(False)
+            elif getattr(decision, "probe", False):
+                await self._give_back()
+            raise
+        except asyncio.CancelledError:
+            if getattr(decision, "probe", False):
+                await self._give_back()
+            raise
+        if memory is not None:
+            memory.record_now(self.name, True)
+        else:
+            await self._record(True)
+        return receipt
+
+    async def _allow(self) -> Decision:
+        try:
+            return await self.breaker.allow(self.name)
+        except LimiterError as exc:
+            self._logger.warning(
+                "circuit breaker of %s unavailable (%s); calling the vendor anyway", self.name, exc
+            )
+            return _CLOSED
+
+    async def _record(self, ok: bool) -> None:
+        try:
+            await self.breaker.record(self.name, ok)
+        except LimiterError as exc:
+            self._logger.warning(
+                "circuit breaker of %s could not record an outcome: %s", self.name, exc
+            )
+
+    async def _give_back(self) -> None:
+        if self._release is not None:
+            await self._release(self.name)
+
+    def _open(self, decision: Decision, to: tuple[str, ...]) -> CircuitOpen:
+        retry_after = decision.retry_after
+        wait = "" if retry_after is None else f" for another {retry_after:.3g}s"
+        return CircuitOpen(
+            f"the circuit breaker of {self.name} is open after repeated failures: not calling "
+            f"it{wait}; failover moves on to the next vendor",
+            vendor=self.name,
+            retry_after=retry_after,
+            unsent=to,
+        )
+
+    async def _aclose(self) -> None:
+        await aclose_all(self.sender)
+
