@@ -40,7 +40,12 @@ def celery_env(
     config = tmp_path / "gocomm.yaml"
     config.write_text(f"sms:\n  vendors:\n    - plugin: file\n      directory: {outbox}\n")
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("GOCOMM_")},
+        # Neither gocomm's variables nor a Django settings module (Celery would set Django up).
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("GOCOMM_") and k != "DJANGO_SETTINGS_MODULE"
+        },
         "GOCOMM_CONFIG": str(config),
         "CELERY_BROKER_URL": redis_url,
         "CELERY_RESULT_BACKEND": redis_url,
