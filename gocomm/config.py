@@ -6,6 +6,9 @@ The models are the source of truth for what a configuration may say (DESIGN §8)
     email / sms:                                           one section per channel
       vendors:   [{plugin: NAME, ...that vendor's keys}]  failover order
       failover:  {mode: error} | {mode: timeout, threshold, restore_after, attempt_timeout}
+                 | {mode: weighted, weights}
+      breaker:   {backend, failure_ratio, minimum_calls, window, open_for, half_open_calls}
+      routes:    [{prefixes, vendors, failover, breaker}]        by number prefix
       ratelimit: {backend, algorithm, key, fail_open, ...the algorithm's numbers}
       retry:     {max_attempts, interval: {kind: fixed|uniform|exponential, ...}, max_delay}
 
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHANNELS",
+    "BreakerSettings",
     "ChannelSettings",
     "ConcurrencyLimit",
     "ErrorFailover",
@@ -68,6 +73,7 @@ __all__ = [
     "KeyTemplate",
     "RedisSettings",
     "RetrySettings",
+    "RouteSettings",
     "SecretUrl",
     "Settings",
     "SlidingWindowLimit",
@@ -76,12 +82,14 @@ __all__ = [
     "TokenBucketLimit",
     "UniformInterval",
     "VendorEntry",
+    "WeightedFailover",
     "describe_stack",
     "describe_stacks",
     "key_function",
     "load_settings",
     "reference_markdown",
     "render_masked",
+    "uses_redis",
 ]
 
 #: The channels a configuration may have, in the order they are shown.
@@ -182,7 +190,20 @@ class TimeoutFailover(_Section):
     )
 
 
-FailoverSettings = Annotated[ErrorFailover | TimeoutFailover, Field(discriminator="mode")]
+class WeightedFailover(_Section):
+    """Start each send at a vendor picked by weight, then fail over in ring order."""
+
+    mode: Literal["weighted"] = Field(description="`weighted`.")
+    weights: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        min_length=1,
+        description="One positive weight per vendor, in the order of `vendors`: `[3, 1]` starts "
+        "three sends of four at the first (smooth weighted round robin).",
+    )
+
+
+FailoverSettings = Annotated[
+    ErrorFailover | TimeoutFailover | WeightedFailover, Field(discriminator="mode")
+]
 
 
 # ----------------------------------------------------------------------------------- ratelimit
@@ -385,6 +406,67 @@ class VendorEntry(BaseModel):
         return {"plugin": self.plugin, **keys}
 
 
+# ------------------------------------------------------------------------ health and routing
+
+
+class BreakerSettings(_Section):
+    """A circuit breaker around each vendor: stop calling one that keeps failing."""
+
+    backend: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="`memory` (this process) or `redis` (shared by every process).",
+    )
+    failure_ratio: float = Field(
+        default=0.5, gt=0, le=1, description="Share of failed calls in the window that opens it."
+    )
+    minimum_calls: int = Field(
+        default=20, ge=1, description="Calls the window must hold before it can open."
+    )
+    window: float = Field(default=30.0, gt=0, description="Seconds of outcomes counted.")
+    open_for: float = Field(
+        default=30.0, gt=0, description="Seconds an open breaker refuses before probing."
+    )
+    half_open_calls: int = Field(
+        default=1, ge=1, description="Probe calls admitted once `open_for` has passed."
+    )
+
+
+def _check_prefix(prefix: str) -> str:
+    if not re.fullmatch(r"\+[0-9]+", prefix):
+        raise ValueError("must be '+' followed by digits (an E.164 prefix such as +86)")
+    return prefix
+
+
+class RouteSettings(_Section):
+    """The recipients whose number starts with one of `prefixes` and the vendors they use."""
+
+    prefixes: list[Annotated[str, AfterValidator(_check_prefix)]] = Field(
+        min_length=1, description="E.164 prefixes, `+` and digits (`+86`); the longest wins."
+    )
+    vendors: list[VendorEntry] = Field(
+        min_length=1, description="This route's vendors in failover order."
+    )
+    failover: FailoverSettings = Field(
+        default_factory=ErrorFailover, description="How to move between this route's vendors."
+    )
+    breaker: BreakerSettings | None = Field(
+        default=None, description="A circuit breaker around each of this route's vendors."
+    )
+
+    @model_validator(mode="after")
+    def _weights_per_vendor(self) -> Self:
+        _check_weights(self.failover, len(self.vendors))
+        return self
+
+
+def _check_weights(failover: object, vendors: int) -> None:
+    if isinstance(failover, WeightedFailover) and len(failover.weights) != vendors:
+        raise ValueError(
+            f"failover.weights has {len(failover.weights)} weights for {vendors} vendors; "
+            "give one weight per vendor"
+        )
+
+
 # ------------------------------------------------------------------------------------ channels
 
 
@@ -405,6 +487,34 @@ class ChannelSettings(_Section):
     retry: RetrySettings | None = Field(
         default=None, description="The retry stage; left out, no retry."
     )
+    breaker: BreakerSettings | None = Field(
+        default=None, description="A circuit breaker around each vendor; left out, none."
+    )
+    routes: list[RouteSettings] = Field(
+        default_factory=list,
+        description="Routes by number prefix, each with its own vendors; the channel's own "
+        "`vendors` take the numbers no route matches.",
+    )
+
+    @model_validator(mode="after")
+    def _check_routes(self) -> Self:
+        _check_weights(self.failover, len(self.vendors))
+        owner: dict[str, int] = {}
+        for index, route in enumerate(self.routes):
+            for prefix in route.prefixes:
+                other = owner.setdefault(prefix, index)
+                if other != index:
+                    raise ValueError(
+                        f"routes[{index}].prefixes repeats a prefix of routes[{other}]; "
+                        "each prefix may belong to one route only"
+                    )
+        return self
+
+    def vendor_lists(self) -> list[tuple[tuple[str | int, ...], list[VendorEntry]]]:
+        """Every vendor list of the channel with its path below the channel: ``("vendors",)``
+        and ``("routes", i, "vendors")``."""
+        routes = [(("routes", i, "vendors"), r.vendors) for i, r in enumerate(self.routes)]
+        return [(("vendors",), self.vendors), *routes]
 
 
 class Settings(_Section):
@@ -437,7 +547,8 @@ class Settings(_Section):
             entry.bound
             for name in CHANNELS
             if (channel := self.channel(name)) is not None
-            for entry in channel.vendors
+            for _, entries in channel.vendor_lists()
+            for entry in entries
         )
 
     def bind(self, registry: VendorRegistry) -> Settings:
@@ -453,11 +564,21 @@ class Settings(_Section):
             channel = self.channel(name)
             if channel is None:
                 continue
-            entries: list[VendorEntry] = []
-            for index, entry in enumerate(channel.vendors):
-                bound = _bind_entry(registry, name, index, entry, self.sources, problems)
-                entries.append(bound if bound is not None else entry)
-            updates[name] = channel.model_copy(update={"vendors": entries})
+            bound_lists: list[list[VendorEntry]] = []
+            for path, vendors in channel.vendor_lists():
+                entries: list[VendorEntry] = []
+                for index, entry in enumerate(vendors):
+                    where = (name, *path, index)
+                    bound = _bind_entry(registry, name, where, entry, self.sources, problems)
+                    entries.append(bound if bound is not None else entry)
+                bound_lists.append(entries)
+            routes = [
+                route.model_copy(update={"vendors": entries})
+                for route, entries in zip(channel.routes, bound_lists[1:], strict=True)
+            ]
+            updates[name] = channel.model_copy(
+                update={"vendors": bound_lists[0], "routes": routes}
+            )
         if problems:
             raise config_error(problems)
         copy = self.model_copy(update=updates)
@@ -492,12 +613,11 @@ def render_masked(settings: Settings) -> str:
 def _bind_entry(
     registry: VendorRegistry,
     channel: str,
-    index: int,
+    path: tuple[str | int, ...],
     entry: VendorEntry,
     sources: SourceMap,
     problems: list[str],
 ) -> VendorEntry | None:
-    path: tuple[str | int, ...] = (channel, "vendors", index)
     try:
         spec = registry.get(entry.plugin)
     except ConfigError as exc:
@@ -599,19 +719,39 @@ def _validate(data: Any, sources: SourceMap) -> Settings:
     return settings
 
 
+def _backends(channel: ChannelSettings | None) -> list[tuple[tuple[str | int, ...], str]]:
+    """The ``backend`` of each rate limit and breaker of ``channel``, with its path."""
+    if channel is None:
+        return []
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if channel.ratelimit is not None:
+        found.append((("ratelimit",), channel.ratelimit.backend))
+    if channel.breaker is not None:
+        found.append((("breaker",), channel.breaker.backend))
+    for index, route in enumerate(channel.routes):
+        if route.breaker is not None:
+            found.append((("routes", index, "breaker"), route.breaker.backend))
+    return found
+
+
+def uses_redis(channel: ChannelSettings | None) -> bool:
+    """Whether ``channel`` has a rate limit or a breaker on Redis."""
+    return any(backend == "redis" for _, backend in _backends(channel))
+
+
 def _check_redis_backend(settings: Settings) -> None:
     if settings.redis is not None:
         return
     problems = []
     for name in CHANNELS:
         channel = settings.channel(name)
-        limit = None if channel is None else channel.ratelimit
-        if limit is not None and limit.backend == "redis":
-            where = describe_source((name, "ratelimit", "backend"), settings.sources)
-            problems.append(
-                f"{where}: backend redis needs a `redis` section (at least its url, e.g. "
-                "GOCOMM_REDIS__URL), or use backend memory"
-            )
+        for path, backend in _backends(channel):
+            if backend == "redis":
+                where = describe_source((name, *path, "backend"), settings.sources)
+                problems.append(
+                    f"{where}: backend redis needs a `redis` section (at least its url, e.g. "
+                    "GOCOMM_REDIS__URL), or use backend memory"
+                )
     if problems:
         raise config_error(problems)
 
@@ -736,23 +876,57 @@ def _interval_detail(interval: FixedInterval | UniformInterval | ExponentialInte
     )
 
 
-def describe_stack(channel: ChannelSettings | None) -> StackNode | None:
-    """The stack ``channel`` builds, outermost stage first; None when it is not configured."""
-    if channel is None:
-        return None
-    vendors = tuple(StackNode(entry.plugin, "vendor") for entry in channel.vendors)
-    failover = channel.failover
+def _breaker_detail(breaker: BreakerSettings) -> str:
+    probes = "probe" if breaker.half_open_calls == 1 else "probes"
+    return (
+        f"{breaker.backend}; opens at {breaker.failure_ratio:.0%} failed of at least "
+        f"{breaker.minimum_calls} calls in {_seconds(breaker.window)}, for "
+        f"{_seconds(breaker.open_for)}, then {breaker.half_open_calls} {probes}"
+    )
+
+
+def _vendors_stage(
+    entries: Sequence[VendorEntry],
+    failover: ErrorFailover | TimeoutFailover | WeightedFailover,
+    breaker: BreakerSettings | None,
+) -> StackNode:
+    """The failover stage over ``entries``, each in its breaker when there is one."""
+    vendors = tuple(StackNode(entry.plugin, "vendor") for entry in entries)
+    if breaker is not None:
+        detail = _breaker_detail(breaker)
+        vendors = tuple(StackNode("BreakerSender", detail, (vendor,)) for vendor in vendors)
     if isinstance(failover, TimeoutFailover):
         parts = [f"switch after {failover.threshold} consecutive timeouts"]
         if failover.attempt_timeout is not None:
             parts.append(f"each call {_seconds(failover.attempt_timeout)} at most")
         if failover.restore_after is not None:
             parts.append(f"back to the first after {_seconds(failover.restore_after)}")
-        node = StackNode("TimeoutFailoverSender", "; ".join(parts), vendors)
-    elif len(vendors) > 1:
-        node = StackNode("FailoverSender", "next vendor on error", vendors)
-    else:
-        node = vendors[0]
+        return StackNode("TimeoutFailoverSender", "; ".join(parts), vendors)
+    if isinstance(failover, WeightedFailover):
+        weights = ":".join(f"{weight:g}" for weight in failover.weights)
+        detail = f"start by weight {weights}, then next vendor on error"
+        return StackNode("WeightedFailoverSender", detail, vendors)
+    if len(vendors) > 1:
+        return StackNode("FailoverSender", "next vendor on error", vendors)
+    return vendors[0]
+
+
+def describe_stack(channel: ChannelSettings | None) -> StackNode | None:
+    """The stack ``channel`` builds, outermost stage first; None when it is not configured."""
+    if channel is None:
+        return None
+    node = _vendors_stage(channel.vendors, channel.failover, channel.breaker)
+    if channel.routes:
+        routes = [
+            StackNode(
+                f"route {' '.join(route.prefixes)}",
+                "",
+                (_vendors_stage(route.vendors, route.failover, route.breaker),),
+            )
+            for route in channel.routes
+        ]
+        routes.append(StackNode("default route", "numbers no prefix matches", (node,)))
+        node = StackNode("RoutingSender", "by longest number prefix", tuple(routes))
     retry = channel.retry
     if retry is not None:
         if retry.interval is None:
@@ -794,6 +968,9 @@ REFERENCE_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("<channel>.vendors[]", VendorEntry),
     ("<channel>.failover (mode: error)", ErrorFailover),
     ("<channel>.failover (mode: timeout)", TimeoutFailover),
+    ("<channel>.failover (mode: weighted)", WeightedFailover),
+    ("<channel>.breaker", BreakerSettings),
+    ("<channel>.routes[]", RouteSettings),
     ("<channel>.ratelimit (algorithm: sliding_window)", SlidingWindowLimit),
     ("<channel>.ratelimit (algorithm: token_bucket)", TokenBucketLimit),
     ("<channel>.ratelimit (algorithm: concurrency)", ConcurrencyLimit),

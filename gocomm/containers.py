@@ -5,7 +5,9 @@ Wiring only: what each stage does lives in :mod:`gocomm.ratelimit`, :mod:`gocomm
 
     sender    Factory    the rate limit stage (RateLimitSender / ConcurrencyLimitSender)
     retry     Factory    RetrySender / IntervalRetrySender
-    failover  Resource   FailoverSender / TimeoutFailoverSender (or the single vendor itself)
+    routing   Resource   RoutingSender over the routes and the failover stage (or the latter)
+    failover  Resource   Failover / TimeoutFailover / WeightedFailoverSender (or the single
+                         vendor), each vendor in a BreakerSender when a breaker is configured
     vendors   Resource   the vendors, built by their plugins' factories
     limiter   Singleton  the limiter the rate limit stage asks (in memory or on Redis)
 
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from dependency_injector import containers, providers
 
 from gocomm.config import (
+    BreakerSettings,
     ChannelSettings,
     ConcurrencyLimit,
     ErrorFailover,
@@ -40,10 +43,14 @@ from gocomm.config import (
     FixedInterval,
     Settings,
     SlidingWindowLimit,
+    TimeoutFailover,
     TokenBucketLimit,
     UniformInterval,
+    VendorEntry,
+    WeightedFailover,
     key_function,
     load_settings,
+    uses_redis,
 )
 from gocomm.errors import ConfigError
 from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
@@ -51,6 +58,7 @@ from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_na
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from gocomm.health import CircuitBreaker
     from gocomm.plugins import VendorRegistry
     from gocomm.ratelimit import ActiveLimiter, Limiter
 
@@ -102,50 +110,140 @@ async def _open_vendors(
         raise _not_configured(channel)
     vendors: list[Sender[Any]] = []
     try:  # closes the vendors at shutdown, or those built before one that failed to build
-        for index, entry in enumerate(settings.vendors):
-            if entry.settings is None:
-                raise ConfigError(
-                    f"{channel}.vendors[{index}] ({entry.plugin}) was not validated by its "
-                    "vendor's settings model: build the container with build_container()"
-                )
-            vendors.append(registry.get(entry.plugin).factory(entry.settings))
+        _build_vendors(f"{channel}.vendors", settings.vendors, registry, vendors)
         yield vendors
     finally:
         await aclose_all(*vendors)
 
 
+def _build_vendors(
+    where: str, entries: Sequence[VendorEntry], registry: VendorRegistry, into: list[Sender[Any]]
+) -> None:
+    """Build each vendor of ``entries`` into ``into`` (so the caller closes those built even
+    when a later one fails)."""
+    for index, entry in enumerate(entries):
+        if entry.settings is None:
+            raise ConfigError(
+                f"{where}[{index}] ({entry.plugin}) was not validated by its "
+                "vendor's settings model: build the container with build_container()"
+            )
+        into.append(registry.get(entry.plugin).factory(entry.settings))
+
+
 async def _open_failover(
-    channel: str, vendors: Sequence[Sender[Any]], settings: ChannelSettings | None
+    channel: str,
+    vendors: Sequence[Sender[Any]],
+    settings: ChannelSettings | None,
+    redis: Callable[[], Awaitable[Redis]],
 ) -> AsyncIterator[Sender[Any]]:
     """The failover stage over ``vendors``; a single vendor in ``error`` mode is used directly.
 
     The strategy sees borrowed views of the vendors: closing it (at shutdown) stops its
     restore timer and leaves the vendors to their own resource, which may be an override.
     """
-    from gocomm.failover import FailoverSender, TimeoutFailoverSender
-
     senders = list(vendors)
     if not senders:
         raise ConfigError(f"the {channel} channel has no vendors: list at least one")
     mode = settings.failover if settings is not None else ErrorFailover()
-    if isinstance(mode, ErrorFailover) and len(senders) == 1:
-        yield senders[0]
-        return
-    borrowed = [BorrowedSender(sender) for sender in senders]
+    breaker = settings.breaker if settings is not None else None
+    entries = settings.vendors if settings is not None else []
+    stage = await _failover_stage(f"{channel}.vendors", senders, entries, mode, breaker, redis)
+    try:
+        yield stage
+    finally:
+        await aclose_all(stage)
+
+
+async def _failover_stage(
+    where: str,
+    senders: list[Sender[Any]],
+    entries: Sequence[VendorEntry],
+    mode: ErrorFailover | TimeoutFailover | WeightedFailover,
+    breaker_settings: BreakerSettings | None,
+    redis: Callable[[], Awaitable[Redis]],
+) -> Sender[Any]:
+    """Borrowed views of ``senders``, each in a breaker if configured, under ``mode``.
+
+    Closing the result closes no vendor. Breakers are named by the vendor's place in the
+    configuration (``sms.vendors[0].aliyun``), which is how processes share a circuit.
+    """
+    from gocomm.failover import FailoverSender, TimeoutFailoverSender
+    from gocomm.health import BreakerSender
+    from gocomm.routing import WeightedFailoverSender
+
+    stages: list[Sender[Any]] = [BorrowedSender(sender) for sender in senders]
+    if breaker_settings is not None:
+        breaker = await _make_breaker(breaker_settings, redis)
+        names = [
+            f"{where}[{i}].{entries[i].plugin if i < len(entries) else vendor_name(sender)}"
+            for i, sender in enumerate(senders)
+        ]
+        stages = [
+            BreakerSender(stage, breaker, name=name)
+            for stage, name in zip(stages, names, strict=True)
+        ]
+    if isinstance(mode, ErrorFailover) and len(stages) == 1:
+        return stages[0]
     strategy: FailoverSender[Any] | TimeoutFailoverSender[Any]
     if isinstance(mode, ErrorFailover):
-        strategy = FailoverSender(borrowed)
+        strategy = FailoverSender(stages)
+    elif isinstance(mode, WeightedFailover):
+        strategy = WeightedFailoverSender(stages, mode.weights)
     else:
         strategy = TimeoutFailoverSender(
-            borrowed,
+            stages,
             mode.threshold,
             restore_after=mode.restore_after,
             attempt_timeout=mode.attempt_timeout,
         )
-    try:
-        yield strategy
+    return strategy
+
+
+async def _make_breaker(
+    settings: BreakerSettings, redis: Callable[[], Awaitable[Redis]]
+) -> CircuitBreaker:
+    """The circuit breaker of one vendor list; the Redis client is asked for only when needed."""
+    from gocomm.health import MemoryCircuitBreaker, RedisCircuitBreaker
+
+    numbers = settings.model_dump(exclude={"backend"})
+    if settings.backend == "memory":
+        return MemoryCircuitBreaker(**numbers)
+    return RedisCircuitBreaker(await redis(), **numbers)
+
+
+async def _open_routing(
+    channel: str,
+    failover: Sender[Any],
+    settings: ChannelSettings | None,
+    registry: VendorRegistry,
+    redis: Callable[[], Awaitable[Redis]],
+) -> AsyncIterator[Sender[Any]]:
+    """The routing stage: each route's own vendors and failover stage, and the channel's
+    failover stage as the default route; without routes, the failover stage itself.
+
+    The routes' vendors are built and closed here; the default route is borrowed.
+    """
+    from gocomm.routing import Route, RoutingSender
+
+    if settings is None or not settings.routes:
+        yield failover
+        return
+    vendors: list[Sender[Any]] = []
+    stages: list[Sender[Any]] = []
+    try:  # closes what was built, even when a later route fails to build
+        routes = []
+        for index, route in enumerate(settings.routes):
+            where = f"{channel}.routes[{index}].vendors"
+            start = len(vendors)
+            _build_vendors(where, route.vendors, registry, vendors)
+            stage = await _failover_stage(
+                where, vendors[start:], route.vendors, route.failover, route.breaker, redis
+            )
+            stages.append(stage)
+            routes.append(Route(tuple(route.prefixes), stage))
+        yield RoutingSender(routes, default=_borrow(failover))
     finally:
-        await strategy.aclose()
+        await aclose_all(*stages, *vendors)
 
 
 async def _make_limiter(
@@ -266,9 +364,12 @@ class ChannelContainer(containers.DeclarativeContainer):
     redis: providers.Dependency[Redis] = providers.Dependency()
 
     vendors = providers.Resource(_open_vendors, name, settings, registry)
-    failover = providers.Resource(_open_failover, name, vendors, settings)
+    failover = providers.Resource(_open_failover, name, vendors, settings, redis.provider)
+    routing = providers.Resource(
+        _open_routing, name, failover, settings, registry, redis.provider
+    )
     limiter = providers.Singleton(_make_limiter, settings, redis.provider)
-    retry = providers.Factory(_retry_stage, failover, settings)
+    retry = providers.Factory(_retry_stage, routing, settings)
     sender = providers.Factory(_rate_limit_stage, retry, limiter, settings)
 
 
@@ -284,7 +385,7 @@ class _ContainerInstance(containers.DynamicContainer):
         errors: list[Exception] = []
         channels: list[Any] = [self.email, self.sms]
         for channel in channels:
-            for resource in (channel.failover, channel.vendors):
+            for resource in (channel.routing, channel.failover, channel.vendors):
                 await _shutdown(resource, errors)
         await _shutdown(self.redis, errors)
         self.reset_singletons()  # in-memory limiter state goes with them
@@ -301,8 +402,8 @@ class _ContainerInstance(containers.DynamicContainer):
             channel = settings.channel(name)
             if channel is None:
                 continue  # resolving it would raise; it may be overridden before use
-            await getattr(self, name).failover()
-            if channel.ratelimit is not None and channel.ratelimit.backend == "redis":
+            await getattr(self, name).routing()
+            if uses_redis(channel):
                 await self.redis()
 
     async def aclose(self) -> None:

@@ -13,7 +13,9 @@ Every error gocomm raises is a :class:`CommError`::
     ├── LimiterError                the limiter itself failed (e.g. Redis unreachable)
     ├── AllSendersFailed            failover tried every vendor (an ExceptionGroup)
     ├── RetryExhausted              .attempts, .last_error
+    ├── DuplicateInFlight           a send under the same idempotency key is in flight; .retry_after
     └── ConfigError                 bad configuration or unknown plugin (also ValueError)
+        └── IdempotencyConflict     an idempotency key reused for a different message
 
 ``unsent`` names the recipients still owed the message; ``None`` means all of those the raiser
 was given. ``refused`` names the recipients refused for good (invalid, blocked, unsubscribed,
@@ -32,6 +34,8 @@ __all__ = [
     "CircuitOpen",
     "CommError",
     "ConfigError",
+    "DuplicateInFlight",
+    "IdempotencyConflict",
     "InvalidMessage",
     "InvalidRecipient",
     "Limited",
@@ -189,6 +193,21 @@ class RetryExhausted(CommError):
 
 class ConfigError(CommError, ValueError):
     """Bad configuration or an unknown plugin; the message names the field and its source."""
+
+
+class DuplicateInFlight(CommError):
+    """Another send under the same idempotency key still holds it; retrying later can succeed
+    (by then it has sent, and the retry gets its receipt back, or its lease has ended)."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, unsent: Iterable[str] | None = None
+    ) -> None:
+        super().__init__(message, unsent=unsent)
+        self.retry_after = retry_after
+
+
+class IdempotencyConflict(ConfigError):
+    """An idempotency key was reused for a different message (another ``biz`` or ``args``)."""
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -2,11 +2,8 @@
 
 What lives here is what every HTTP vendor needs and must get the same way:
 
-- :func:`build_client`: one ``httpx.AsyncClient`` per vendor instance (keep-alive, reused across
-  sends) with separate connect and read timeouts.
-- :func:`transport_errors`: turns httpx's exceptions into gocomm's errors
-  (``httpx.TimeoutException`` -> :class:`~gocomm.errors.SendTimeout`, any other
-  ``httpx.TransportError`` -> a retryable :class:`~gocomm.errors.SendError`).
+- The wire itself is :mod:`gocomm.httpclient`: one keep-alive :class:`~gocomm.httpclient.HttpClient`
+  per vendor instance, reused across sends, and its failures as gocomm errors.
 - :func:`parse_retry_after` (seconds or an HTTP date) and :func:`status_is_retryable`
   (5xx, 429, 408).
 - :class:`CodeTable`: vendor error codes to permanent / retryable; unknown codes are retryable.
@@ -31,7 +28,6 @@ overrides :meth:`HttpSmsVendor._send_all`.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import logging
 import math
@@ -39,10 +35,10 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from gocomm.errors import (
     InvalidMessage,
@@ -52,14 +48,10 @@ from gocomm.errors import (
     SendTimeout,
     is_retryable,
 )
+from gocomm.httpclient import HttpClient, Response, transport_errors
 from gocomm.plugins import VendorSettings
 from gocomm.recipients import validate_phone
 from gocomm.sender import AsyncCloseable, Receipt
-
-if TYPE_CHECKING:
-    # httpx is imported where a client is built, so that plugin registration (which imports
-    # the vendors' settings models) stays light.
-    import httpx
 
 __all__ = [
     "BatchResult",
@@ -70,12 +62,10 @@ __all__ = [
     "ResolvedTemplate",
     "SmsTemplate",
     "TemplateEntry",
-    "build_client",
     "chunked",
     "parse_retry_after",
     "resolve_template",
     "status_is_retryable",
-    "transport_errors",
 ]
 
 #: Longest vendor-supplied message text kept in an error (vendors sometimes echo whole requests).
@@ -90,8 +80,16 @@ _MAX_VENDOR_MESSAGE = 200
 class HttpVendorSettings(VendorSettings):
     """Settings every HTTP vendor has: ``endpoint`` (base URL) and the two timeouts in seconds.
 
-    Subclasses override ``endpoint``'s default with the vendor's public URL.
+    Subclasses override ``endpoint``'s default with the vendor's public URL. Every secret
+    (``SecretStr`` field) and every field named in :attr:`credential_fields` is refused when it
+    starts or ends with whitespace, naming the field and never the value (errors of these
+    models never show the input).
     """
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    #: Plain-text credential fields (key ids, account ids) checked like the secrets.
+    credential_fields: ClassVar[tuple[str, ...]] = ()
 
     endpoint: str
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to open a connection")
@@ -110,6 +108,19 @@ class HttpVendorSettings(VendorSettings):
         if url.query or url.fragment or "@" in url.netloc:
             raise ValueError("must be a base URL without query, fragment or credentials")
         return value.rstrip("/")
+
+    @field_validator("*")
+    @classmethod
+    def _check_credential(cls, value: object, info: ValidationInfo) -> object:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else None
+        if text is None and info.field_name in cls.credential_fields and isinstance(value, str):
+            text = value
+        if isinstance(text, str) and text != text.strip():
+            # The vendor would refuse it as a wrong credential; say why, without the value.
+            raise ValueError(
+                "starts or ends with whitespace (a copy-and-paste slip?); remove it"
+            )
+        return value
 
 
 class SmsTemplate(BaseModel):
@@ -153,8 +164,25 @@ def _check_args(biz: str, args: object) -> dict[str, str]:
                 f"SMS args for biz {biz!r}: parameter {name!r} must be a str name with a str "
                 f"value, got {type(value).__name__}; convert numbers with str()"
             )
+        _check_text(f"SMS args for biz {biz!r}: parameter {name!r}", name)
+        _check_text(f"SMS args for biz {biz!r}: the value of parameter {name!r}", value)
         checked[name] = value
     return checked
+
+
+def _check_text(what: str, text: str) -> None:
+    """Raise InvalidMessage when ``text`` cannot travel as UTF-8 (it holds a lone surrogate)."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end]
+        raise InvalidMessage(
+            f"{what} holds {bad!r} at position {exc.start}, half of a surrogate pair and no "
+            "character: it cannot be encoded for sending; pass whole characters (decode "
+            "input with errors='replace' if it comes from outside)"
+        ) from None
 
 
 def resolve_template(
@@ -170,6 +198,7 @@ def resolve_template(
     """
     if not isinstance(biz, str) or not biz:
         raise InvalidMessage(f"biz must be a non-empty str naming a template, got {biz!r}")
+    _check_text("biz", biz)
     named = _check_args(biz, args)
     entry = templates.get(biz, biz)
     if isinstance(entry, str):
@@ -188,32 +217,6 @@ def resolve_template(
 # --------------------------------------------------------------------------------------------
 # HTTP helpers
 # --------------------------------------------------------------------------------------------
-
-
-def build_client(
-    endpoint: str,
-    *,
-    connect_timeout: float,
-    read_timeout: float,
-    headers: Mapping[str, str] | None = None,
-    max_connections: int = 100,
-) -> httpx.AsyncClient:
-    """One keep-alive ``httpx.AsyncClient`` for a vendor instance, based at ``endpoint``.
-
-    ``connect_timeout`` bounds opening a connection (and waiting for one from the pool);
-    ``read_timeout`` bounds writing the request and waiting for each chunk of the answer.
-    """
-    import httpx
-
-    timeout = httpx.Timeout(
-        connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
-    )
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    return httpx.AsyncClient(
-        base_url=endpoint, timeout=timeout, limits=limits, headers=dict(headers or {})
-    )
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -248,39 +251,6 @@ def status_is_retryable(status: int) -> bool:
     return status >= 500 or status in (408, 429)
 
 
-@contextlib.contextmanager
-def transport_errors(
-    vendor: str, *, unsent: Iterable[str] | None = None, what: str = "request"
-) -> Iterator[None]:
-    """Raise httpx's exceptions inside the block as gocomm errors naming ``vendor``.
-
-    ``httpx.TimeoutException`` becomes :class:`~gocomm.errors.SendTimeout`, every other
-    ``httpx.TransportError`` (connection refused or reset, protocol errors) a retryable
-    :class:`~gocomm.errors.SendError`, both with ``unsent``. A timeout after the request was
-    written is ambiguous (the vendor may have sent): gocomm counts it as unsent, so delivery is
-    at-least-once. ``asyncio.CancelledError`` passes through untouched.
-    """
-    import httpx
-
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise SendTimeout(
-            f"{vendor}: {what} timed out ({type(exc).__name__}); retry later or raise the "
-            "vendor's connect_timeout/read_timeout",
-            vendor=vendor,
-            code=type(exc).__name__,
-            unsent=unsent,
-        ) from exc
-    except httpx.TransportError as exc:
-        raise SendError(
-            f"{vendor}: {what} failed on the network ({type(exc).__name__}: {exc}); retry later",
-            vendor=vendor,
-            code=type(exc).__name__,
-            unsent=unsent,
-        ) from exc
-
-
 def chunked(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     """``items`` in consecutive slices of at most ``size`` (the vendor's per-request limit)."""
     if size < 1:
@@ -296,10 +266,17 @@ class CodeTable:
     ``permanent`` and ``retryable`` hold exact codes, or prefixes ending in ``.`` or ``.*``
     (``"AuthFailure.*"``). An exact code wins over a prefix, a longer prefix over a shorter one;
     a code in neither is retryable (DESIGN §3: a code gocomm does not know is retryable).
+
+    ``refusing`` (exact codes) concern one recipient and refuse it for good (blocked,
+    unsubscribed, over its daily cap); ``invalid`` (exact codes) refuse it as an invalid number.
+    Both are permanent; :meth:`HttpVendor.vendor_error` puts the recipients they concern in the
+    error's ``refused``.
     """
 
     permanent: frozenset[str] = frozenset()
     retryable: frozenset[str] = frozenset()
+    refusing: frozenset[str] = frozenset()
+    invalid: frozenset[str] = frozenset()
     _exact: dict[str, bool] = field(init=False, repr=False, compare=False)
     _prefixes: list[tuple[str, bool]] = field(init=False, repr=False, compare=False)
 
@@ -314,6 +291,7 @@ class CodeTable:
                     prefixes.append((code, permanent))
                 else:
                     exact[code] = permanent
+        exact.update((code, True) for code in self.refusing | self.invalid)
         prefixes.sort(key=lambda item: len(item[0]), reverse=True)
         object.__setattr__(self, "_exact", exact)
         object.__setattr__(self, "_prefixes", prefixes)
@@ -326,6 +304,10 @@ class CodeTable:
             if code.startswith(prefix):
                 return permanent
         return False
+
+    def refuses(self, code: str) -> bool:
+        """True when ``code`` refuses the recipient it concerns for good."""
+        return code in self.refusing or code in self.invalid
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,12 +353,13 @@ class HttpVendor(AsyncCloseable):
         # Strings never to show in errors: credentials a vendor might echo back. Kept as
         # SecretStr, so that not even vars(vendor) or a debugger's view of it shows them.
         self._secrets = tuple(SecretStr(s) for s in secrets if s)
-        self._client = build_client(
+        # Opens its connections on the first request, on the running loop.
+        self._client = HttpClient(
             self.endpoint, connect_timeout=connect_timeout, read_timeout=read_timeout
         )
 
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> HttpClient:
         """The vendor's own client (for subclasses and tests; do not close it yourself)."""
         return self._client
 
@@ -388,17 +371,25 @@ class HttpVendor(AsyncCloseable):
 
     async def post(
         self,
-        url: str,
+        path: str,
         *,
         content: bytes,
         headers: Mapping[str, str],
         unsent: Sequence[str] = (),
         what: str = "request",
-    ) -> httpx.Response:
-        """POST through the vendor's client, with network errors and timeouts turned into
-        gocomm errors naming ``what`` and leaving ``unsent`` (the request's recipients) unsent."""
+    ) -> Response:
+        """POST to ``path`` under the endpoint through the vendor's client and read the answer.
+
+        Network errors and timeouts become gocomm errors naming ``what`` and leaving ``unsent``
+        (the request's recipients) unsent (see :func:`gocomm.httpclient.transport_errors`).
+        """
+        if self.closed:
+            # Retrying a closed vendor cannot help: as the SMTP vendor, a permanent error.
+            raise PermanentError(
+                f"{self.name}: vendor is closed; build a new one", vendor=self.name, unsent=unsent
+            )
         with transport_errors(self.name, unsent=unsent, what=what):
-            return await self._client.post(url, content=content, headers=dict(headers))
+            return await self._client.post(path, content=content, headers=headers)
 
     def redact(self, text: str) -> str:
         """``text`` (a vendor's message) shortened, with every known credential masked."""
@@ -418,17 +409,26 @@ class HttpVendor(AsyncCloseable):
         recipients: Iterable[str] | None = None,
     ) -> SendError:
         """The gocomm error for the vendor's ``code``: permanent or retryable per ``table``;
-        ``recipients`` (when the code concerns only some) are named in the message."""
+        ``recipients`` (when the code concerns only some) are named in the message, and in
+        ``refused`` when ``table`` says the code refuses them for good."""
         permanent = table.is_permanent(code)
-        advice = self.permanent_advice if permanent else "retry later"
+        refused = tuple(recipients) if recipients is not None and table.refuses(code) else ()
+        cls: type[SendError] = PermanentError if permanent else SendError
+        if refused:
+            invalid = code in table.invalid
+            cls = InvalidRecipient if invalid else PermanentError
+            advice = (
+                "check the number" if invalid else "refused for good: do not send it again"
+            )
+        else:
+            advice = self.permanent_advice if permanent else "retry later"
         text = f"{self.name}: vendor answered {code}: {self.redact(message) or 'no message'}"
         if recipients is not None:
             text += f" (recipients: {', '.join(recipients)})"
         text += f"; {advice}"
-        cls = PermanentError if permanent else SendError
-        return cls(text, vendor=self.name, code=code, retry_after=retry_after)
+        return cls(text, vendor=self.name, code=code, retry_after=retry_after, refused=refused)
 
-    def status_error(self, response: httpx.Response, *, what: str = "request") -> SendError:
+    def status_error(self, response: Response, *, what: str = "request") -> SendError:
         """The error for an HTTP answer the vendor's body did not explain: 5xx/429/408
         retryable, 401/403 permanent (credentials), anything else retryable (unknown)."""
         status = response.status_code

@@ -17,13 +17,16 @@ class Receipt:
 
     ``vendor`` is the registered name of the vendor that sent, ``message_ids`` the vendor's ids,
     ``attempts`` the calls a retry strategy made, ``refused`` addresses the vendor refused while
-    the send as a whole went through (such as an email cc).
+    the send as a whole went through (such as an email cc). ``replayed`` is True when nothing
+    was sent because an earlier send under the same idempotency key already reached every
+    recipient (the receipt is that send's).
     """
 
     vendor: str
     message_ids: tuple[str, ...] = ()
     attempts: int = 1
     refused: tuple[str, ...] = ()
+    replayed: bool = False
 
 
 def merge_refused(*groups: tuple[str, ...]) -> tuple[str, ...]:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import httpx
 import pytest
-from pydantic import Field, ValidationError
+import trustme
+from pydantic import Field, SecretStr, ValidationError
 
 from gocomm.errors import (
     InvalidMessage,
     InvalidRecipient,
     PermanentError,
     SendError,
-    SendTimeout,
     is_retryable,
 )
 from gocomm.httpvendor import (
@@ -25,12 +25,10 @@ from gocomm.httpvendor import (
     HttpVendorSettings,
     ResolvedTemplate,
     SmsTemplate,
-    build_client,
     chunked,
     parse_retry_after,
     resolve_template,
     status_is_retryable,
-    transport_errors,
 )
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
@@ -90,6 +88,63 @@ def test_code_table_precedence_and_unknown_codes() -> None:
     assert not table.is_permanent("NeverHeardOf")  # unknown: retryable
 
 
+def test_code_table_refusing_and_invalid_codes() -> None:
+    table = CodeTable(
+        permanent=frozenset({"Config.*"}),
+        refusing=frozenset({"Blocked"}),
+        invalid=frozenset({"BadNumber"}),
+    )
+    assert table.is_permanent("Blocked") and table.refuses("Blocked")
+    assert table.is_permanent("BadNumber") and table.refuses("BadNumber")
+    assert table.is_permanent("Config.Template") and not table.refuses("Config.Template")
+
+
+async def test_vendor_error_refuses_the_recipients_a_refusing_code_concerns() -> None:
+    table = CodeTable(refusing=frozenset({"Blocked"}), invalid=frozenset({"BadNumber"}))
+    async with Mailer(endpoint="http://127.0.0.1:9", connect_timeout=1, read_timeout=1) as vendor:
+        blocked = vendor.vendor_error("Blocked", "", table=table, recipients=["+1555"])
+        invalid = vendor.vendor_error("BadNumber", "", table=table, recipients=["+1555"])
+        request_wide = vendor.vendor_error("Blocked", "", table=table)
+    assert type(blocked) is PermanentError and blocked.refused == ("+1555",)
+    assert type(invalid) is InvalidRecipient and invalid.refused == ("+1555",)
+    # Without recipients nobody is named: the code cannot refuse anyone.
+    assert type(request_wide) is PermanentError and request_wide.refused == ()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"code": "\ud83d"}, {"\udc00": "1"}, {"code": "ok \udfff then"}],
+)
+def test_text_that_cannot_be_encoded_is_an_invalid_message(args: dict[str, str]) -> None:
+    with pytest.raises(InvalidMessage, match="surrogate") as caught:
+        resolve_template({}, "T1", args)
+    assert "\\ud" in str(caught.value)  # the bad text is shown escaped
+    with pytest.raises(InvalidMessage, match="biz"):
+        resolve_template({}, "T\ud800", {})
+    # Whole characters, astral ones included, are fine.
+    assert resolve_template({}, "T1", {"code": "\U0001f600 ✉️"}).values == ("\U0001f600 ✉️",)
+
+
+class Credentials(HttpVendorSettings):
+    endpoint: str = "https://example.com"
+    key_id: str = "id"
+    secret: SecretStr = SecretStr("s3cret")
+    credential_fields: ClassVar[tuple[str, ...]] = ("key_id",)
+
+
+@pytest.mark.parametrize("field", ["secret", "key_id"])
+@pytest.mark.parametrize("padded", [" s3cret-Value", "s3cret-Value\n", "\ts3cret-Value"])
+def test_a_credential_with_surrounding_whitespace_is_refused_naming_the_field(
+    field: str, padded: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Credentials.model_validate({field: padded})
+    text = str(caught.value)
+    assert field in text and "whitespace" in text
+    assert "s3cret-Value" not in text
+    assert Credentials.model_validate({field: "inner space ok"})  # only the ends matter
+
+
 def test_resolve_template() -> None:
     templates = {"login": SmsTemplate(id="1234", params=("code", "minutes")), "plain": "T9"}
     args = {"minutes": "5", "code": "42", "extra": "x"}
@@ -124,30 +179,6 @@ def test_settings_endpoint_and_template_entries() -> None:
             Settings(endpoint=bad)
     with pytest.raises(ValidationError):
         Settings(connect_timeout=0)
-
-
-def test_transport_errors_mapping() -> None:
-    request = httpx.Request("POST", "https://example.com/")
-    with pytest.raises(SendTimeout) as timeout, transport_errors("v", unsent=["+1"]):
-        raise httpx.ReadTimeout("slow", request=request)
-    assert (timeout.value.vendor, timeout.value.code, timeout.value.unsent) == (
-        "v",
-        "ReadTimeout",
-        ("+1",),
-    )
-    assert isinstance(timeout.value, TimeoutError)
-    with pytest.raises(SendError) as network, transport_errors("v"):
-        raise httpx.RemoteProtocolError("peer closed", request=request)
-    assert type(network.value) is SendError
-    assert is_retryable(network.value)
-    with pytest.raises(KeyError), transport_errors("v"):  # anything else passes untouched
-        raise KeyError("x")
-
-
-def test_build_client_timeouts() -> None:
-    client = build_client("http://127.0.0.1:1", connect_timeout=1.5, read_timeout=7.0)
-    assert client.timeout == httpx.Timeout(connect=1.5, read=7.0, write=7.0, pool=1.5)
-    assert str(client.base_url) == "http://127.0.0.1:1"
 
 
 class Scripted(HttpSmsVendor):
@@ -325,3 +356,18 @@ async def test_http_vendor_base_posts_and_builds_errors() -> None:
         assert "a@example.com" in str(permanent)
         assert "check the request and the credentials" in str(permanent)
     assert vendor.closed
+
+
+async def test_a_certificate_that_does_not_verify_is_permanent() -> None:
+    ca = trustme.CA()  # a CA nobody trusts
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+
+    async def ok(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200)
+
+    async with LocalHttpServer(ok, ssl=context) as server, Scripted(server.url, {}) as vendor:
+        with pytest.raises(PermanentError, match="certificate") as caught:
+            await vendor.send("t", {}, "+111", "+122")
+    assert caught.value.unsent == ("+111", "+122")
+    assert server.requests == []

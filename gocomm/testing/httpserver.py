@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -93,11 +94,13 @@ class LocalHttpServer:
 
     ``url`` is its base URL; ``connections`` counts accepted connections; ``requests`` records
     every request; ``open_connections`` those open now. Use it as an async context manager (or
-    ``start()`` / ``aclose()``).
+    ``start()`` / ``aclose()``). With ``ssl`` (a server context, e.g. from ``trustme``) it
+    serves HTTPS.
     """
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, *, ssl: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.ssl = ssl
         self.connections = 0
         self.requests: list[HttpRequest] = []
         self._server: asyncio.Server | None = None
@@ -107,7 +110,8 @@ class LocalHttpServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def open_connections(self) -> int:
@@ -115,7 +119,7 @@ class LocalHttpServer:
         return len(self._writers)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=self.ssl)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def aclose(self) -> None:
@@ -165,12 +169,12 @@ class LocalHttpServer:
                 await writer.drain()
                 if not keep_alive:
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client went away mid-request: nothing to answer
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # the client went away mid-request (or refused our certificate)
         finally:
             self._writers.discard(writer)
             writer.close()
-            with contextlib.suppress(ConnectionError):
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await writer.wait_closed()
 
     @staticmethod

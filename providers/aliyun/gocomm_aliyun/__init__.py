@@ -1,4 +1,4 @@
-"""gocomm's Aliyun (Alibaba Cloud) SMS vendor: Dysmsapi ``SendSms`` over httpx.
+"""gocomm's Aliyun (Alibaba Cloud) SMS vendor: Dysmsapi ``SendSms`` over aiohttp.
 
 The vendor is registered as ``aliyun`` through the ``gocomm`` entry point
 (:mod:`gocomm_aliyun.plugin`); build it from configuration or directly::
@@ -21,7 +21,7 @@ __all__ = ["AliyunSettings", "AliyunSms"]
 
 
 def __getattr__(name: str) -> Any:
-    # The vendor (and httpx) is imported on first use, so that loading the plugin stays light.
+    # The vendor (and aiohttp) is imported on first use, so that loading the plugin stays light.
     if name == "AliyunSms":
         from gocomm_aliyun.vendor import AliyunSms
 

@@ -22,8 +22,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-import httpx
-
+from gocomm.httpclient import Response
 from gocomm.httpvendor import (
     BatchResult,
     CodeTable,
@@ -150,7 +149,7 @@ class AliyunSms(HttpSmsVendor):
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
 
-    def _parse(self, response: httpx.Response) -> tuple[str | None, str, str]:
+    def _parse(self, response: Response) -> tuple[str | None, str, str]:
         """(Code, Message, BizId) of an answer; Code is None when the body is not Aliyun's."""
         try:
             data = response.json()

@@ -56,5 +56,5 @@ def test_url_before_serving_says_how_to_start() -> None:
 
 
 def test_the_fake_checks_signatures_without_the_vendors_signing_code() -> None:
-    vendor_code = ["gocomm_aliyun.signing", "gocomm_aliyun.vendor", "httpx"]
+    vendor_code = ["gocomm_aliyun.signing", "gocomm_aliyun.vendor", "aiohttp"]
     assert modules_imported_by("import gocomm_aliyun.testing", vendor_code) == []

@@ -1,4 +1,4 @@
-"""gocomm's Tencent Cloud SMS vendor: ``SendSms`` (API 2021-01-11) over httpx, TC3 signed.
+"""gocomm's Tencent Cloud SMS vendor: ``SendSms`` (API 2021-01-11) over aiohttp, TC3 signed.
 
 The vendor is registered as ``tencentcloud`` through the ``gocomm`` entry point
 (:mod:`gocomm_tencentcloud.plugin`); build it from configuration or directly::
@@ -24,7 +24,7 @@ __all__ = ["TencentCloudSettings", "TencentCloudSms"]
 
 
 def __getattr__(name: str) -> Any:
-    # The vendor (and httpx) is imported on first use, so that loading the plugin stays light.
+    # The vendor (and aiohttp) is imported on first use, so that loading the plugin stays light.
     if name == "TencentCloudSms":
         from gocomm_tencentcloud.vendor import TencentCloudSms
 

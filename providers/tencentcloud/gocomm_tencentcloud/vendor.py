@@ -20,9 +20,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
 from gocomm.errors import SendError
+from gocomm.httpclient import Response, host_header
 from gocomm.httpvendor import (
     BatchResult,
     CodeTable,
@@ -98,9 +97,9 @@ class TencentCloudSms(HttpSmsVendor):
             secrets=[settings.secret_key.get_secret_value()],
             logger=logger,
         )
-        # The signed host is the Host header httpx sends: the endpoint's host, with its port
+        # The signed host is the Host header the client sends: the endpoint's host, with its port
         # when that is not the scheme's default (a local test server).
-        self.host = httpx.URL(settings.endpoint).netloc.decode("ascii")
+        self.host = host_header(settings.endpoint)
 
     def _payload(self, template: ResolvedTemplate, numbers: Sequence[str]) -> bytes:
         body: dict[str, Any] = {
@@ -161,7 +160,7 @@ class TencentCloudSms(HttpSmsVendor):
         return self._per_number(result.get("SendStatusSet"), numbers, retry_after)
 
     @staticmethod
-    def _response_body(response: httpx.Response) -> Mapping[str, Any] | None:
+    def _response_body(response: Response) -> Mapping[str, Any] | None:
         """``Response`` of the answer, or None when the body is not Tencent Cloud's."""
         try:
             data = response.json()

@@ -239,7 +239,7 @@ async def test_aclose_is_idempotent(tencent_server: FakeTencentCloud) -> None:
     async with vendor:
         await vendor.send("login", ARGS, "+8613800138000")
     await vendor.aclose()
-    assert vendor.client.is_closed
+    assert vendor.client.closed
 
 
 def test_settings_keys_defaults_and_validation() -> None:

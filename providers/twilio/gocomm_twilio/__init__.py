@@ -1,4 +1,4 @@
-"""gocomm's Twilio SMS vendor: the Messages API over httpx, one request per recipient.
+"""gocomm's Twilio SMS vendor: the Messages API over aiohttp, one request per recipient.
 
 The vendor is registered as ``twilio`` through the ``gocomm`` entry point
 (:mod:`gocomm_twilio.plugin`); build it from configuration or directly::
@@ -24,7 +24,7 @@ __all__ = ["TwilioSettings", "TwilioSms"]
 
 
 def __getattr__(name: str) -> Any:
-    # The vendor (and httpx) is imported on first use, so that loading the plugin stays light.
+    # The vendor (and aiohttp) is imported on first use, so that loading the plugin stays light.
     if name == "TwilioSms":
         from gocomm_twilio.vendor import TwilioSms
 

@@ -1,4 +1,4 @@
-"""The ``twilio`` SMS vendor: the Messages API (2010-04-01) over httpx, basic auth.
+"""The ``twilio`` SMS vendor: the Messages API (2010-04-01) over aiohttp, basic auth.
 
 One request per recipient: ``POST {endpoint}/2010-04-01/Accounts/{AccountSid}/Messages.json``
 with the form fields ``To``, ``From`` (or ``MessagingServiceSid``) and ``Body``, authenticated
@@ -29,9 +29,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-import httpx
-
 from gocomm.errors import PermanentError, SendError
+from gocomm.httpclient import Response
 from gocomm.httpvendor import (
     BatchResult,
     CodeTable,
@@ -83,7 +82,7 @@ FAILED_STATUSES = frozenset({"failed", "undelivered"})
 _FORM = "application/x-www-form-urlencoded"
 
 
-def _json_object(response: httpx.Response) -> Mapping[str, Any] | None:
+def _json_object(response: Response) -> Mapping[str, Any] | None:
     """The answer's JSON object, or None when the body is not one (a proxy's HTML page)."""
     try:
         data = response.json()
@@ -174,7 +173,7 @@ class TwilioSms(HttpSmsVendor):
         )
         return self._outcome(response, number)
 
-    def _outcome(self, response: httpx.Response, number: str) -> BatchResult:
+    def _outcome(self, response: Response, number: str) -> BatchResult:
         data = _json_object(response)
         status = response.status_code
         if 200 <= status < 300:

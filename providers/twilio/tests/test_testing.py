@@ -65,5 +65,5 @@ def test_url_before_serving_says_how_to_start() -> None:
 
 
 def test_the_fake_checks_auth_without_the_vendors_code() -> None:
-    vendor_code = ["gocomm_twilio.vendor", "httpx"]
+    vendor_code = ["gocomm_twilio.vendor", "aiohttp"]
     assert modules_imported_by("import gocomm_twilio.testing", vendor_code) == []

@@ -387,7 +387,7 @@ async def test_aclose_is_idempotent_and_a_closed_vendor_refuses(
     async with vendor:
         await vendor.send("login", ARGS, "+14155550100")
     await vendor.aclose()
-    assert vendor.client.is_closed
+    assert vendor.client.closed
     with pytest.raises(SendError, match="closed"):
         await vendor.send("login", ARGS, "+14155550100")
     with pytest.raises(ValueError, match="max_concurrency"):
