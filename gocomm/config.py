@@ -71,6 +71,7 @@ __all__ = [
     "ExponentialInterval",
     "FixedInterval",
     "KeyTemplate",
+    "QueueSettings",
     "RedisSettings",
     "RetrySettings",
     "RouteSettings",
@@ -249,7 +250,17 @@ class _RateLimitBase(_Section):
         return _check_key_template(key)
 
 
-class SlidingWindowLimit(_RateLimitBase):
+class _RefundableRateLimit(_RateLimitBase):
+    refund: bool = Field(
+        default=True,
+        description="Give back the quota of the recipients a send did not reach (it failed, or "
+        "the vendor refused them), so that a failed login code does not lock its user out for "
+        "the window. A key with `{to}` is given back per recipient; other keys only when "
+        "nobody was reached.",
+    )
+
+
+class SlidingWindowLimit(_RefundableRateLimit):
     """At most ``rate`` sends per key in any ``window`` seconds."""
 
     algorithm: Literal["sliding_window"] = Field(description="`sliding_window`.")
@@ -257,7 +268,7 @@ class SlidingWindowLimit(_RateLimitBase):
     window: float = Field(gt=0, description="Window length in seconds.")
 
 
-class TokenBucketLimit(_RateLimitBase):
+class TokenBucketLimit(_RefundableRateLimit):
     """A token bucket per key: ``rate`` tokens a second, holding at most ``burst``."""
 
     algorithm: Literal["token_bucket"] = Field(description="`token_bucket`.")
@@ -517,6 +528,56 @@ class ChannelSettings(_Section):
         return [(("vendors",), self.vendors), *routes]
 
 
+class QueueSettings(_Section):
+    """The queue that hands sends to workers (`gocomm worker`); see "Scaling out"."""
+
+    broker: Literal["redis_stream", "memory"] = Field(
+        default="redis_stream",
+        description="`redis_stream` (Redis Streams, shared by every process) or `memory` "
+        "(in this process only; nothing durable).",
+    )
+    url: SecretUrl | None = Field(
+        default=None, description="Redis URL of the queue; left out, the `redis` section's."
+    )
+    queue_name: str = Field(default="gocomm", min_length=1, description="The stream's key.")
+    idle_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds a message may stay unacknowledged (a dead worker's) before "
+        "another worker takes it over; longer than the slowest send, retry waits included.",
+    )
+    lease: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a worker holds a message's idempotency key without renewing it "
+        "(renewed while the send runs); a dead worker's hold ends after it.",
+    )
+    max_retries: int = Field(
+        default=5, ge=0, description="Re-enqueues of a retryable failure before a dead letter."
+    )
+    dead_letter: str = Field(
+        default="gocomm:dead", min_length=1, description="The dead-letter stream's key."
+    )
+    concurrency: int = Field(
+        default=10, ge=1, description="Sends in flight at once in each worker process."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: SecretUrl | None) -> SecretUrl | None:
+        if url is not None and urlsplit(url.get_secret_value()).scheme not in (
+            "redis", "rediss", "unix",
+        ):  # fmt: skip
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return url
+
+    def redis_url(self, redis: RedisSettings | None) -> str | None:
+        """The queue's Redis URL: its own ``url``, else the ``redis`` section's."""
+        if self.url is not None:
+            return self.url.get_secret_value()
+        return redis.url.get_secret_value() if redis is not None else None
+
+
 class Settings(_Section):
     """The whole configuration. ``repr`` and :meth:`masked_dict` never show a secret."""
 
@@ -525,6 +586,11 @@ class Settings(_Section):
     )
     email: ChannelSettings | None = Field(default=None, description="The email channel.")
     sms: ChannelSettings | None = Field(default=None, description="The SMS channel.")
+    queue: QueueSettings | None = Field(
+        default=None,
+        description="The queue to workers; left out, `gocomm.tasks` uses the in-process "
+        "`memory` broker.",
+    )
 
     _sources: SourceMap | None = None
 
@@ -752,6 +818,13 @@ def _check_redis_backend(settings: Settings) -> None:
                     f"{where}: backend redis needs a `redis` section (at least its url, e.g. "
                     "GOCOMM_REDIS__URL), or use backend memory"
                 )
+    queue = settings.queue
+    if queue is not None and queue.broker == "redis_stream" and queue.url is None:
+        where = describe_source(("queue", "broker"), settings.sources)
+        problems.append(
+            f"{where}: broker redis_stream needs a Redis: set queue.url or the `redis` section "
+            "(e.g. GOCOMM_REDIS__URL), or use broker memory"
+        )
     if problems:
         raise config_error(problems)
 
@@ -807,7 +880,7 @@ def load_settings(
     if data is None:
         data = {}
     if isinstance(data, dict):
-        env_overrides(data, sources, env, sections=("redis", *CHANNELS))
+        env_overrides(data, sources, env, sections=("redis", *CHANNELS, "queue"))
     settings = _validate(data, sources)
     return settings.bind(registry) if registry is not None else settings
 
@@ -949,6 +1022,8 @@ def describe_stack(channel: ChannelSettings | None) -> StackNode | None:
             what = f"token bucket {limit.rate:g}/s, burst {limit.burst}"
             label = "RateLimitSender"
         detail = f"{limit.backend} {what}, key {limit.key!r}, {failing}"
+        if isinstance(limit, _RefundableRateLimit) and not limit.refund:
+            detail += ", no refunds"
         node = StackNode(label, detail, (node,))
     return node
 
@@ -978,6 +1053,7 @@ REFERENCE_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("<channel>.retry.interval (kind: fixed)", FixedInterval),
     ("<channel>.retry.interval (kind: uniform)", UniformInterval),
     ("<channel>.retry.interval (kind: exponential)", ExponentialInterval),
+    ("queue", QueueSettings),
 )
 
 

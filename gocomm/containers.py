@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from gocomm.health import CircuitBreaker
     from gocomm.plugins import VendorRegistry
     from gocomm.ratelimit import ActiveLimiter, Limiter
+    from gocomm.tasks import GocommTasks
 
 __all__ = ["BorrowedSender", "ChannelContainer", "Container", "build_container"]
 
@@ -318,7 +319,7 @@ def _rate_limit_stage(
     key = key_function(limit.key)
     if isinstance(limit, ConcurrencyLimit):
         return ConcurrencyLimitSender(view, key, limiter, fail_open=limit.fail_open)
-    return RateLimitSender(view, key, limiter, fail_open=limit.fail_open)
+    return RateLimitSender(view, key, limiter, fail_open=limit.fail_open, refund=limit.refund)
 
 
 async def _open_redis(settings: Settings) -> AsyncIterator[Redis]:
@@ -347,6 +348,23 @@ async def _open_redis(settings: Settings) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+async def _open_queue(settings: Settings) -> AsyncIterator[GocommTasks]:
+    """The application's handle on the queue (``queue`` section; default the in-process
+    ``memory`` broker): started here, stopped at shutdown. Needs ``gocomm[taskiq]``."""
+    try:
+        from gocomm.tasks import GocommTasks, make_broker
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ConfigError(
+            f"the queue needs taskiq: pip install 'gocomm[taskiq]' ({exc})"
+        ) from exc
+    tasks = GocommTasks(make_broker(settings), settings=settings)
+    await tasks.startup()
+    try:
+        yield tasks
+    finally:
+        await tasks.shutdown()
 
 
 # --------------------------------------------------------------------------------- containers
@@ -387,6 +405,7 @@ class _ContainerInstance(containers.DynamicContainer):
         for channel in channels:
             for resource in (channel.routing, channel.failover, channel.vendors):
                 await _shutdown(resource, errors)
+        await _shutdown(self.queue, errors)
         await _shutdown(self.redis, errors)
         self.reset_singletons()  # in-memory limiter state goes with them
         if len(errors) == 1:
@@ -432,6 +451,8 @@ class Container(containers.DeclarativeContainer):
     config = providers.Configuration()
     registry: providers.Object[VendorRegistry | None] = providers.Object(None)
     redis = providers.Resource(_open_redis, settings)
+    #: ``tasks = await container.queue()``: enqueue sends for workers (gocomm.tasks).
+    queue = providers.Resource(_open_queue, settings)
 
     email = providers.Container(
         ChannelContainer,
