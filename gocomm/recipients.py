@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from gocomm.errors import InvalidRecipient
@@ -14,6 +14,7 @@ from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_na
 __all__ = [
     "Channel",
     "ValidatingSender",
+    "parse_mailbox",
     "validate_email",
     "validate_phone",
     "validate_recipients",
@@ -26,6 +27,7 @@ _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _PHONE_SEPARATORS = str.maketrans("", "", " -.()")
 _LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_MAILBOX = re.compile(r"\s*(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]*)>\s*")
 
 
 def validate_email(addr: str) -> str:
@@ -97,17 +99,25 @@ def validate_recipients(
         return tuple(numbers)
     if channel != "email":
         raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
-    fields: list[tuple[str, Sequence[str]]] = [("to", to)]
+    bare: list[tuple[str, Sequence[str]]] = [("to", to)]
+    # The sender and reply-to may carry a display name ("Shop <shop@example.com>").
+    named: list[tuple[str, Sequence[str]]] = []
     if isinstance(args, Email):
-        fields += [("cc", args.cc), ("bcc", args.bcc), ("reply_to", args.reply_to)]
+        bare += [("cc", args.cc), ("bcc", args.bcc)]
+        named.append(("reply_to", args.reply_to))
         if args.sender is not None:
-            fields.append(("sender", (args.sender,)))
-    for field, addresses in fields:
-        for address in addresses:
-            try:
-                validate_email(address)
-            except InvalidRecipient as exc:
-                raise InvalidRecipient(f"{field}: {exc}", vendor=vendor) from None
+            named.append(("sender", (args.sender,)))
+    checks: tuple[tuple[list[tuple[str, Sequence[str]]], Callable[[str], object]], ...] = (
+        (bare, validate_email),
+        (named, parse_mailbox),
+    )
+    for fields, check in checks:
+        for field, addresses in fields:
+            for address in addresses:
+                try:
+                    check(address)
+                except InvalidRecipient as exc:
+                    raise InvalidRecipient(f"{field}: {exc}", vendor=vendor) from None
     return tuple(to)
 
 
@@ -140,3 +150,26 @@ class ValidatingSender(AsyncCloseable):
 
     def __repr__(self) -> str:
         return f"ValidatingSender({self.sender!r}, {self.channel!r})"
+
+
+def parse_mailbox(value: str) -> tuple[str, str]:
+    """Split a sender or reply-to (``shop@example.com`` or ``Shop Ünïcode <shop@example.com>``)
+    into its display name (``""`` when none; surrounding quotes removed) and bare address.
+
+    The address part is checked with :func:`validate_email`; raises
+    :class:`~gocomm.errors.InvalidRecipient` naming the value. Only ``Email.sender`` and
+    ``Email.reply_to`` take display names; ``to``, ``cc`` and ``bcc`` stay bare addresses.
+    """
+    if not isinstance(value, str):
+        raise InvalidRecipient(f"email address must be a str, got {type(value).__name__}")
+    match = _MAILBOX.fullmatch(value)
+    if match is None:
+        return "", validate_email(value)
+    name = match["name"]
+    if any(ord(c) < 32 or c == "\x7f" or c in "\u0085\u2028\u2029" for c in name):
+        raise InvalidRecipient(
+            f"invalid mailbox {value!r}: control characters in the display name; remove them"
+        )
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1]
+    return name, validate_email(match["addr"])

@@ -72,6 +72,11 @@ async def test_a_memory_sender_with_a_channel_refuses_what_vendors_refuse() -> N
     with pytest.raises(InvalidRecipient, match=r"cc: .*broken@"):
         await email.send("hi", Email(subject="s", text="t", cc=("broken@",)), "a@example.com")
     assert email.sent == []
+    named = Email(
+        subject="s", text="t", sender="Shop <shop@example.com>", reply_to=("Help <h@example.com>",)
+    )
+    await email.send("hi", named, "a@example.com")  # display names are fine where allowed
+    assert len(email.sent) == 1
 
 
 async def test_both_channels_tell_sends_apart_by_their_args() -> None:
