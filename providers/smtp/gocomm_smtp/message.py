@@ -20,6 +20,7 @@ from typing import Any
 from gocomm.errors import InvalidMessage, InvalidRecipient
 from gocomm.messages import Attachment, Email
 from gocomm.recipients import validate_email
+from gocomm_smtp.headers import address_header, text_header
 
 __all__ = ["Envelope", "build_envelope", "parse_address"]
 
@@ -76,9 +77,13 @@ class _CachingHeaderRegistry(HeaderRegistry):
 
 
 # Policy SMTP (CRLF line ends) with 7-bit transfer encodings, so non-ASCII bodies are
-# quoted-printable or base64 and every server accepts the message, 8BITMIME or not.
-POLICY = SMTP.clone(cte_type="7bit", header_factory=_CachingHeaderRegistry())
-_LINE_LENGTH = 78  # the policy's max_line_length (RFC 5322's recommended limit)
+# quoted-printable or base64 and every server accepts the message, 8BITMIME or not. Headers
+# stored raw were folded here already (gocomm_smtp.headers): the policy never refolds them.
+POLICY = SMTP.clone(
+    cte_type="7bit", refold_source="none", header_factory=_CachingHeaderRegistry()
+)
+#: Headers whose values this module generates (short ASCII): no encoding needed.
+_GENERATED = frozenset({"Date", "Message-ID"})
 
 
 _NAMED = re.compile(r"\s*(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]*)>\s*")
@@ -220,17 +225,14 @@ def build_envelope(email: object, to: tuple[str, ...], default_sender: str | Non
 def _put(msg: EmailMessage, name: str, value: str | list[Address]) -> None:
     """Set a header this module writes from values it has already checked.
 
-    A value that is ASCII and fits on one line is stored as it is (``set_raw``): the email
-    package's header parser and folder cost more than the rest of a pooled send, and such a
-    value needs neither encoding nor folding. Anything else (non-ASCII, long) goes through the
-    policy, which encodes and folds it. Addresses are formatted by ``Address`` (which quotes
-    display names); CR and LF were refused long before.
+    The value is written here, encoded and folded (see :mod:`gocomm_smtp.headers`), and stored
+    as it is (``set_raw``): the stdlib folder loses spaces around encoded words on Python
+    3.11/3.12, and its parser and folder cost more than the rest of a pooled send.
     """
-    text = value if isinstance(value, str) else ", ".join(str(a) for a in value)
-    if text.isascii() and len(name) + 2 + len(text) <= _LINE_LENGTH:
-        msg.set_raw(name, text)
+    if isinstance(value, str):
+        msg.set_raw(name, value if name in _GENERATED else text_header(name, value))
     else:
-        msg[name] = value
+        msg.set_raw(name, address_header(name, value))
 
 
 def _add_headers(msg: EmailMessage, headers: Mapping[str, str]) -> None:
@@ -244,10 +246,9 @@ def _add_headers(msg: EmailMessage, headers: Mapping[str, str]) -> None:
             raise InvalidMessage(
                 f"header {name!r} is written by the smtp vendor; set it through {managed}"
             )
-        try:
-            msg[name] = value
-        except (ValueError, TypeError) as exc:
-            raise InvalidMessage(f"value of header {name!r} is not valid: {exc}") from None
+        # Encoded and folded here: the stdlib folder loses spaces on 3.11/3.12; Email refused
+        # control characters and lone surrogates when it was built.
+        msg.set_raw(name, text_header(name, value))
 
 
 def _add_body(msg: EmailMessage, email: Email) -> None:
