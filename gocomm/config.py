@@ -872,6 +872,11 @@ def load_settings(
                 f"cannot read the configuration file {str(file)!r} (from {origin}): "
                 f"{exc.strerror or type(exc).__name__}"
             ) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"the configuration file {str(file)!r} (from {origin}) is not UTF-8 text "
+                f"(byte {exc.start}); save it as UTF-8"
+            ) from None
         data, sources = read_yaml(text, str(file), env)
     elif has_override_variables(env):
         data, sources = {}, SourceMap("the environment")
