@@ -6,12 +6,13 @@ import re
 
 from gocomm.errors import InvalidRecipient
 
-__all__ = ["validate_email", "validate_phone"]
+__all__ = ["parse_mailbox", "validate_email", "validate_phone"]
 
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _PHONE_SEPARATORS = str.maketrans("", "", " -.()")
 _LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_MAILBOX = re.compile(r"\s*(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]*)>\s*")
 
 
 def validate_email(addr: str) -> str:
@@ -57,3 +58,26 @@ def validate_phone(number: str) -> str:
             "the number, at most 15 digits (e.g. +8613800138000)"
         )
     return compact
+
+
+def parse_mailbox(value: str) -> tuple[str, str]:
+    """Split a sender or reply-to (``shop@example.com`` or ``Shop Ünïcode <shop@example.com>``)
+    into its display name (``""`` when none; surrounding quotes removed) and bare address.
+
+    The address part is checked with :func:`validate_email`; raises
+    :class:`~gocomm.errors.InvalidRecipient` naming the value. Only ``Email.sender`` and
+    ``Email.reply_to`` take display names; ``to``, ``cc`` and ``bcc`` stay bare addresses.
+    """
+    if not isinstance(value, str):
+        raise InvalidRecipient(f"email address must be a str, got {type(value).__name__}")
+    match = _MAILBOX.fullmatch(value)
+    if match is None:
+        return "", validate_email(value)
+    name = match["name"]
+    if any(ord(c) < 32 or c == "\x7f" or c in "\u0085\u2028\u2029" for c in name):
+        raise InvalidRecipient(
+            f"invalid mailbox {value!r}: control characters in the display name; remove them"
+        )
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1]
+    return name, validate_email(match["addr"])

@@ -12,7 +12,7 @@ from typing import Literal
 
 from gocomm.errors import InvalidMessage, InvalidRecipient
 from gocomm.messages import Email
-from gocomm.recipients import validate_email, validate_phone
+from gocomm.recipients import parse_mailbox, validate_email, validate_phone
 
 __all__ = ["Channel", "channel_of", "check_email_send", "check_sms_send"]
 
@@ -42,20 +42,18 @@ def check_email_send(vendor: str, args: Email, to: Sequence[str]) -> tuple[str, 
     """Validate every address of an email (``to``, cc, bcc, reply-to, sender); return ``to``."""
     if not to:
         raise _no_recipients(vendor)
-    fields: list[tuple[str, Sequence[str]]] = [
-        ("to", to),
-        ("cc", args.cc),
-        ("bcc", args.bcc),
-        ("reply_to", args.reply_to),
-    ]
+    bare: list[tuple[str, Sequence[str]]] = [("to", to), ("cc", args.cc), ("bcc", args.bcc)]
+    # The sender and reply-to may carry a display name ("Shop <shop@example.com>").
+    named: list[tuple[str, Sequence[str]]] = [("reply_to", args.reply_to)]
     if args.sender is not None:
-        fields.append(("sender", (args.sender,)))
-    for field, addresses in fields:
-        for address in addresses:
-            try:
-                validate_email(address)
-            except InvalidRecipient as exc:
-                raise InvalidRecipient(f"{field}: {exc}", vendor=vendor) from None
+        named.append(("sender", (args.sender,)))
+    for fields, check in ((bare, validate_email), (named, parse_mailbox)):
+        for field, addresses in fields:
+            for address in addresses:
+                try:
+                    check(address)
+                except InvalidRecipient as exc:
+                    raise InvalidRecipient(f"{field}: {exc}", vendor=vendor) from None
     return tuple(to)
 
 
