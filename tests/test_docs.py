@@ -6,12 +6,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import get_args
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 from pydantic import BaseModel
 
 from gocomm.config import REFERENCE_SECTIONS, Settings
@@ -136,13 +138,34 @@ def test_page_examples_run(
     exec(compile(script, f"docs/{page}", "exec"), {"__name__": "__main__"})
 
 
-def test_the_testing_page_examples_pass_under_pytest(pytester: pytest.Pytester) -> None:
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-    )
+def _fenced(page: str, language: str) -> list[str]:
+    fence = re.compile(rf"^```{language}\n(.*?)^```", re.DOTALL | re.MULTILINE)
+    return fence.findall((DOCS / page).read_text())
+
+
+def test_the_pytest_extra_brings_what_the_testing_page_configures() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extra = {Requirement(r).name for r in project["optional-dependencies"]["pytest"]}
+    assert extra == {"pytest", "pytest-asyncio"}
+    (config,) = [b for b in _fenced("testing.md", "toml") if "[tool.pytest.ini_options]" in b]
+    assert tomllib.loads(config)["tool"]["pytest"]["ini_options"]["asyncio_mode"] == "auto"
+
+
+def test_the_testing_page_examples_pass_in_a_project_laid_out_as_it_says(
+    pytester: pytest.Pytester,
+) -> None:
+    # A fresh project: its pyproject.toml holds the page's configuration and nothing else,
+    # the examples live in tests/, and pytest runs in its own process, as in a user's shell.
+    (config,) = [b for b in _fenced("testing.md", "toml") if "[tool.pytest.ini_options]" in b]
+    pytester.makefile(".toml", pyproject=config)
+    (pytester.path / "myapp").mkdir()
+    (pytester.path / "myapp" / "__init__.py").write_text("")
+    tests = pytester.mkdir("tests")
     blocks = [block for block in _blocks("testing.md") if "def test_" in block]
-    assert len(blocks) >= 2
+    assert len(blocks) >= 3
+    tests_in_blocks = 0
     for index, block in enumerate(blocks):
-        pytester.makepyfile(**{f"test_example_{index}": block})
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=len(blocks))
+        (tests / f"test_example_{index}.py").write_text(block)
+        tests_in_blocks += len(re.findall(r"^(?:async )?def test_", block, re.MULTILINE))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=tests_in_blocks)
