@@ -15,6 +15,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from pydantic import BaseModel
+from pymdownx import superfences
 
 from gocomm.config import REFERENCE_SECTIONS, Settings
 from gocomm.plugins import load_registry
@@ -70,6 +71,17 @@ def _models_in(annotation: object) -> list[type[BaseModel]]:
     return [model for argument in get_args(annotation) for model in _models_in(argument)]
 
 
+def test_the_committed_reference_is_current() -> None:
+    """docs/reference.md is committed so that it reads on the repository: it must be what the
+    build would render."""
+    hooks = load_hooks()
+    committed = (DOCS / "reference.md").read_text(encoding="utf-8")
+    assert committed == hooks.render_reference(), (
+        "docs/reference.md is stale: a configuration or vendor settings model changed; "
+        "regenerate it with `python docs/hooks.py` and commit it"
+    )
+
+
 def test_reference_documents_every_model_a_configuration_can_hold() -> None:
     """A section model added to Settings (a new failover mode, say) gets its own section."""
     reachable: set[type[BaseModel]] = set()
@@ -107,6 +119,54 @@ def test_nav_lists_every_page_and_only_pages_that_exist() -> None:
     nav = _nav_pages(config["nav"])
     assert sorted(nav) == sorted(p.name for p in DOCS.glob("*.md"))
     assert config["strict"] is True
+
+
+_DIAGRAM_KINDS = ("flowchart ", "sequenceDiagram", "stateDiagram-v2")
+
+
+@pytest.mark.parametrize("page", ["index.md", "strategies.md", "configuration.md"])
+def test_pictures_render_as_mermaid_diagrams(page: str) -> None:
+    """The pictures are Mermaid fences that the site's superfences configuration turns into
+    diagrams (a fence it did not know would come out as a code block)."""
+    import markdown
+
+    diagrams = _fenced(page, "mermaid")
+    assert diagrams, f"{page} has no diagram"
+    for diagram in diagrams:
+        assert diagram.startswith(_DIAGRAM_KINDS), diagram.splitlines()[0]
+        # Mermaid ends a statement at ';': in a label it cuts the diagram short.
+        assert ";" not in diagram, diagram
+    html = markdown.markdown(
+        (DOCS / page).read_text(),
+        extensions=["pymdownx.superfences"],
+        extension_configs={
+            "pymdownx.superfences": {
+                "custom_fences": [
+                    {
+                        "name": "mermaid",
+                        "class": "mermaid",
+                        "format": superfences.fence_code_format,
+                    }
+                ]
+            }
+        },
+    )
+    assert html.count('<pre class="mermaid"><code>') == len(diagrams)
+
+
+def test_the_site_renders_mermaid_fences() -> None:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda _, tag, node: tag)
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)
+    (fences,) = [
+        e["pymdownx.superfences"]["custom_fences"]
+        for e in config["markdown_extensions"]
+        if isinstance(e, dict) and "pymdownx.superfences" in e
+    ]
+    assert {"name": "mermaid", "class": "mermaid"}.items() <= fences[0].items()
+    assert fences[0]["format"].endswith("pymdownx.superfences.fence_code_format")
 
 
 # -- the examples in the pages run as shown ----------------------------------------------------
