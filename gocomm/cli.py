@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gocomm.errors import ConfigError, InvalidMessage, InvalidRecipient
+from gocomm.journals import FileLock, journal_for, remember_journal, state_directory
 from gocomm.sender import Receipt
 
 if TYPE_CHECKING:
@@ -367,7 +368,11 @@ def batch(
     ] = None,
     journal: Annotated[
         Path | None,
-        typer.Option(help="The resume journal (default: FILE.journal).", dir_okay=False),
+        typer.Option(
+            help="The resume journal (default: FILE.journal next to the real file, or the one "
+            "its last run used through another name).",
+            dir_okay=False,
+        ),
     ] = None,
     fmt: Annotated[
         FileFormat | None,
@@ -384,12 +389,23 @@ def batch(
     options = _options(ctx)
 
     def command() -> int:
+        from gocomm.batch import BatchInputError
+
+        # The lock and the journal belong to the file, not to the name used (journals.py).
+        file_lock = FileLock(file, BatchInputError)
+        file_lock.acquire()
+        try:
+            return locked(state_directory())
+        finally:
+            file_lock.release()
+
+    def locked(state: Path) -> int:
         from gocomm.batch import Journal, check_rows, detect_format
 
         # Everything that can refuse the run happens here, before any vendor is touched.
         name = channel.value
         file_format = detect_format(file, fmt.value if fmt else None)
-        journal_path = journal or file.with_name(file.name + ".journal")
+        journal_path = journal or journal_for(file, state)
         failed_path = failed or _failed_path(file, file_format)
         _check_distinct(file, journal_path, failed_path)
         total, errors = check_rows(file, name, file_format)
@@ -399,6 +415,7 @@ def batch(
             raise errors[-1]
         run_journal = Journal(journal_path)
         run_journal.open()  # locked before anything is touched: one run per journal
+        remember_journal(file, journal_path, state)
         failed_path.unlink(missing_ok=True)  # the file of failed rows describes this run only
         container = _build(options)
 
@@ -424,12 +441,16 @@ def _failed_path(file: Path, fmt: Format) -> Path:
 
 def _check_distinct(file: Path, journal: Path, failed: Path) -> None:
     paths = {"FILE": file, "--journal": journal, "--failed": failed}
-    seen: dict[Path, str] = {}
+    seen: dict[object, str] = {}
     for option, path in paths.items():
-        resolved = path.resolve()
-        if resolved in seen:
-            raise UsageError(f"{option} {path} is the same file as {seen[resolved]}")
-        seen[resolved] = option
+        try:  # a hard link is the same file under another name
+            info = path.stat()
+            identity: object = (info.st_dev, info.st_ino)
+        except OSError:
+            identity = path.resolve()
+        if identity in seen:
+            raise UsageError(f"{option} {path} is the same file as {seen[identity]}")
+        seen[identity] = option
 
 
 async def _send_batch(

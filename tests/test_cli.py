@@ -121,10 +121,12 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def env(plugin_path: Path) -> dict[str, str]:
-    """The environment of every run: no GOCOMM_ variable of the caller, the plugin on the path."""
+def env(plugin_path: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment of every run: no GOCOMM_ variable of the caller, the plugin on the path,
+    batch journals remembered in the test's own state directory."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GOCOMM_")}
     clean.update(PYTHONPATH=str(plugin_path), COLUMNS="200", NO_COLOR="1", TERM="dumb")
+    clean.update(XDG_STATE_HOME=str(tmp_path / "state"))
     return clean
 
 
@@ -284,11 +286,12 @@ def test_usage_errors_print_one_line(env: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result]:
     """Runs the gocomm command in this process (no probe plugin here: it is not installed)."""
     for name in list(os.environ):
         if name.startswith("GOCOMM_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     runner = CliRunner()
 
     def run(*args: str) -> Result:
@@ -586,6 +589,46 @@ def killed_batch(
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_one_file_two_names_one_journal_and_one_lock(
+    env: dict[str, str], tmp_path: Path, outbox: Path, link: str
+) -> None:
+    # Issue 17.1: a run through a second name of the same file must neither send alongside a
+    # run through the first nor, after it died, send again what it sent.
+    rows = [(n, f"k{i}") for i, n in enumerate(phones(8, start=300))]
+    source = write_sms_csv(tmp_path / "rows.csv", rows)
+    other = tmp_path / "elsewhere" / "alias.csv"
+    other.parent.mkdir()
+    if link == "symlink":
+        other.symlink_to(source)
+    else:
+        os.link(source, other)
+    hanging = probe_config(tmp_path, "hanging.yaml", outbox, hang_after=3)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "gocomm", "--config", str(hanging), "batch", "sms", str(source),
+         "--concurrency", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for(outbox, "blocked-*.json", 1, first)  # three rows sent and journaled
+        healthy = probe_config(tmp_path, "healthy.yaml", outbox)
+        second = gocomm("--config", str(healthy), "batch", "sms", str(other), env=env)
+        assert second.returncode == 2, second.stderr
+        assert "being sent by another gocomm batch" in second.stderr
+        assert sum(deliveries(outbox).values()) == 3  # the second run sent nothing
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    resumed = gocomm("--config", str(healthy), "batch", "sms", str(other), env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _summary(resumed.stdout)["already sent (journal)"] == "3"
+    assert deliveries(outbox) == Counter({row: 1 for row in rows})
+    assert not (other.parent / "alias.csv.journal").exists()  # the file's own journal was used
 
 
 def test_batch_killed_with_sigkill_resumes_sending_each_row_once(
