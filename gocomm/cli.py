@@ -178,8 +178,15 @@ def _print_error(message: str) -> None:
     stderr.print(Text.assemble(("error:", "red"), " ", message))
 
 
+#: Longest word of an error line: a quoted value of a hostile input (a 300 KB cell) is elided.
+_LONGEST_WORD = 200
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = " ".join(
+        word if len(word) <= _LONGEST_WORD else f"{word[:80]}...({len(word)} characters)"
+        for word in str(exc).split()
+    )
     if isinstance(exc, UsageError | ConfigError) or type(exc).__module__.startswith("gocomm"):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

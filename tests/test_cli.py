@@ -547,6 +547,74 @@ def test_batch_bad_file_exits_2_and_sends_nothing(
     assert not (tmp_path / "rows.csv.journal").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        pytest.param(
+            "rows.jsonl",
+            '{"to": "+8613800000001", "biz": "login"}\n' + "[" * 100_000 + "]" * 100_000 + "\n",
+            "rows.jsonl:2: JSON nested too deeply",
+            id="jsonl-nested-100000-deep",
+        ),
+        pytest.param(
+            "rows.jsonl",
+            '{"to": "+8613800000001", "biz": "login", "args": {"code": ' + "7" * 5000 + "}}\n",
+            "rows.jsonl:1: a number has too many digits",
+            id="integer-of-5000-digits",
+        ),
+        pytest.param(
+            "rows.jsonl",
+            '{"to": "+8613800000001", "biz": "login", "args": {"code": "\\ud83d"}}\n',
+            "rows.jsonl:1: 'args.code' holds a lone surrogate",
+            id="lone-surrogate",
+        ),
+        pytest.param(
+            "rows.csv",
+            "to,biz,param.code\n+8613800000001,login," + "x" * (17 * 2**20) + "\n",
+            "rows.csv:2: not valid CSV (a cell is larger than 16 MiB)",
+            id="csv-cell-over-the-limit",
+        ),
+        pytest.param(
+            "rows.csv",
+            "to,biz,param.code\n+8613800000001,login,1\n" + "+86138" * 30_000 + ",login,1\n",
+            "rows.csv:3: invalid phone number",
+            id="csv-cell-over-128-KiB-of-garbage",
+        ),
+    ],
+)
+def test_hostile_batch_rows_are_one_line_errors_naming_file_and_row(
+    cli: Callable[..., Result],
+    tmp_path: Path,
+    outbox: Path,
+    file_config: Path,
+    name: str,
+    content: str,
+    message: str,
+) -> None:
+    source = tmp_path / name
+    source.write_text(content, encoding="utf-8", errors="surrogatepass")
+    run = cli("--config", str(file_config), "batch", "sms", str(source))
+    assert run.exit_code == 2, run.output
+    (line,) = run.stderr.strip().splitlines()
+    assert message in line, line
+    assert str(source) in line
+    assert "Traceback" not in run.stderr and len(line) < 600
+    assert list(outbox.iterdir()) == []
+
+
+def test_a_row_for_20000_recipients_in_one_cell_is_sent(
+    cli: Callable[..., Result], tmp_path: Path, outbox: Path, file_config: Path
+) -> None:
+    numbers = [f"+86139{n:08d}" for n in range(20_000)]
+    source = tmp_path / "wide.csv"
+    source.write_text(f"to,biz,param.code\n{';'.join(numbers)},login,1234\n")
+    assert len(source.read_bytes()) > 128 * 1024  # over the csv module's default cell limit
+    run = cli("--config", str(file_config), "batch", "sms", str(source))
+    assert run.exit_code == 0, run.output
+    (sent,) = outbox.glob("*.json")
+    assert json.loads(sent.read_text())["to"] == numbers
+
+
 def _summary(stdout: str) -> dict[str, str]:
     """The rows of the summary table: label -> count."""
     figures: dict[str, str] = {}
