@@ -188,6 +188,10 @@ class FakeTencentCloud(FakeVendorServer):
             return self._error(code, f"answer {code}")
         if self.mode != "ok":
             return self._error(self.mode, f"answer {self.mode}")
+        mainland = {number.startswith("+86") for number in body["PhoneNumberSet"]}
+        if len(mainland) > 1:  # Tencent takes mainland and international numbers apart
+            code = "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber"
+            return self._error(code, "mainland and international numbers in one request")
         for number in body["PhoneNumberSet"]:
             if number in self.request_codes:  # the whole request fails, naming the number
                 code = self.request_codes[number]
