@@ -23,7 +23,7 @@ from gocomm.errors import SendError
 from gocomm.httpclient import Response
 from gocomm.httpemail import EmailRequest, HttpEmailVendor, format_mailbox
 from gocomm.httpvendor import CodeTable, parse_retry_after
-from gocomm.mime import build_message
+from gocomm.mime import build_envelope
 from gocomm.sender import Receipt
 from gocomm_ses.settings import SesSettings
 from gocomm_ses.signing import sigv4_headers
@@ -141,7 +141,8 @@ class SesEmail(HttpEmailVendor):
                 }
             }
         elif email.attachments or email.headers:
-            mime = build_message(request)
+            # The sender as written: build_envelope encodes a non-ASCII name itself.
+            mime = build_envelope(email, request.to, self.default_sender).data
             body["Content"] = {"Raw": {"Data": base64.b64encode(mime).decode("ascii")}}
         else:
             parts: dict[str, Any] = {}

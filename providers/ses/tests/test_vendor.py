@@ -100,6 +100,7 @@ async def test_simple_content_with_display_names_cc_bcc_and_reply_to(
 async def test_attachments_and_headers_go_as_raw_mime(ses: SesEmail, ses_server: FakeSes) -> None:
     message = Email(
         subject="[12] 验证码 Ünïcödé ✉️ — naïve café",
+        sender="Boutique Ünïcode <shop@example.com>",
         text="see attached",
         html='<p><img src="cid:logo"></p>',
         headers={"X-Order": "42", "X-Note": "naïve café"},
@@ -115,6 +116,7 @@ async def test_attachments_and_headers_go_as_raw_mime(ses: SesEmail, ses_server:
     assert parsed["X-Order"] == "42"
     assert parsed["X-Note"] == "naïve café"
     assert parsed["To"] == "ada@example.com"
+    assert parsed["From"].addresses[0].display_name == "Boutique Ünïcode"
     assert "Bcc" not in parsed
     files = {p.get_filename(): p for p in parsed.walk() if p.get_filename()}
     assert files["relevé.csv"].get_payload(decode=True) == b"a,b\n1,2\n"
