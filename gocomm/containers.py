@@ -335,7 +335,7 @@ async def _open_redis(settings: Settings) -> AsyncIterator[Redis]:
         )
     redis = settings.redis
     pool = BlockingConnectionPool.from_url(
-        redis.url.get_secret_value(),
+        redis.connection_url(),
         max_connections=redis.max_connections,
         socket_timeout=redis.socket_timeout,
         socket_connect_timeout=redis.socket_timeout,
