@@ -1091,8 +1091,16 @@ def describe_stack(channel: ChannelSettings | None) -> StackNode | None:
 
 
 def describe_stacks(settings: Settings) -> dict[str, StackNode | None]:
-    """:func:`describe_stack` for every channel, by channel name."""
-    return {name: describe_stack(settings.channel(name)) for name in CHANNELS}
+    """:func:`describe_stack` for every channel, by channel name, under the validation stage
+    that starts every stack the container builds."""
+    stacks: dict[str, StackNode | None] = {}
+    for name in CHANNELS:
+        stack = describe_stack(settings.channel(name))
+        if stack is not None:
+            check = "E.164 numbers" if name == "sms" else "addresses"
+            stack = StackNode("ValidatingSender", f"{check} checked first", (stack,))
+        stacks[name] = stack
+    return stacks
 
 
 # ----------------------------------------------------------------------------- the reference
