@@ -605,22 +605,22 @@ class HttpSmsVendor(HttpVendor):
             error.unsent = tuple(unsent)
             error.refused = tuple(refused)
             return error
-        gone = {n for n, e in failed.items() if n in e.refused}
-        owed = {id(e): e for n, e in failed.items() if n not in gone}
-        retryable = [e for e in owed.values() if is_retryable(e)]
+        owed = {n: e for n, e in failed.items() if n not in e.refused}
+        gone = {n: e for n, e in failed.items() if n in e.refused}
+        owed_errors = list({id(e): e for e in owed.values()}.values())
+        retryable = [e for e in owed_errors if is_retryable(e)]
         retry_afters = [e.retry_after for e in retryable if e.retry_after is not None]
-        not_sent = {n: e for n, e in failed.items() if n not in gone}
         message = f"{self.name}: sent to {sent} of {sent + len(failed)} numbers"
-        if not_sent:
-            message += f"; not sent to {_causes(not_sent)}"
+        if owed:
+            message += f"; not sent to {_causes(owed)}"
         if gone:
-            message += f"; refused for good: {_causes({n: failed[n] for n in failed if n in gone})}"
+            message += f"; refused for good: {_causes(gone)}"
         cls: type[SendError]
         if not retryable:
             invalid = all(isinstance(e, InvalidRecipient) for e in errors)
             cls = InvalidRecipient if invalid and not owed else PermanentError
             advice = "fix these numbers or the template"
-        elif all(isinstance(e, SendTimeout) for e in owed.values()):
+        elif all(isinstance(e, SendTimeout) for e in owed_errors):
             cls, advice = SendTimeout, "retry the unsent numbers later"
         else:
             cls, advice = SendError, "retry the unsent numbers later"
