@@ -30,7 +30,7 @@ from functools import partial
 from importlib import resources
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union, get_args, get_origin
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -71,6 +71,7 @@ __all__ = [
     "ExponentialInterval",
     "FixedInterval",
     "KeyTemplate",
+    "QueueSettings",
     "RedisSettings",
     "RetrySettings",
     "RouteSettings",
@@ -119,9 +120,28 @@ class SecretUrl(SecretStr):
 _SECRET_QUERY = re.compile(r"pass|secret|token|auth", re.IGNORECASE)
 
 
+def _unparsed_userinfo(url: str) -> bool:
+    """Whether ``url`` has an ``@`` after ``://`` that its address part does not hold: a user
+    or password with ``/``, ``?`` or ``#`` in it, which ends the address part early (then the
+    password reads as a path, a query or a fragment, and its start as a port)."""
+    _, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return False
+    try:
+        return "@" not in urlsplit(url).netloc
+    except ValueError:
+        return True
+
+
 def mask_url(url: str) -> str:
     """``url`` with any password replaced by ``MASK``: in the netloc (``redis://:****@host``)
-    and in the query (``?password=****``). The rest is kept as written (``[::1]`` included)."""
+    and in the query (``?password=****``). The rest is kept as written (``[::1]`` included).
+
+    Userinfo that does not parse as a whole (``redis://:pa/ss@host``) is masked up to the last
+    ``@``: what could not be parsed is never shown."""
+    if _unparsed_userinfo(url):
+        scheme, _, rest = url.partition("://")
+        return mask_url(f"{scheme}://{MASK}@{rest.rpartition('@')[2]}")
     try:
         parts = urlsplit(url)
         password = parts.password
@@ -140,13 +160,39 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+def _check_redis_url(url: str) -> None:
+    """Refuse a Redis URL that does not parse as a whole; the message never quotes it."""
+    if _unparsed_userinfo(url):
+        raise ValueError(
+            "the user or password in the URL holds '/', '?' or '#', which end the address "
+            "part: percent-encode them (%2F, %3F, %23; '%' itself as %25) or give the password "
+            "as redis.password"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ValueError(
+            "the port in the URL is not a number (a password with ':' or '@' must be "
+            "percent-encoded, or given as redis.password)"
+        ) from None
+
+
 class RedisSettings(_Section):
     """The Redis server that rate limits with ``backend: redis`` share."""
 
     url: SecretUrl = Field(
         default=SecretUrl("redis://localhost:6379/0"),
         description="Server URL: `redis://[[user]:password@]host[:port][/db]`, `rediss://` "
-        "for TLS or `unix://path`. A password in it is masked wherever it is shown.",
+        "for TLS or `unix://path`. A password in it is masked wherever it is shown; "
+        "percent-encode `/`, `?`, `#`, `@`, `:` and `%` in it, or use `password`.",
+    )
+    password: SecretStr | None = Field(
+        default=None,
+        description="The Redis password, any characters, when it is not in `url` (e.g. "
+        "`${REDIS_PASSWORD}` of a generated password). Never shown.",
     )
     max_connections: int = Field(
         default=50,
@@ -162,10 +208,24 @@ class RedisSettings(_Section):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: SecretUrl) -> SecretUrl:
-        scheme = urlsplit(url.get_secret_value()).scheme
-        if scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        _check_redis_url(url.get_secret_value())
         return url
+
+    @model_validator(mode="after")
+    def _one_password(self) -> RedisSettings:
+        if self.password is not None and urlsplit(self.url.get_secret_value()).password:
+            raise ValueError("give the password either in url or as password, not both")
+        return self
+
+    def connection_url(self) -> str:
+        """The URL to connect with: ``url``, with ``password`` percent-encoded into it."""
+        url = self.url.get_secret_value()
+        if self.password is None:
+            return url
+        parts = urlsplit(url)
+        user, _, host = parts.netloc.rpartition("@")
+        secret = quote(self.password.get_secret_value(), safe="")
+        return urlunsplit(parts._replace(netloc=f"{user}:{secret}@{host}"))
 
 
 # ------------------------------------------------------------------------------------ failover
@@ -249,7 +309,17 @@ class _RateLimitBase(_Section):
         return _check_key_template(key)
 
 
-class SlidingWindowLimit(_RateLimitBase):
+class _RefundableRateLimit(_RateLimitBase):
+    refund: bool = Field(
+        default=True,
+        description="Give back the quota of the recipients a send did not reach (it failed, or "
+        "the vendor refused them), so that a failed login code does not lock its user out for "
+        "the window. A key with `{to}` is given back per recipient; other keys only when "
+        "nobody was reached.",
+    )
+
+
+class SlidingWindowLimit(_RefundableRateLimit):
     """At most ``rate`` sends per key in any ``window`` seconds."""
 
     algorithm: Literal["sliding_window"] = Field(description="`sliding_window`.")
@@ -257,7 +327,7 @@ class SlidingWindowLimit(_RateLimitBase):
     window: float = Field(gt=0, description="Window length in seconds.")
 
 
-class TokenBucketLimit(_RateLimitBase):
+class TokenBucketLimit(_RefundableRateLimit):
     """A token bucket per key: ``rate`` tokens a second, holding at most ``burst``."""
 
     algorithm: Literal["token_bucket"] = Field(description="`token_bucket`.")
@@ -517,6 +587,54 @@ class ChannelSettings(_Section):
         return [(("vendors",), self.vendors), *routes]
 
 
+class QueueSettings(_Section):
+    """The queue that hands sends to workers (`gocomm worker`); see "Scaling out"."""
+
+    broker: Literal["redis_stream", "memory"] = Field(
+        default="redis_stream",
+        description="`redis_stream` (Redis Streams, shared by every process) or `memory` "
+        "(in this process only; nothing durable).",
+    )
+    url: SecretUrl | None = Field(
+        default=None, description="Redis URL of the queue; left out, the `redis` section's."
+    )
+    queue_name: str = Field(default="gocomm", min_length=1, description="The stream's key.")
+    idle_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds a message may stay unacknowledged (a dead worker's) before "
+        "another worker takes it over; longer than the slowest send, retry waits included.",
+    )
+    lease: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a worker holds a message's idempotency key without renewing it "
+        "(renewed while the send runs); a dead worker's hold ends after it.",
+    )
+    max_retries: int = Field(
+        default=5, ge=0, description="Re-enqueues of a retryable failure before a dead letter."
+    )
+    dead_letter: str = Field(
+        default="gocomm:dead", min_length=1, description="The dead-letter stream's key."
+    )
+    concurrency: int = Field(
+        default=10, ge=1, description="Sends in flight at once in each worker process."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: SecretUrl | None) -> SecretUrl | None:
+        if url is not None:
+            _check_redis_url(url.get_secret_value())
+        return url
+
+    def redis_url(self, redis: RedisSettings | None) -> str | None:
+        """The queue's Redis URL: its own ``url``, else the ``redis`` section's."""
+        if self.url is not None:
+            return self.url.get_secret_value()
+        return redis.connection_url() if redis is not None else None
+
+
 class Settings(_Section):
     """The whole configuration. ``repr`` and :meth:`masked_dict` never show a secret."""
 
@@ -525,6 +643,11 @@ class Settings(_Section):
     )
     email: ChannelSettings | None = Field(default=None, description="The email channel.")
     sms: ChannelSettings | None = Field(default=None, description="The SMS channel.")
+    queue: QueueSettings | None = Field(
+        default=None,
+        description="The queue to workers; left out, `gocomm.tasks` uses the in-process "
+        "`memory` broker.",
+    )
 
     _sources: SourceMap | None = None
 
@@ -752,6 +875,13 @@ def _check_redis_backend(settings: Settings) -> None:
                     f"{where}: backend redis needs a `redis` section (at least its url, e.g. "
                     "GOCOMM_REDIS__URL), or use backend memory"
                 )
+    queue = settings.queue
+    if queue is not None and queue.broker == "redis_stream" and queue.url is None:
+        where = describe_source(("queue", "broker"), settings.sources)
+        problems.append(
+            f"{where}: broker redis_stream needs a Redis: set queue.url or the `redis` section "
+            "(e.g. GOCOMM_REDIS__URL), or use broker memory"
+        )
     if problems:
         raise config_error(problems)
 
@@ -799,6 +929,11 @@ def load_settings(
                 f"cannot read the configuration file {str(file)!r} (from {origin}): "
                 f"{exc.strerror or type(exc).__name__}"
             ) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"the configuration file {str(file)!r} (from {origin}) is not UTF-8 text "
+                f"(byte {exc.start}); save it as UTF-8"
+            ) from None
         data, sources = read_yaml(text, str(file), env)
     elif has_override_variables(env):
         data, sources = {}, SourceMap("the environment")
@@ -807,7 +942,7 @@ def load_settings(
     if data is None:
         data = {}
     if isinstance(data, dict):
-        env_overrides(data, sources, env, sections=("redis", *CHANNELS))
+        env_overrides(data, sources, env, sections=("redis", *CHANNELS, "queue"))
     settings = _validate(data, sources)
     return settings.bind(registry) if registry is not None else settings
 
@@ -949,13 +1084,23 @@ def describe_stack(channel: ChannelSettings | None) -> StackNode | None:
             what = f"token bucket {limit.rate:g}/s, burst {limit.burst}"
             label = "RateLimitSender"
         detail = f"{limit.backend} {what}, key {limit.key!r}, {failing}"
+        if isinstance(limit, _RefundableRateLimit) and not limit.refund:
+            detail += ", no refunds"
         node = StackNode(label, detail, (node,))
     return node
 
 
 def describe_stacks(settings: Settings) -> dict[str, StackNode | None]:
-    """:func:`describe_stack` for every channel, by channel name."""
-    return {name: describe_stack(settings.channel(name)) for name in CHANNELS}
+    """:func:`describe_stack` for every channel, by channel name, under the validation stage
+    that starts every stack the container builds."""
+    stacks: dict[str, StackNode | None] = {}
+    for name in CHANNELS:
+        stack = describe_stack(settings.channel(name))
+        if stack is not None:
+            check = "E.164 numbers" if name == "sms" else "addresses"
+            stack = StackNode("ValidatingSender", f"{check} checked first", (stack,))
+        stacks[name] = stack
+    return stacks
 
 
 # ----------------------------------------------------------------------------- the reference
@@ -978,6 +1123,7 @@ REFERENCE_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("<channel>.retry.interval (kind: fixed)", FixedInterval),
     ("<channel>.retry.interval (kind: uniform)", UniformInterval),
     ("<channel>.retry.interval (kind: exponential)", ExponentialInterval),
+    ("queue", QueueSettings),
 )
 
 

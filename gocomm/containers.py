@@ -3,7 +3,8 @@
 Wiring only: what each stage does lives in :mod:`gocomm.ratelimit`, :mod:`gocomm.retryable`,
 :mod:`gocomm.failover` and the vendors. Each channel declares its stack outermost first::
 
-    sender    Factory    the rate limit stage (RateLimitSender / ConcurrencyLimitSender)
+    sender    Factory    ValidatingSender: every recipient checked before anything else
+    ratelimit Factory    the rate limit stage (RateLimitSender / ConcurrencyLimitSender)
     retry     Factory    RetrySender / IntervalRetrySender
     routing   Resource   RoutingSender over the routes and the failover stage (or the latter)
     failover  Resource   Failover / TimeoutFailover / WeightedFailoverSender (or the single
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from gocomm.health import CircuitBreaker
     from gocomm.plugins import VendorRegistry
     from gocomm.ratelimit import ActiveLimiter, Limiter
+    from gocomm.tasks import GocommTasks
 
 __all__ = ["BorrowedSender", "ChannelContainer", "Container", "build_container"]
 
@@ -318,7 +320,17 @@ def _rate_limit_stage(
     key = key_function(limit.key)
     if isinstance(limit, ConcurrencyLimit):
         return ConcurrencyLimitSender(view, key, limiter, fail_open=limit.fail_open)
-    return RateLimitSender(view, key, limiter, fail_open=limit.fail_open)
+    return RateLimitSender(view, key, limiter, fail_open=limit.fail_open, refund=limit.refund)
+
+
+def _validating_stage(inner: Sender[Any], channel: str) -> Sender[Any]:
+    """The first stage of every stack: a bad recipient is refused before any quota is taken,
+    any retry waits or any vendor sees it."""
+    from gocomm.recipients import ValidatingSender
+
+    if channel not in ("email", "sms"):
+        raise ConfigError(f"unknown channel {channel!r}: gocomm has the email and sms channels")
+    return ValidatingSender(_borrow(inner), "email" if channel == "email" else "sms")
 
 
 async def _open_redis(settings: Settings) -> AsyncIterator[Redis]:
@@ -334,7 +346,7 @@ async def _open_redis(settings: Settings) -> AsyncIterator[Redis]:
         )
     redis = settings.redis
     pool = BlockingConnectionPool.from_url(
-        redis.url.get_secret_value(),
+        redis.connection_url(),
         max_connections=redis.max_connections,
         socket_timeout=redis.socket_timeout,
         socket_connect_timeout=redis.socket_timeout,
@@ -349,11 +361,29 @@ async def _open_redis(settings: Settings) -> AsyncIterator[Redis]:
         await client.aclose()
 
 
+async def _open_queue(settings: Settings) -> AsyncIterator[GocommTasks]:
+    """The application's handle on the queue (``queue`` section; default the in-process
+    ``memory`` broker): started here, stopped at shutdown. Needs ``gocomm[taskiq]``."""
+    try:
+        from gocomm.tasks import GocommTasks, make_broker
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ConfigError(
+            f"the queue needs taskiq: pip install 'gocomm[taskiq]' ({exc})"
+        ) from exc
+    tasks = GocommTasks(make_broker(settings), settings=settings)
+    await tasks.startup()
+    try:
+        yield tasks
+    finally:
+        await tasks.shutdown()
+
+
 # --------------------------------------------------------------------------------- containers
 
 
 class ChannelContainer(containers.DeclarativeContainer):
-    """One channel's stack, outermost first: sender (rate limit) → retry → failover → vendors.
+    """One channel's stack, outermost first: sender (validation) → ratelimit → retry →
+    routing → failover → vendors.
 
     Declared once; :class:`Container` holds two, ``email`` and ``sms``.
     """
@@ -370,7 +400,8 @@ class ChannelContainer(containers.DeclarativeContainer):
     )
     limiter = providers.Singleton(_make_limiter, settings, redis.provider)
     retry = providers.Factory(_retry_stage, routing, settings)
-    sender = providers.Factory(_rate_limit_stage, retry, limiter, settings)
+    ratelimit = providers.Factory(_rate_limit_stage, retry, limiter, settings)
+    sender = providers.Factory(_validating_stage, ratelimit, name)
 
 
 class _ContainerInstance(containers.DynamicContainer):
@@ -387,6 +418,7 @@ class _ContainerInstance(containers.DynamicContainer):
         for channel in channels:
             for resource in (channel.routing, channel.failover, channel.vendors):
                 await _shutdown(resource, errors)
+        await _shutdown(self.queue, errors)
         await _shutdown(self.redis, errors)
         self.reset_singletons()  # in-memory limiter state goes with them
         if len(errors) == 1:
@@ -432,6 +464,8 @@ class Container(containers.DeclarativeContainer):
     config = providers.Configuration()
     registry: providers.Object[VendorRegistry | None] = providers.Object(None)
     redis = providers.Resource(_open_redis, settings)
+    #: ``tasks = await container.queue()``: enqueue sends for workers (gocomm.tasks).
+    queue = providers.Resource(_open_queue, settings)
 
     email = providers.Container(
         ChannelContainer,

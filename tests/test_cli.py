@@ -696,11 +696,13 @@ def test_example_configuration_never_shows_a_secret(cli: Callable[..., Result]) 
     assert run.exit_code == 0, run.output
     for name, value in secrets.items():
         assert (value in run.output) == name.endswith("_ID"), name  # ids are not secrets
-    assert "redis://:**********@localhost:6379/0" in run.output
+    assert "redis://localhost:6379/0" in run.output
     assert "5 attempts" in run.output  # the environment wins over the file
     tree = run.output[run.output.index("\nsms\n") :]
-    for stage in ("RateLimitSender", "IntervalRetrySender", "FailoverSender", "aliyun", "tencent"):
-        assert stage in tree
+    stages = ("ValidatingSender", "RateLimitSender", "IntervalRetrySender", "FailoverSender")
+    positions = [tree.index(stage) for stage in (*stages, "aliyun", "tencent")]
+    assert positions == sorted(positions)  # outermost first: validation starts the stack
+    assert "E.164 numbers checked first" in tree
 
 
 def test_processes_share_a_redis_rate_limit(

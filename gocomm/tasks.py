@@ -1,0 +1,492 @@
+"""Sends handed to workers through taskiq (extra ``gocomm[taskiq]``).
+
+The application enqueues; workers (``gocomm worker``) send through each channel's full stack::
+
+    tasks = GocommTasks(make_broker(settings), settings=settings)
+    await tasks.startup()
+    task_id = await tasks.enqueue("sms", "login", {"code": "1234"}, "+8613800000000")
+
+Every message travels with an idempotency key (the caller's, else one made at enqueue), and the
+worker sends under it through an :class:`~gocomm.idempotency.IdempotentSender`, so a message
+delivered twice by the broker (a worker died before acknowledging it) is sent once. A retryable
+failure is enqueued again after the error's ``retry_after`` or an exponential backoff, at most
+``queue.max_retries`` times; a permanent failure, or retries spent, becomes a dead letter with
+the error and the original task. The broker's message is acknowledged only after that outcome
+is recorded; if recording fails, the message stays unacknowledged and is delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends, TaskiqEvents, TaskiqState
+
+from gocomm.config import QueueSettings, Settings, load_settings
+from gocomm.errors import ConfigError, DuplicateInFlight, Limited, is_retryable
+from gocomm.idempotency import (
+    IdempotencyStore,
+    IdempotentSender,
+    MemoryIdempotencyStore,
+    RedisIdempotencyStore,
+    use_key,
+)
+from gocomm.payload import PayloadError, decode_args, encode_args
+from gocomm.recipients import validate_email, validate_phone
+from gocomm.retryable import exponential
+from gocomm.stream_broker import GocommStreamBroker
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from gocomm.containers import Container
+    from gocomm.plugins import VendorRegistry
+
+__all__ = [
+    "SEND_TASK",
+    "DeadLetter",
+    "DeadLetters",
+    "GocommTasks",
+    "MemoryDeadLetters",
+    "RedisDeadLetters",
+    "make_broker",
+]
+
+#: The name of gocomm's task on the broker.
+SEND_TASK = "gocomm.send"
+
+_log = logging.getLogger("gocomm.queue")
+
+#: Wait before re-enqueueing attempt n (from 1) of a failure without ``retry_after``.
+_backoff = exponential(1.0, 300.0)
+
+
+def make_broker(settings: Settings) -> AsyncBroker:
+    """The taskiq broker of ``settings.queue`` (``memory`` when there is no queue section)."""
+    queue = settings.queue or QueueSettings(broker="memory")
+    if queue.broker == "memory":
+        return InMemoryBroker()
+    url = queue.redis_url(settings.redis)
+    if url is None:  # Settings validation refuses this; a hand-made Settings may not
+        raise ConfigError("queue: broker redis_stream needs queue.url or the `redis` section")
+    return GocommStreamBroker(
+        url,
+        queue_name=queue.queue_name,
+        idle_timeout=queue.idle_timeout,
+        prefetch=queue.concurrency,
+        max_connections=2 * queue.concurrency + 8,
+    )
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message no worker could send: the error's text and the original task."""
+
+    id: str
+    channel: str
+    biz: str
+    to: tuple[str, ...]
+    error: str
+    at: float
+    task: Mapping[str, Any]
+
+
+class DeadLetters:
+    """Where dead letters are kept (the protocol of both kinds)."""
+
+    async def add(self, task_id: str, task: Mapping[str, Any], error: str) -> None:
+        """Record ``task`` with ``error``, once per ``task_id`` (a redelivery adds nothing)."""
+        raise NotImplementedError
+
+    async def list(self, count: int | None = None) -> list[DeadLetter]:
+        """The dead letters, oldest first."""
+        raise NotImplementedError
+
+    async def delete(self, ids: Sequence[str]) -> int:
+        """Remove the dead letters ``ids``; the number removed."""
+        raise NotImplementedError
+
+
+def _letter_fields(task: Mapping[str, Any], error: str) -> dict[str, str]:
+    return {
+        "channel": str(task.get("channel", "")),
+        "biz": str(task.get("biz", "")),
+        "to": json.dumps(list(task.get("to", ()))),
+        "error": error,
+        "at": f"{time.time():.3f}",
+        "task": json.dumps(task),
+    }
+
+
+def _letter(entry_id: str, fields: Mapping[str, str]) -> DeadLetter:
+    return DeadLetter(
+        id=entry_id,
+        channel=fields["channel"],
+        biz=fields["biz"],
+        to=tuple(json.loads(fields["to"])),
+        error=fields["error"],
+        at=float(fields["at"]),
+        task=json.loads(fields["task"]),
+    )
+
+
+class MemoryDeadLetters(DeadLetters):
+    """Dead letters in this process (the ``memory`` broker); gone when it exits."""
+
+    def __init__(self) -> None:
+        self._letters: dict[str, dict[str, str]] = {}
+        self._seen: set[str] = set()
+        self._next = 0
+
+    async def add(self, task_id: str, task: Mapping[str, Any], error: str) -> None:
+        if task_id in self._seen:
+            return
+        self._seen.add(task_id)
+        self._next += 1
+        self._letters[f"{self._next}-0"] = _letter_fields(task, error)
+
+    async def list(self, count: int | None = None) -> list[DeadLetter]:
+        letters = [_letter(i, f) for i, f in self._letters.items()]
+        return letters[:count] if count is not None else letters
+
+    async def delete(self, ids: Sequence[str]) -> int:
+        return sum(self._letters.pop(i, None) is not None for i in ids)
+
+
+# Add a dead letter unless this task id already has one (a redelivered message).
+_ADD_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', tonumber(ARGV[1])) then
+  redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+  return 1
+end
+return 0
+"""
+
+
+class RedisDeadLetters(DeadLetters):
+    """Dead letters in the Redis stream ``stream``; ``redis`` is the caller's (not closed)."""
+
+    def __init__(self, redis: Redis, stream: str = "gocomm:dead") -> None:
+        self.redis = redis
+        self.stream = stream
+        self._add_once = redis.register_script(_ADD_ONCE)
+
+    async def add(self, task_id: str, task: Mapping[str, Any], error: str) -> None:
+        flat = [item for pair in _letter_fields(task, error).items() for item in pair]
+        await self._add_once(
+            keys=[self.stream, f"{self.stream}:seen:{task_id}"], args=[7 * 86400 * 1000, *flat]
+        )
+
+    async def list(self, count: int | None = None) -> list[DeadLetter]:
+        entries: Any = await self.redis.xrange(self.stream, count=count)
+        return [
+            _letter(_text(i), {_text(k): _text(v) for k, v in fields.items()})
+            for i, fields in entries
+        ]
+
+    async def delete(self, ids: Sequence[str]) -> int:
+        return int(await self.redis.xdel(self.stream, *ids)) if ids else 0
+
+
+# --------------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    channel: str
+    biz: str
+    args: Any
+    to: tuple[str, ...]
+    key: str
+    attempt: int
+
+    @classmethod
+    def parse(cls, payload: Any) -> _Job:
+        if not isinstance(payload, dict):
+            raise PayloadError(f"the task is not an object but a {type(payload).__name__}")
+        try:
+            channel, biz, to, key = (
+                payload["channel"], payload["biz"], payload["to"], payload["key"]
+            )  # fmt: skip
+            attempt = int(payload.get("attempt", 0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PayloadError(f"malformed task: {type(exc).__name__}: {exc}") from None
+        if not isinstance(to, list) or not all(isinstance(r, str) for r in to):
+            raise PayloadError("malformed task: `to` must be a list of strings")
+        args = decode_args(str(channel), payload.get("args"))
+        return cls(str(channel), str(biz), args, tuple(to), str(key), attempt)
+
+
+_VALIDATORS = {"email": validate_email, "sms": validate_phone}
+
+#: taskiq injects the message's context (to acknowledge it) into a parameter with this default.
+_CONTEXT: Context = TaskiqDepends()
+
+
+class GocommTasks:
+    """gocomm's ``gocomm.send`` task on a taskiq ``broker``.
+
+    On a worker (taskiq's worker start-up event), the container is built from ``settings``
+    (a :class:`Settings`, a mapping, or None: :func:`~gocomm.config.load_settings`) and closed
+    at shutdown. The application only calls :meth:`enqueue` (after :meth:`startup`, or inside
+    ``async with``).
+    """
+
+    def __init__(
+        self,
+        broker: AsyncBroker,
+        *,
+        settings: Settings | Mapping[str, Any] | None = None,
+        registry: VendorRegistry | None = None,
+    ) -> None:
+        self.broker = broker
+        self._settings_given = settings
+        self._registry = registry
+        self._settings: Settings | None = None
+        self._container: Container | None = None
+        self._senders: dict[str, IdempotentSender[Any]] = {}
+        self._store: IdempotencyStore | None = None
+        self._own_redis: Redis | None = None
+        self.dead_letters: DeadLetters | None = None
+        self._timers: set[asyncio.Task[None]] = set()
+
+        async def send(payload: dict[str, Any], context: Context = _CONTEXT) -> None:
+            await self._run(payload, context)
+
+        self.task = broker.register_task(send, task_name=SEND_TASK, ack_type="manual")
+        broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, self._worker_startup)
+        broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, self._worker_shutdown)
+
+    # -- settings and lifetime
+
+    @property
+    def settings(self) -> Settings:
+        """The settings, loaded on first use when none were given."""
+        if self._settings is None:
+            given = self._settings_given
+            if given is None:
+                self._settings = load_settings()
+            elif isinstance(given, Settings):
+                self._settings = given
+            else:
+                self._settings = Settings.from_mapping(given)
+        return self._settings
+
+    @property
+    def queue(self) -> QueueSettings:
+        return self.settings.queue or QueueSettings(broker="memory")
+
+    async def startup(self) -> None:
+        """Start the broker (with the ``memory`` broker, this process is the worker too)."""
+        await self.broker.startup()
+
+    async def shutdown(self) -> None:
+        """Stop the broker; delayed re-enqueues of the ``memory`` broker are dropped."""
+        for timer in list(self._timers):
+            timer.cancel()
+        if self._timers:
+            await asyncio.wait(set(self._timers))
+        await self.broker.shutdown()
+
+    async def __aenter__(self) -> GocommTasks:
+        await self.startup()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    def dead_letter_store(self, redis: Redis | None = None) -> DeadLetters:
+        """The dead letters of this queue: the stream on ``redis`` (or the broker's Redis)."""
+        if redis is None and isinstance(self.broker, GocommStreamBroker):
+            from redis.asyncio import Redis
+
+            redis = Redis(connection_pool=self.broker.connection_pool)
+        if redis is None:
+            return MemoryDeadLetters()
+        return RedisDeadLetters(redis, self.queue.dead_letter)
+
+    async def _worker_startup(self, state: TaskiqState) -> None:
+        from gocomm.containers import build_container
+
+        if self.broker.is_worker_process:
+            _wake_loop_on_signals()
+        settings = self.settings
+        self._container = build_container(settings, registry=self._registry)
+        redis: Redis | None = None
+        if isinstance(self.broker, GocommStreamBroker):
+            from redis.asyncio import Redis
+
+            redis = Redis(connection_pool=self.broker.connection_pool)
+        elif (url := self.queue.redis_url(settings.redis)) and self.queue.broker != "memory":
+            from redis.asyncio import Redis
+
+            redis = self._own_redis = Redis.from_url(url)
+        self._store = RedisIdempotencyStore(redis) if redis else MemoryIdempotencyStore()
+        self.dead_letters = self.dead_letter_store(redis)
+
+    async def _worker_shutdown(self, state: TaskiqState) -> None:
+        senders, self._senders = self._senders, {}
+        container, self._container = self._container, None
+        try:
+            for sender in senders.values():
+                await sender.aclose()  # waits for pending releases; the stack is borrowed
+            if container is not None:
+                await container.shutdown_resources()
+        finally:
+            if self._own_redis is not None:
+                await self._own_redis.aclose()
+                self._own_redis = None
+
+    # -- the application's side
+
+    def payload(
+        self, channel: str, biz: str, args: Any, to: Sequence[str], key: str | None = None
+    ) -> dict[str, Any]:
+        """The JSON task for one send; raises a :class:`~gocomm.errors.ConfigError` (unknown
+        channel, args JSON cannot carry) or :class:`~gocomm.errors.InvalidRecipient`."""
+        encoded = encode_args(channel, args)  # names an unknown channel first
+        if not to:
+            raise PayloadError(f"a {channel} send needs at least one recipient")
+        validate = _VALIDATORS[channel]
+        recipients = [validate(r) for r in to]
+        return {
+            "channel": channel,
+            "biz": biz,
+            "args": encoded,
+            "to": recipients,
+            "key": key if key is not None else f"gocomm:{uuid.uuid4().hex}",
+            "attempt": 0,
+        }
+
+    async def enqueue(
+        self,
+        channel: str,
+        biz: str,
+        args: Any,
+        *to: str,
+        idempotency_key: str | None = None,
+        delay: float | None = None,
+    ) -> str:
+        """Put one send on the queue; its task id. Nothing is enqueued when the arguments are
+        bad (see :meth:`payload`). ``delay``: seconds before a worker may take it."""
+        payload = self.payload(channel, biz, args, to, idempotency_key)
+        return await self.kick(payload, delay=delay)
+
+    async def kick(self, payload: Mapping[str, Any], *, delay: float | None = None) -> str:
+        """Enqueue a task made by :meth:`payload` (or read back from a dead letter)."""
+        kicker = self.task.kicker()
+        if delay is not None and delay > 0:
+            if not isinstance(self.broker, GocommStreamBroker):
+                return self._kick_later(dict(payload), delay)
+            kicker = kicker.with_labels(delay=delay)
+        sent = await kicker.kiq(dict(payload))
+        return sent.task_id
+
+    def _kick_later(self, payload: dict[str, Any], delay: float) -> str:
+        """A delay on a broker without one: a timer in this process (not durable)."""
+        task_id = uuid.uuid4().hex
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            await self.task.kicker().with_task_id(task_id).kiq(payload)
+
+        timer = asyncio.get_running_loop().create_task(later())
+        self._timers.add(timer)
+        timer.add_done_callback(self._timers.discard)
+        return task_id
+
+    # -- the worker's side
+
+    async def _sender(self, channel: str) -> IdempotentSender[Any]:
+        sender = self._senders.get(channel)
+        if sender is None:
+            if self._container is None or self._store is None:
+                raise RuntimeError("the gocomm worker has not started")
+            stack = await getattr(self._container, channel).sender()
+            sender = IdempotentSender(stack, self._store, lease=self.queue.lease)
+            self._senders[channel] = sender
+        return sender
+
+    async def _run(self, payload: Any, context: Context) -> None:
+        try:
+            job = _Job.parse(payload)
+            sender = await self._sender(job.channel)
+            with use_key(job.key):
+                await sender.send(job.biz, job.args, *job.to)
+        except Exception as exc:
+            await self._after_failure(payload, exc, context.message.task_id)
+        await _acknowledge(context)
+
+    async def _after_failure(self, payload: Any, exc: Exception, task_id: str) -> None:
+        """Enqueue again or record a dead letter; an error here leaves the message unacked."""
+        attempt = int(payload.get("attempt", 0)) if isinstance(payload, dict) else 0
+        in_flight = isinstance(exc, DuplicateInFlight)
+        retryable = is_retryable(exc) or isinstance(exc, Limited)
+        if retryable and (in_flight or attempt < self.queue.max_retries):
+            retry_after = getattr(exc, "retry_after", None)
+            delay = retry_after if retry_after is not None else _backoff(attempt + 1)
+            # Waiting out another holder is not an attempt: nothing was sent.
+            again = {**payload, "attempt": attempt if in_flight else attempt + 1}
+            _log.warning(
+                "queue: %s send failed (%s); enqueued again in %.3gs",
+                payload.get("channel"), _describe(exc), delay,
+            )  # fmt: skip
+            await self.kick(again, delay=delay)
+            return
+        why = _describe(exc)
+        if retryable:
+            why = f"gave up after {attempt + 1} attempts: {why}"
+        _log.error("queue: dead letter for task %s: %s", task_id, why)
+        assert self.dead_letters is not None
+        task = payload if isinstance(payload, dict) else {"payload": repr(payload)}
+        await self.dead_letters.add(task_id, task, why)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _acknowledge(context: Context) -> None:
+    if not context.is_ackable:
+        return
+    try:
+        await context.ack()
+    except Exception as exc:  # the message is delivered again and replayed: no double send
+        _log.warning("queue: could not acknowledge task %s: %s", context.message.task_id, exc)
+
+
+def _wake_loop_on_signals() -> None:
+    """Make taskiq's SIGTERM/SIGINT handlers take effect at once.
+
+    taskiq installs them with ``signal.signal``; the event loop, asleep in ``select`` while
+    Redis blocks on a read, only notices the shutdown when it wakes. Poking the loop's
+    self-pipe from the handler wakes it now.
+    """
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        if not callable(previous):
+            continue
+
+        def handler(number: int, frame: Any, previous: Any = previous) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(lambda: None)
+            previous(number, frame)
+
+        signal.signal(signum, handler)
+
