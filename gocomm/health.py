@@ -76,7 +76,7 @@ class BreakerDecision(Decision):
 
 _CLOSED = BreakerDecision(False)
 _NO_OUTCOMES = [0, 0]
-_PROBE = BreakerDecision(False, None, True)
+_PROBE = BreakerDecision(False, probe=True)
 
 
 @runtime_checkable

@@ -147,13 +147,17 @@ async def workers(
                 await worker.process.wait()
 
 
-async def open_in_redis(redis: Redis) -> None:
-    """Wait until the breaker of the first vendor is open in Redis."""
+KEY = "gocomm:breaker:{sms.vendors[0].twilio}"
+
+
+async def in_redis(redis: Redis, *, is_open: bool) -> None:
+    """Wait until Redis holds the first vendor's breaker open (or closed): a send's outcome
+    is recorded without being awaited, so it lands a moment after the send returns."""
     for _ in range(500):
-        if await redis.hexists("gocomm:breaker:{sms.vendors[0].twilio}", "until"):
+        if bool(await redis.hexists(KEY, "until")) is is_open:
             return
         await asyncio.sleep(0.01)
-    raise AssertionError("the breaker never opened")
+    raise AssertionError(f"the breaker never became {'open' if is_open else 'closed'}")
 
 
 async def test_one_breaker_for_every_process(
@@ -171,7 +175,7 @@ async def test_one_breaker_for_every_process(
     vendors = await workers[0].send(2 * MINIMUM_CALLS)
     assert vendors == ["twilio"] * (2 * MINIMUM_CALLS)  # every send delivered (by failover)
     assert len(down.forms) == warm_up + MINIMUM_CALLS
-    await open_in_redis(redis_client)  # its last outcome is recorded without being awaited
+    await in_redis(redis_client, is_open=True)
     opened = time.monotonic()
 
     # 2. The other processes stop calling it at once: while it is open, their very first
@@ -197,6 +201,7 @@ async def test_one_breaker_for_every_process(
     before = len(down.deliveries)
     await workers[0].send(2)  # one of the two starts at the recovered vendor: the probe
     assert len(down.deliveries) == before + 1
+    await in_redis(redis_client, is_open=False)
     await asyncio.gather(*(worker.send(SENDS) for worker in workers))
     assert len(down.deliveries) == before + 1 + WORKERS * SENDS // 2
     total = WORKERS * 2 + 2 * MINIMUM_CALLS + 3 * SENDS + WORKERS * SENDS + 2 + WORKERS * SENDS
