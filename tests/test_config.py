@@ -536,8 +536,10 @@ def test_describe_stacks() -> None:
         }
     )
     stacks = describe_stacks(settings)
-    sms = stacks["sms"]
-    assert sms is not None
+    validating = stacks["sms"]
+    assert validating is not None  # every stack starts with validation
+    assert validating.label == "ValidatingSender" and "E.164" in validating.detail
+    (sms,) = validating.children
     assert sms.label == "ConcurrencyLimitSender" and "2 in flight" in sms.detail
     (retry,) = sms.children
     assert retry.label == "IntervalRetrySender" and "3 attempts" in retry.detail
@@ -545,14 +547,22 @@ def test_describe_stacks() -> None:
     assert failover.label == "FailoverSender"
     assert [v.label for v in failover.children] == ["aliyun", "tencentcloud"]
     email = stacks["email"]
-    assert email == StackNode(
-        "TimeoutFailoverSender",
-        "switch after 2 consecutive timeouts",
-        (StackNode("smtp", "vendor"),),
+    assert email is not None and email.label == "ValidatingSender"
+    assert email.children == (
+        StackNode(
+            "TimeoutFailoverSender",
+            "switch after 2 consecutive timeouts",
+            (StackNode("smtp", "vendor"),),
+        ),
     )
-    assert email.to_dict()["children"][0]["label"] == "smtp"
+    assert email.to_dict()["children"][0]["children"][0]["label"] == "smtp"
     single = describe_stacks(Settings.from_mapping({"sms": {"vendors": [{"plugin": "memory"}]}}))
-    assert single == {"email": None, "sms": StackNode("memory", "vendor")}
+    assert single == {
+        "email": None,
+        "sms": StackNode(
+            "ValidatingSender", "E.164 numbers checked first", (StackNode("memory", "vendor"),)
+        ),
+    }
 
 
 def _fields(model: type[BaseModel]) -> list[str]:
