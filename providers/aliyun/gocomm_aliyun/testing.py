@@ -4,7 +4,7 @@
 form body or both (the official SDKs put them in the query string), signed with V3
 (ACS3-HMAC-SHA256, an ``Authorization`` header) or the RPC HMAC-SHA1 ``Signature`` parameter,
 JSON answers with a ``Code``. It checks every request's signature itself and records one
-:class:`~gocomm.testing.contract.Delivery` per number reached::
+:class:`~gocomm.testing.outbox.Delivery` per number reached::
 
     from gocomm_aliyun import AliyunSms
     from gocomm_aliyun.testing import FakeAliyun
@@ -20,7 +20,7 @@ Script failures with ``mode`` (every answer), ``fail_next`` (the next answer onl
 
 Signatures are recomputed here from the raw request with code of its own, not with
 :mod:`gocomm_aliyun.signing`, so that a bug in the vendor's signing cannot hide itself.
-This module is for tests: it imports pytest (through the contract suite's ``Delivery``).
+It needs no pytest: ``gocomm fake NAME`` runs it for local development.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, urlsplit
 
-from gocomm.testing.contract import Delivery
 from gocomm.testing.httpserver import FakeVendorServer, HttpRequest, HttpResponse
+from gocomm.testing.outbox import Delivery
 from gocomm_aliyun.settings import AliyunSettings
 
 __all__ = [

@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 
 from gocomm.errors import CommError
+from gocomm.mime import parse_address
 from gocomm.plugins import VendorSettings
-from gocomm_smtp.message import parse_address
 
 __all__ = ["DEFAULT_PORTS", "SmtpSettings", "TlsMode"]
 

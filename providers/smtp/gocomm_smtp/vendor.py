@@ -23,9 +23,9 @@ from typing import Any
 import aiosmtplib
 
 from gocomm.errors import ConfigError, SendError, SendTimeout
+from gocomm.mime import Envelope, build_envelope
 from gocomm.sender import AsyncCloseable, Receipt
 from gocomm_smtp.errors import VENDOR, TlsRequired, classify, reply_error
-from gocomm_smtp.message import Envelope, build_envelope
 from gocomm_smtp.pool import Lease, PooledConnection, SmtpPool
 from gocomm_smtp.settings import SmtpSettings
 

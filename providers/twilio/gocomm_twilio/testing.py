@@ -2,7 +2,7 @@
 
 :class:`FakeTwilio` speaks ``POST /2010-04-01/Accounts/{sid}/Messages.json`` as Twilio does
 (form-encoded, HTTP Basic auth, a message resource or a Twilio error as JSON), checks the
-credentials and the form itself, and records one :class:`~gocomm.testing.contract.Delivery` per
+credentials and the form itself, and records one :class:`~gocomm.testing.outbox.Delivery` per
 message created::
 
     from gocomm_twilio import TwilioSms
@@ -19,7 +19,7 @@ with its error code), ``mode`` (bare
 gateway errors) and ``retry_after``; hold requests with ``gate`` to observe concurrency.
 
 The Authorization header is decoded here with code of its own, not the vendor's.
-This module is for tests: it imports pytest (through the contract suite's ``Delivery``).
+It needs no pytest: ``gocomm fake NAME`` runs it for local development.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
-from gocomm.testing.contract import Delivery
 from gocomm.testing.httpserver import FakeVendorServer, HttpRequest, HttpResponse
+from gocomm.testing.outbox import Delivery
 from gocomm_twilio.settings import TwilioSettings
 
 __all__ = [

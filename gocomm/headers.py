@@ -1,4 +1,4 @@
-"""Write the Subject and address headers so that they decode back exactly.
+"""Write the Subject and address headers so that they decode back exactly (SMTP and raw MIME).
 
 On Python 3.11 and 3.12 the standard library's header folder drops the space between an
 encoded word and the ASCII word after it when a line folds there ("naïve café" decodes as

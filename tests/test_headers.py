@@ -10,13 +10,13 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from gocomm_smtp.headers import LINE_LENGTH
-from gocomm_smtp.message import build_envelope
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gocomm.errors import InvalidMessage
+from gocomm.headers import LINE_LENGTH
 from gocomm.messages import Email
+from gocomm.mime import build_envelope
 
 _ASCII_WORDS = st.text(
     st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters='<>"\\(),;:@'),
@@ -49,7 +49,7 @@ def _parse(email: Email, *to: str) -> EmailMessage:
     while len(subject) > 1 and not subject[1].startswith(b" "):
         subject.pop()  # keep the Subject's lines only
     # The Subject folds within RFC 5322's 78 characters; an address header at least between
-    # addresses (a long non-ASCII display name is one encoded word, see gocomm_smtp.headers).
+    # addresses (a long non-ASCII display name is one encoded word, see gocomm.headers).
     assert all(len(line) <= LINE_LENGTH for line in subject[:1]), subject
     assert all(len(line) <= 998 for line in head.split(b"\r\n"))
     msg = message_from_bytes(envelope.data, policy=policy.default)
