@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gocomm.errors import ConfigError, InvalidMessage, InvalidRecipient
+from gocomm.journals import FileLock, journal_for, remember_journal, state_directory
 from gocomm.sender import Receipt
 
 if TYPE_CHECKING:
@@ -178,8 +179,15 @@ def _print_error(message: str) -> None:
     stderr.print(Text.assemble(("error:", "red"), " ", message))
 
 
+#: Longest word of an error line: a quoted value of a hostile input (a 300 KB cell) is elided.
+_LONGEST_WORD = 200
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = " ".join(
+        word if len(word) <= _LONGEST_WORD else f"{word[:80]}...({len(word)} characters)"
+        for word in str(exc).split()
+    )
     if isinstance(exc, UsageError | ConfigError) or type(exc).__module__.startswith("gocomm"):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -368,7 +376,11 @@ def batch(
     ] = None,
     journal: Annotated[
         Path | None,
-        typer.Option(help="The resume journal (default: FILE.journal).", dir_okay=False),
+        typer.Option(
+            help="The resume journal (default: FILE.journal next to the real file, or the one "
+            "its last run used through another name).",
+            dir_okay=False,
+        ),
     ] = None,
     fmt: Annotated[
         FileFormat | None,
@@ -385,12 +397,23 @@ def batch(
     options = _options(ctx)
 
     def command() -> int:
+        from gocomm.batch import BatchInputError
+
+        # The lock and the journal belong to the file, not to the name used (journals.py).
+        file_lock = FileLock(file, BatchInputError)
+        file_lock.acquire()
+        try:
+            return locked(state_directory())
+        finally:
+            file_lock.release()
+
+    def locked(state: Path) -> int:
         from gocomm.batch import Journal, check_rows, detect_format
 
         # Everything that can refuse the run happens here, before any vendor is touched.
         name = channel.value
         file_format = detect_format(file, fmt.value if fmt else None)
-        journal_path = journal or file.with_name(file.name + ".journal")
+        journal_path = journal or journal_for(file, state)
         failed_path = failed or _failed_path(file, file_format)
         _check_distinct(file, journal_path, failed_path)
         total, errors = check_rows(file, name, file_format)
@@ -400,6 +423,7 @@ def batch(
             raise errors[-1]
         run_journal = Journal(journal_path)
         run_journal.open()  # locked before anything is touched: one run per journal
+        remember_journal(file, journal_path, state)
         failed_path.unlink(missing_ok=True)  # the file of failed rows describes this run only
         container = _build(options)
 
@@ -425,12 +449,16 @@ def _failed_path(file: Path, fmt: Format) -> Path:
 
 def _check_distinct(file: Path, journal: Path, failed: Path) -> None:
     paths = {"FILE": file, "--journal": journal, "--failed": failed}
-    seen: dict[Path, str] = {}
+    seen: dict[object, str] = {}
     for option, path in paths.items():
-        resolved = path.resolve()
-        if resolved in seen:
-            raise UsageError(f"{option} {path} is the same file as {seen[resolved]}")
-        seen[resolved] = option
+        try:  # a hard link is the same file under another name
+            info = path.stat()
+            identity: object = (info.st_dev, info.st_ino)
+        except OSError:
+            identity = path.resolve()
+        if identity in seen:
+            raise UsageError(f"{option} {path} is the same file as {seen[identity]}")
+        seen[identity] = option
 
 
 async def _send_batch(

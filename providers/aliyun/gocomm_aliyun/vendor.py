@@ -17,10 +17,9 @@ comma-joined); more are split into several requests.
 
 Outcome: a request succeeds only when an HTTP 200 answer has ``Code`` ``"OK"``; its ``BizId``
 is the receipt's message id. Any other code fails every number of that request, whatever the
-HTTP status, and is classified by :func:`error_class` (see the README's table): configuration and
-content errors are :class:`~gocomm.errors.PermanentError`\\s, throttling and system errors are
-retryable, with ``retry_after`` from ``x-acs-retry-after`` (milliseconds) or ``Retry-After``.
-Codes about one number (:data:`RECIPIENT_CODES`) do not say which number of a multi-number
+HTTP status, and is classified by :mod:`gocomm_aliyun.codes` (see the README's table), with
+``retry_after`` from ``x-acs-retry-after`` (milliseconds) or ``Retry-After``. Codes about one
+number (:data:`~gocomm_aliyun.codes.RECIPIENT_CODES`) do not say which number of a multi-number
 request they concern: the request is split in halves and sent again until each such number is
 alone, so the others still get the message (nobody got it from a failed request) and only that
 number is refused or left for later.
@@ -37,122 +36,14 @@ from urllib.parse import urlsplit
 
 from gocomm.errors import InvalidRecipient, PermanentError, SendError
 from gocomm.httpclient import Response
-from gocomm.httpvendor import (
-    BatchResult,
-    CodeTable,
-    HttpSmsVendor,
-    ResolvedTemplate,
-    parse_retry_after,
-)
+from gocomm.httpvendor import BatchResult, HttpSmsVendor, ResolvedTemplate, parse_retry_after
+from gocomm_aliyun.codes import ADVICE, RECIPIENT_CODES, error_class
 from gocomm_aliyun.settings import AliyunSettings
 from gocomm_aliyun.signing import acs3_authorization, canonical_query, rpc_signature, sha256_hex
 
-__all__ = [
-    "ACCOUNT_CAP_CODES",
-    "API_VERSION",
-    "ERROR_CODES",
-    "RECIPIENT_CODES",
-    "AliyunSms",
-    "error_class",
-    "wire_number",
-]
+__all__ = ["API_VERSION", "AliyunSms", "wire_number"]
 
 API_VERSION = "2017-05-25"
-
-#: Every code Aliyun documents for SendSms (its "API错误码" page, the official SDK's exceptions
-#: and the OpenAPI gateway's common codes), classified. A code in neither set is retryable.
-ERROR_CODES = CodeTable(
-    permanent=frozenset(
-        {
-            # Signature (签名), template and content: fixed in the console, not by waiting.
-            "isv.SMS_SIGNATURE_SCENE_ILLEGAL",
-            "isv.SMS_SIGNATURE_ILLEGAL",
-            "isv.SMS_SIGN_ILLEGAL",
-            "isv.SMS_SIGN_NAME_ILLEGAL",
-            "isv.SIGN_STATE_ILLEGAL",
-            "isv.EXTEND_CODE_ERROR",
-            "isv.SMS_TEMPLATE_ILLEGAL",
-            "isv.SMS_CONTENT_ILLEGAL",
-            "isv.SMS_CONTENT_CODE_ILLEGAL",
-            "isv.TEMPLATE_MISSING_PARAMETERS",
-            "isv.TEMPLATE_PARAMS_ILLEGAL",
-            "isv.INVALID_PARAMETERS",
-            "isv.INVALID_JSON_PARAM",
-            "isv.PARAM_LENGTH_LIMIT",
-            "isv.PARAM_NOT_SUPPORT_URL",
-            "isv.BLACK_KEY_CONTROL_LIMIT",
-            "isv.MOBILE_COUNT_OVER_LIMIT",
-            "isv.DOMESTIC_NUMBER_NOT_SUPPORTED",
-            "isv.NOT_SUPPORTED_COUNTRY",
-            "isv.COUNTRY_RESTRICTED",
-            # The account: balance, subscription, permissions, where it calls from.
-            "isv.AMOUNT_NOT_ENOUGH",
-            "isv.OUT_OF_SERVICE",
-            "isv.PRODUCT_UN_SUBSCRIPT",
-            "isv.PRODUCT_UNSUBSCRIBE",
-            "isv.ACCOUNT_NOT_EXISTS",
-            "isv.ACCOUNT_ABNORMAL",
-            "isv.DENY_IP_RANGE",
-            "isv.FORBIDDEN_ACTION",
-            "isv.RAM_PERMISSION_DENY",
-            "isp.RAM_PERMISSION_DENY",
-            # The account's daily and monthly caps set in the console (ACCOUNT_CAP_CODES).
-            "isv.DAY_LIMIT_CONTROL",
-            "isv.MONTH_LIMIT_CONTROL",
-            # The OpenAPI gateway: credentials, signature, action.
-            "InvalidAccessKeyId.*",
-            "SignatureDoesNotMatch",
-            "IncompleteSignature",
-            "InvalidAction.NotFound",
-            "InvalidVersion",
-            "MissingParameter",
-            "Forbidden.*",
-        }
-    ),
-    # A number Aliyun calls illegal: refused as an invalid recipient, once it is alone in a
-    # request (RECIPIENT_CODES).
-    invalid=frozenset({"isv.MOBILE_NUMBER_ILLEGAL"}),
-    retryable=frozenset(
-        {
-            "isv.BUSINESS_LIMIT_CONTROL",  # per number, minute or hour level (see error_class)
-            "isp.SYSTEM_ERROR",
-            "isp.GATEWAY_ERROR",
-            "isp.UNKNOWN",
-            "isv.DATA_NOT_EXIST",
-            "isv.BILLING_DEDUCTION_ERROR",
-            "Throttling",
-            "Throttling.*",
-            "ServiceUnavailable",
-            "InternalError",
-            # Clock skew or a reused nonce: a fresh request carries a new timestamp and nonce.
-            "SignatureNonceUsed",
-            "InvalidTimeStamp.*",
-        }
-    ),
-)
-
-#: Codes about one number of the request, which Aliyun does not name: a number it calls
-#: illegal (refused for good, as ``InvalidRecipient``) and its per-number frequency control
-#: (1 a minute / 5 an hour / 10 a day by default for one signature: the minute and hour levels
-#: are retryable, the day level refuses that number for the day).
-RECIPIENT_CODES = frozenset({"isv.MOBILE_NUMBER_ILLEGAL", "isv.BUSINESS_LIMIT_CONTROL"})
-
-#: The account's own daily/monthly volume cap, set in the console. Nothing changes for hours,
-#: so it is not retried at this vendor (a PermanentError), but it says nothing about the
-#: recipients: none is refused, all stay in ``unsent`` and failover takes them elsewhere.
-ACCOUNT_CAP_CODES = frozenset({"isv.DAY_LIMIT_CONTROL", "isv.MONTH_LIMIT_CONTROL"})
-
-_ADVICE = {
-    "isv.DAY_LIMIT_CONTROL": (
-        "the account's daily sending cap set in the Aliyun console is reached; raise it or send "
-        "through another vendor until tomorrow"
-    ),
-    "isv.MONTH_LIMIT_CONTROL": (
-        "the account's monthly sending cap set in the Aliyun console is reached; raise it or "
-        "send through another vendor"
-    ),
-    "isv.MOBILE_NUMBER_ILLEGAL": "Aliyun says this is not a valid number; check it",
-}
 
 _MAINLAND = "86"
 
@@ -173,26 +64,6 @@ def wire_number(e164: str) -> str | None:
     if digits.startswith(_MAINLAND) and len(national) == 11 and national.startswith("1"):
         return national
     return digits
-
-
-def _is_daily(message: str) -> bool:
-    """Whether a frequency-control message is about the day level (触发天级流控...)."""
-    return "天级" in message or "day" in message.lower()
-
-
-def error_class(code: str, message: str = "") -> type[SendError]:
-    """The gocomm error class for an Aliyun ``code`` (``message`` is Aliyun's own text, which
-    tells the level of a frequency control).
-
-    ``isv.MOBILE_NUMBER_ILLEGAL`` is an ``InvalidRecipient``; the day level of
-    ``isv.BUSINESS_LIMIT_CONTROL`` (触发天级流控) a ``PermanentError``, as that number is capped
-    until tomorrow; the rest follows :data:`ERROR_CODES`.
-    """
-    if code in ERROR_CODES.invalid:
-        return InvalidRecipient
-    if code == "isv.BUSINESS_LIMIT_CONTROL" and _is_daily(message):
-        return PermanentError
-    return PermanentError if ERROR_CODES.is_permanent(code) else SendError
 
 
 class AliyunSms(HttpSmsVendor):
@@ -300,7 +171,7 @@ class AliyunSms(HttpSmsVendor):
             # A lone number Aliyun calls illegal or capped for the day is refused for good.
             if issubclass(cls, PermanentError):
                 refused = (numbers[0],)
-        advice = _ADVICE.get(code) or (
+        advice = ADVICE.get(code) or (
             self.permanent_advice if issubclass(cls, PermanentError) else "retry later"
         )
         if refused and code == "isv.BUSINESS_LIMIT_CONTROL":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from gocomm_aliyun import AliyunSms
+from gocomm_aliyun.codes import ERROR_CODES, error_class
 from gocomm_aliyun.testing import THROTTLED, FakeAliyun
-from gocomm_aliyun.vendor import ERROR_CODES, error_class
 
 from gocomm.errors import InvalidRecipient, PermanentError, SendError, is_retryable
 from gocomm.failover import FailoverSender
@@ -106,11 +106,15 @@ async def test_every_documented_code_is_classified(
 
 def test_the_table_covers_every_code_the_vendor_classifies() -> None:
     tested = {code for code, _ in TABLE}
-    classified = ERROR_CODES.permanent | ERROR_CODES.retryable
+    classified = (
+        ERROR_CODES.permanent | ERROR_CODES.retryable | ERROR_CODES.invalid | ERROR_CODES.refusing
+    )
     exact = {code for code in classified if not code.endswith(".*")}
     assert exact <= tested
     for prefix in classified - exact:
         assert any(code.startswith(prefix[:-1]) for code in tested), prefix
+    # And no tested code falls to the default for unknown codes by accident.
+    assert {code for code in tested if not ERROR_CODES.knows(code)} == {"isv.SOMETHING_NEW"}
 
 
 def test_frequency_control_level_decides() -> None:

@@ -80,6 +80,7 @@ class TwilioSms(HttpSmsVendor):
 
     name: ClassVar[str] = "twilio"
     batch_size: ClassVar[int] = 1  # the Messages API takes one recipient per request
+    secret_headers: ClassVar[frozenset[str]] = frozenset({"authorization"})  # Basic sid:token
 
     def __init__(
         self,
