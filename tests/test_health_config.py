@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from gocomm_aliyun.testing import FakeAliyun
 from gocomm_twilio.testing import FakeTwilio
+from redis.asyncio import Redis
 from typer.testing import CliRunner
 
 from gocomm.cli import app
@@ -164,12 +165,14 @@ async def test_once_open_a_hanging_vendor_costs_nothing(
         await container.shutdown_resources()
 
 
-async def test_permanent_errors_never_open_a_breaker(twilio: FakeTwilio) -> None:
+async def test_permanent_errors_never_open_a_breaker(
+    twilio: FakeTwilio, other_twilio: FakeTwilio
+) -> None:
     twilio.number_codes = {"+15550000009": 21211}  # an invalid number, refused each time
     container = build_container(
         {
             "sms": {
-                "vendors": [twilio_entry(twilio), twilio_entry(twilio)],
+                "vendors": [twilio_entry(twilio), twilio_entry(other_twilio)],
                 "breaker": {"minimum_calls": 2, "open_for": 60},
             }
         }
@@ -180,7 +183,7 @@ async def test_permanent_errors_never_open_a_breaker(twilio: FakeTwilio) -> None
             with pytest.raises(CommError):
                 await sender.send("login", ARGS, "+15550000009")
         await sender.send("login", ARGS, "+15550000001")
-        assert len(twilio.forms) == 6 * 2 + 1  # both vendors were called every time
+        assert len(twilio.forms) == 7  # the first vendor was called every time: never open
     finally:
         await container.shutdown_resources()
 
@@ -278,3 +281,19 @@ sms:
         assert text in result.output
     settings = Settings.from_mapping({"sms": {"vendors": ["console"], "routes": []}})
     assert settings.sms is not None and settings.sms.routes == []
+
+
+async def test_shutdown_sends_the_outcomes_a_redis_breaker_still_holds(
+    redis_client: Redis, redis_url: str
+) -> None:
+    container = build_container(
+        {
+            "redis": {"url": redis_url},
+            "sms": {"vendors": ["memory"], "breaker": {"backend": "redis"}},
+        }
+    )
+    sender = await container.sms.sender()
+    await sender.send("login", ARGS, "+15550000001")  # its outcome is not awaited
+    await container.shutdown_resources()
+    fields = await redis_client.hgetall("gocomm:breaker:{sms.vendors[0].memory}")
+    assert sum(int(v) for k, v in fields.items() if k.startswith(b"c")) == 1

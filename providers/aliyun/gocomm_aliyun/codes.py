@@ -14,6 +14,8 @@ exceptions and the OpenAPI gateway's common codes) is in :data:`ERROR_CODES`:
 
 from __future__ import annotations
 
+import re
+
 from gocomm.errors import InvalidRecipient, PermanentError, SendError
 from gocomm.httpvendor import CodeTable
 
@@ -117,7 +119,7 @@ ADVICE = {
 
 def _is_daily(message: str) -> bool:
     """Whether a frequency-control message is about the day level (触发天级流控...)."""
-    return "天级" in message or "day" in message.lower()
+    return "天级" in message or re.search(r"\bday\b|\bdaily\b", message, re.IGNORECASE) is not None
 
 
 def error_class(code: str, message: str = "") -> type[SendError]:

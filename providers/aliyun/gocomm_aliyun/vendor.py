@@ -117,10 +117,15 @@ class AliyunSms(HttpSmsVendor):
     # -- one request --------------------------------------------------------------------------
 
     async def _send_batch(self, template: ResolvedTemplate, numbers: Sequence[str]) -> BatchResult:
-        """Send one request; on a code about one unnamed number, split until it is alone."""
+        """Send one request; on a code about one unnamed number, split until it is alone.
+
+        The search is bounded (:func:`_split_budget` requests), so a batch full of such numbers
+        cannot turn into a storm of requests: what it did not reach stays owed, retryable.
+        """
         message_ids: list[str] = []
         failed: dict[str, SendError] = {}
         pending = [numbers]
+        budget = _split_budget(len(numbers))
         while pending:
             group = pending.pop(0)
             try:
@@ -135,10 +140,26 @@ class AliyunSms(HttpSmsVendor):
                     break
                 if len(group) == 1:
                     failed[group[0]] = exc
-                else:
-                    middle = len(group) // 2
-                    pending[:0] = [group[:middle], group[middle:]]
+                    continue
+                budget -= 2
+                if budget < 0:
+                    stopped = self._search_stopped(exc, len(numbers))
+                    for rest in (group, *pending):
+                        failed.update(dict.fromkeys(rest, stopped))
+                    break
+                middle = len(group) // 2
+                pending[:0] = [group[:middle], group[middle:]]
         return BatchResult(message_ids=tuple(message_ids), failed=failed)
+
+    def _search_stopped(self, exc: SendError, size: int) -> SendError:
+        return SendError(
+            f"{self.name}: Aliyun answered {exc.code} for numbers of a {size}-number request "
+            f"without naming them, and {_split_budget(size)} requests splitting it did not "
+            "isolate them all; these were not sent, retry them",
+            vendor=self.name,
+            code=exc.code,
+            retry_after=exc.retry_after,
+        )
 
     async def _request(self, template: ResolvedTemplate, numbers: Sequence[str]) -> list[str]:
         """POST one SendSms; the BizId on success, else raise the classified error."""
@@ -249,6 +270,12 @@ class AliyunSms(HttpSmsVendor):
         if not isinstance(data, dict) or not isinstance(data.get("Code"), str):
             return None, "", ""
         return data["Code"], str(data.get("Message", "")), str(data.get("BizId", "") or "")
+
+
+def _split_budget(size: int) -> int:
+    """How many more requests may go into isolating the numbers a code concerns in a batch of
+    ``size``: a few numbers in 1,000 take about 2·log2(1000) = 20 each."""
+    return max(8, 4 * size.bit_length())
 
 
 def _utc_now() -> str:

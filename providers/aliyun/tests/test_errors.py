@@ -122,6 +122,8 @@ def test_frequency_control_level_decides() -> None:
     assert error_class("isv.BUSINESS_LIMIT_CONTROL", "触发小时级流控Permits:5") is SendError
     assert error_class("isv.BUSINESS_LIMIT_CONTROL", DAILY) is PermanentError
     assert error_class("isv.BUSINESS_LIMIT_CONTROL", "day-level flow control") is PermanentError
+    assert error_class("isv.BUSINESS_LIMIT_CONTROL", "Daily limit reached") is PermanentError
+    assert error_class("isv.BUSINESS_LIMIT_CONTROL", "minute limit, try today") is SendError
 
 
 async def test_account_daily_cap_is_not_retried_here_but_fails_over(
@@ -230,3 +232,17 @@ async def test_x_acs_retry_after_is_milliseconds(
     with pytest.raises(SendError) as caught:
         await aliyun.send("login", {"code": "1"}, MAINLAND)
     assert caught.value.retry_after == expected
+
+
+async def test_isolating_numbers_is_bounded(aliyun: AliyunSms, aliyun_server: FakeAliyun) -> None:
+    to = [f"+86139{i:08d}" for i in range(64)]
+    aliyun_server.fail_numbers.update(dict.fromkeys((n[3:] for n in to), THROTTLED))
+    aliyun_server.messages[THROTTLED] = MINUTELY
+    with pytest.raises(SendError) as caught:
+        await aliyun.send("login", {"code": "1"}, *to)
+    # Every number throttled: the first request and a bounded search (28 for 64 numbers), not
+    # the 127 a full search takes, and everyone still owed.
+    assert len(aliyun_server.accepted) <= 1 + 28
+    assert is_retryable(caught.value)
+    assert caught.value.unsent == tuple(to)
+    assert aliyun_server.deliveries == []
