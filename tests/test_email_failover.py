@@ -129,7 +129,7 @@ async def test_smtp_then_ses_then_sendgrid_each_to_exactly_once(
         [["ada@example.com", "carol@example.com", "audit@example.com"]] if smtp_to else []
     )
     if smtp_to:
-        (_, message), = handler.delivered
+        ((_, message),) = handler.delivered
         assert message["Subject"] == "Reçu n°42"
         assert message["From"].addresses[0].display_name == "Boutique Ünïcode"
     # SES was offered only what was still owed, failed retryably, and delivered nothing.
