@@ -25,7 +25,8 @@ from gocomm.messages import Attachment
 from gocomm.payload import PayloadError
 from gocomm.plugins import VendorRegistry, load_registry
 from gocomm.stream_broker import GocommStreamBroker
-from gocomm.tasks import GocommTasks, RedisDeadLetters, make_broker
+from gocomm.dead_letters import RedisDeadLetters
+from gocomm.tasks import GocommTasks, make_broker
 
 PLUGIN_DIR = Path(__file__).parent / "queue_plugin"
 
