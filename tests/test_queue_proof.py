@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import importlib.util
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -34,10 +36,18 @@ from gocomm.tasks import GocommTasks, make_broker
 from gocomm.testing.redis import RedisServer
 
 PLUGIN_DIR = Path(__file__).parent / "queue_plugin"
-sys.path.insert(0, str(PLUGIN_DIR))
-import gocomm_recorder  # noqa: E402
 
-sys.path.remove(str(PLUGIN_DIR))
+
+def _load_recorder() -> ModuleType:
+    path = PLUGIN_DIR / "gocomm_recorder.py"
+    spec = importlib.util.spec_from_file_location("gocomm_recorder", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gocomm_recorder = _load_recorder()
 
 CONCURRENCY = 10
 
@@ -117,7 +127,8 @@ def children(pid: int) -> list[int]:
 
 @asynccontextmanager
 async def enqueuer(config: Path) -> AsyncIterator[GocommTasks]:
-    settings = Settings.from_mapping(yaml.safe_load(config.read_text()))
+    text = await asyncio.to_thread(config.read_text)
+    settings = Settings.from_mapping(yaml.safe_load(text))
     async with GocommTasks(make_broker(settings), settings=settings) as tasks:
         yield tasks
 
@@ -164,7 +175,7 @@ async def test_2000_messages_2_workers_one_killed_midway(
     log = tmp_path / "deliveries.jsonl"
     config = write_config(tmp_path / "gocomm.yaml", redis_url, log)
     total = 2000
-    with workers(config, 2) as (doomed, survivor):
+    with workers(config, 2) as (doomed, _):
         async with enqueuer(config) as tasks:
             await enqueue_codes(tasks, total)
         await wait_until(lambda: len(delivered(log)) >= total // 3, 30, "the first third")
