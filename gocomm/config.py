@@ -250,7 +250,17 @@ class _RateLimitBase(_Section):
         return _check_key_template(key)
 
 
-class SlidingWindowLimit(_RateLimitBase):
+class _RefundableRateLimit(_RateLimitBase):
+    refund: bool = Field(
+        default=True,
+        description="Give back the quota of the recipients a send did not reach (it failed, or "
+        "the vendor refused them), so that a failed login code does not lock its user out for "
+        "the window. A key with `{to}` is given back per recipient; other keys only when "
+        "nobody was reached.",
+    )
+
+
+class SlidingWindowLimit(_RefundableRateLimit):
     """At most ``rate`` sends per key in any ``window`` seconds."""
 
     algorithm: Literal["sliding_window"] = Field(description="`sliding_window`.")
@@ -258,7 +268,7 @@ class SlidingWindowLimit(_RateLimitBase):
     window: float = Field(gt=0, description="Window length in seconds.")
 
 
-class TokenBucketLimit(_RateLimitBase):
+class TokenBucketLimit(_RefundableRateLimit):
     """A token bucket per key: ``rate`` tokens a second, holding at most ``burst``."""
 
     algorithm: Literal["token_bucket"] = Field(description="`token_bucket`.")
@@ -1012,6 +1022,8 @@ def describe_stack(channel: ChannelSettings | None) -> StackNode | None:
             what = f"token bucket {limit.rate:g}/s, burst {limit.burst}"
             label = "RateLimitSender"
         detail = f"{limit.backend} {what}, key {limit.key!r}, {failing}"
+        if isinstance(limit, _RefundableRateLimit) and not limit.refund:
+            detail += ", no refunds"
         node = StackNode(label, detail, (node,))
     return node
 

@@ -319,7 +319,7 @@ def _rate_limit_stage(
     key = key_function(limit.key)
     if isinstance(limit, ConcurrencyLimit):
         return ConcurrencyLimitSender(view, key, limiter, fail_open=limit.fail_open)
-    return RateLimitSender(view, key, limiter, fail_open=limit.fail_open)
+    return RateLimitSender(view, key, limiter, fail_open=limit.fail_open, refund=limit.refund)
 
 
 async def _open_redis(settings: Settings) -> AsyncIterator[Redis]:

@@ -305,6 +305,10 @@ class CodeTable:
                 return permanent
         return False
 
+    def knows(self, code: str) -> bool:
+        """Whether ``code`` is classified here (exactly or by a prefix), not left to the default."""
+        return code in self._exact or any(code.startswith(p) for p, _ in self._prefixes)
+
     def refuses(self, code: str) -> bool:
         """True when ``code`` refuses the recipient it concerns for good."""
         return code in self.refusing or code in self.invalid

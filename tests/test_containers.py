@@ -14,7 +14,7 @@ import pytest
 from dependency_injector import providers
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from gocomm.config import load_settings
+from gocomm.config import Settings, describe_stack, load_settings
 from gocomm.containers import BorrowedSender, build_container
 from gocomm.errors import ConfigError, Limited
 from gocomm.failover import FailoverSender, TimeoutFailoverSender
@@ -121,6 +121,49 @@ async def test_stack_from_a_mapping(registry: VendorRegistry) -> None:
         assert isinstance(email.target, MemoryVendor)
     finally:
         await container.shutdown_resources()
+
+
+async def test_a_send_every_vendor_failed_gives_its_quota_back(registry: VendorRegistry) -> None:
+    # ratelimit.refund defaults to true: after every vendor failed, the user may ask again.
+    container = build_container(FULL, registry=registry)
+    try:
+        sender = await container.sms.sender()
+        [limit] = [s for s in chain(sender) if isinstance(s, RateLimitSender)]
+        assert limit.refund is True
+        Flaky.failing = True
+        try:
+            with pytest.raises(Exception, match="failed"):
+                await sender.send("login", SMS, PHONE)
+        finally:
+            Flaky.failing = False
+        assert await sender.send("login", SMS, PHONE) == Receipt(vendor="a")
+        with pytest.raises(Limited):
+            await sender.send("login", SMS, PHONE)
+    finally:
+        await container.shutdown_resources()
+
+
+async def test_ratelimit_refund_false_keeps_failed_sends_counted(
+    registry: VendorRegistry,
+) -> None:
+    settings = {"sms": {**FULL["sms"], "ratelimit": {**FULL["sms"]["ratelimit"], "refund": False}}}
+    container = build_container(settings, registry=registry)
+    try:
+        sender = await container.sms.sender()
+        [limit] = [s for s in chain(sender) if isinstance(s, RateLimitSender)]
+        assert limit.refund is False
+        Flaky.failing = True
+        try:
+            with pytest.raises(Exception, match="failed"):
+                await sender.send("login", SMS, PHONE)
+        finally:
+            Flaky.failing = False
+        with pytest.raises(Limited):
+            await sender.send("login", SMS, PHONE)
+    finally:
+        await container.shutdown_resources()
+    stack = describe_stack(Settings.model_validate(settings).sms)
+    assert stack is not None and stack.detail.endswith("fail closed, no refunds")
 
 
 async def test_stack_from_yaml_with_interpolation(tmp_path: Path, registry: VendorRegistry) -> None:

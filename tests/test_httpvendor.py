@@ -86,6 +86,7 @@ def test_code_table_precedence_and_unknown_codes() -> None:
     assert table.is_permanent("Limit.Hard.X")  # the longer prefix wins
     assert not table.is_permanent("Limit.Soft")
     assert not table.is_permanent("NeverHeardOf")  # unknown: retryable
+    assert table.knows("Limit.Soft") and table.knows("Bad") and not table.knows("NeverHeardOf")
 
 
 def test_code_table_refusing_and_invalid_codes() -> None:

@@ -34,6 +34,7 @@ from gocomm.ratelimit import (
     Decision,
     DecisionLimiter,
     Limiter,
+    RefundableLimiter,
     SlidingWindowLimiter,
     TokenBucketLimiter,
 )
@@ -211,6 +212,144 @@ async def test_retry_after_is_the_wait_until_a_request_passes(
     assert 0 < decision.retry_after <= longest_wait + 1e-6
     await asyncio.sleep(decision.retry_after + 0.05)
     assert await limiter.check("k") == Decision(limited=False, retry_after=None)
+
+
+# -- refunds (DESIGN §11) --------------------------------------------------------------------
+
+
+async def _tokens(limiter: DecisionLimiter, key: str, n: int) -> list[object]:
+    """Acquire ``n`` admissions of ``key``, which must all pass; their tokens."""
+    assert isinstance(limiter, RefundableLimiter)
+    decisions = [await limiter.acquire(key) for _ in range(n)]
+    assert not any(d.limited for d in decisions)
+    return [d.token for d in decisions]
+
+
+@pytest.mark.parametrize("make", FIVE_THEN_STILL)
+async def test_is_a_refundable_limiter(backend: LimiterBackend, make: RateFactory) -> None:
+    limiter = await make(backend)
+    assert isinstance(limiter, RefundableLimiter)
+    admitted = await limiter.acquire("k")
+    assert not admitted.limited and admitted.retry_after is None
+    assert admitted.token is not None
+    await _tokens(limiter, "k", 4)
+    refused = await limiter.acquire("k")
+    assert refused.limited and refused.token is None
+    assert refused.retry_after is not None and refused.retry_after > 0
+
+
+@pytest.mark.parametrize("make", FIVE_THEN_STILL)
+async def test_refund_gives_back_one_admission_once(
+    backend: LimiterBackend, make: RateFactory
+) -> None:
+    limiter = await make(backend)
+    assert isinstance(limiter, RefundableLimiter)
+    tokens = await _tokens(limiter, "k", 5)
+    assert await limiter.limit("k")
+    await limiter.refund("k", tokens[-1])
+    await limiter.refund("k", tokens[-1])  # spent: gives nothing more
+    assert [await limiter.limit("k") for _ in range(3)] == [False, True, True]
+
+
+@pytest.mark.parametrize("make", FIVE_THEN_STILL)
+async def test_unknown_foreign_and_spent_tokens_give_nothing(
+    backend: LimiterBackend, make: RateFactory
+) -> None:
+    limiter = await make(backend)
+    other = await make(backend)
+    assert isinstance(limiter, RefundableLimiter) and isinstance(other, RefundableLimiter)
+    tokens = await _tokens(limiter, "k", 5)
+    [other_key_token] = await _tokens(limiter, "other", 1)
+    for token in [None, "forged", 42, object(), other_key_token]:
+        await limiter.refund("k", token)
+    assert await limiter.limit("k")
+    await limiter.refund("k", tokens[-1])
+    assert not await limiter.limit("k")  # the slot the refund freed is taken again
+    await limiter.refund("k", tokens[-1])
+    assert await limiter.limit("k")
+    # The token of another key, which gave nothing on this one, does give back on its own.
+    await limiter.refund("other", other_key_token)
+    assert await _admitted(limiter, "other", 6) == 5
+
+
+async def test_sliding_window_refunds_any_admission_still_in_the_window(
+    backend: LimiterBackend,
+) -> None:
+    limiter = await backend.sliding_window(60.0, 3)
+    first, second, third = await _tokens(limiter, "k", 3)
+    await limiter.refund("k", first)  # not the latest: the window still gives it back
+    await limiter.refund("k", second)
+    assert await _admitted(limiter, "k", 3) == 2
+    await limiter.refund("k", third)
+    assert await _admitted(limiter, "k", 2) == 1
+
+
+async def test_sliding_window_refund_after_the_window_gives_nothing(
+    backend: LimiterBackend,
+) -> None:
+    # An admission that left the window counts no more: refunding it cannot make room for a
+    # request beyond the rate.
+    limiter = await backend.sliding_window(0.3, 1)
+    [old] = await _tokens(limiter, "k", 1)
+    await asyncio.sleep(0.45)
+    await _tokens(limiter, "k", 1)
+    await limiter.refund("k", old)
+    assert await limiter.limit("k")
+
+
+async def test_token_bucket_refunds_the_latest_admission(backend: LimiterBackend) -> None:
+    limiter = await backend.token_bucket(0.01, 3)
+    first, second, third = await _tokens(limiter, "k", 3)
+    await limiter.refund("k", first)  # a later admission exists: nothing is given back
+    await limiter.refund("k", second)
+    assert await limiter.limit("k")
+    await limiter.refund("k", third)
+    assert await _admitted(limiter, "k", 3) == 1
+
+
+async def test_token_bucket_refund_never_fills_beyond_burst(backend: LimiterBackend) -> None:
+    # 20 tokens a second: 0.5 s after the admission the bucket is full again; the refund of
+    # that admission must not add a token on top of it.
+    limiter = await backend.token_bucket(20.0, 2)
+    [token] = await _tokens(limiter, "k", 1)
+    await asyncio.sleep(0.5)
+    await limiter.refund("k", token)
+    assert await _admitted(limiter, "k", 5) == 2
+
+
+@pytest.mark.parametrize(
+    ("make", "all_given_back"),
+    [
+        pytest.param(_sliding_window(60.0, 50), True, id="sliding_window"),
+        # The token bucket gives back the latest admission only: some refunds give nothing.
+        pytest.param(_token_bucket(0.01, 50), False, id="token_bucket"),
+    ],
+)
+async def test_refunds_under_concurrent_tasks_never_give_back_more_than_taken(
+    backend: LimiterBackend, make: RateFactory, all_given_back: bool
+) -> None:
+    # Every task acquires, and refunds its admission twice; afterwards exactly the admissions
+    # still counted keep the key full: no refund gave back more than its own admission.
+    limiter = await make(backend)
+    assert isinstance(limiter, RefundableLimiter)
+    start = asyncio.Event()
+
+    async def one() -> bool:
+        await start.wait()
+        decision = await limiter.acquire("k")
+        if decision.limited:
+            return False
+        await asyncio.gather(*(limiter.refund("k", decision.token) for _ in range(2)))
+        return True
+
+    tasks = [asyncio.create_task(one()) for _ in range(TASKS)]
+    await asyncio.sleep(0)
+    start.set()
+    admitted = sum(await asyncio.gather(*tasks))
+    assert admitted >= 50
+    room = await _admitted(limiter, "k", 60)
+    assert room <= 50  # never more than the rate
+    assert room == 50 if all_given_back else room >= 1
 
 
 # -- sliding window --------------------------------------------------------------------------
@@ -609,6 +748,72 @@ async def test_forgetting_keeps_the_state_of_active_keys(clock: FakeClock) -> No
         await limiter.limit("other")
     assert len(limiter) == 1
     assert not await limiter.limit("busy")  # its window passed too: a fresh start
+
+
+async def test_token_bucket_refund_leaves_the_bucket_as_if_never_admitted(
+    clock: FakeClock,
+) -> None:
+    # Two buckets see the same requests, except that one also admits (and refunds) an extra
+    # request half way: from then on both answer every request alike.
+    plain = TokenBucketLimiter(2.0, 3, clock=clock)
+    refunded = TokenBucketLimiter(2.0, 3, clock=clock)
+    for step in [0.0, 0.1, 0.7, 0.05]:
+        clock.advance(step)
+        assert await plain.check("k") == await refunded.check("k")
+    clock.advance(0.2)
+    extra = await refunded.acquire("k")
+    clock.advance(0.3)
+    await refunded.refund("k", extra.token)
+    for step in [0.0, 0.01, 0.2, 0.37, 0.0, 0.0, 0.9, 0.1]:
+        clock.advance(step)
+        assert await plain.check("k") == await refunded.check("k")
+
+
+async def test_sliding_window_refund_at_the_window_edge(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(10.0, 2, clock=clock)
+    first = await limiter.acquire("k")
+    clock.advance(1.0)
+    await limiter.acquire("k")
+    clock.advance(9.0)  # first leaves the window now: nothing to give back
+    await limiter.refund("k", first.token)
+    assert await _admitted(limiter, "k", 2) == 1
+
+
+async def test_sliding_window_refund_of_the_only_entry_forgets_the_key(clock: FakeClock) -> None:
+    limiter = SlidingWindowLimiter(10.0, 3, clock=clock)
+    decision = await limiter.acquire("k")
+    assert len(limiter) == 1
+    await limiter.refund("k", decision.token)
+    assert len(limiter) == 0
+    assert await _admitted(limiter, "k", 4) == 3
+
+
+async def test_same_instant_admissions_each_refund_once(clock: FakeClock) -> None:
+    # Admissions in the same instant hold equal entries; each token still gives back one.
+    limiter = SlidingWindowLimiter(10.0, 3, clock=clock)
+    a, b, c = [await limiter.acquire("k") for _ in range(3)]
+    for _ in range(3):
+        await limiter.refund("k", a.token)
+    assert await _admitted(limiter, "k", 2) == 1
+    await limiter.refund("k", b.token)
+    await limiter.refund("k", c.token)
+    assert await _admitted(limiter, "k", 3) == 2
+
+
+async def test_in_memory_limiters_decide_without_a_coroutine(clock: FakeClock) -> None:
+    window = SlidingWindowLimiter(10.0, 1, clock=clock)
+    token = window.acquire_nowait("k")
+    with pytest.raises(Limited) as info:
+        window.acquire_nowait("k")
+    assert info.value.key == "k" and info.value.retry_after == 10.0
+    window.refund_nowait("k", token)
+    window.acquire_nowait("k")
+    bucket = TokenBucketLimiter(1.0, 1, clock=clock)
+    token = bucket.acquire_nowait("k")
+    with pytest.raises(Limited):
+        bucket.acquire_nowait("k")
+    bucket.refund_nowait("k", token)
+    bucket.acquire_nowait("k")
 
 
 async def test_concurrency_abandoned_slot_expires_after_the_lease(clock: FakeClock) -> None:

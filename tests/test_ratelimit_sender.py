@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gocomm.config import KeyTemplate, key_function
 from gocomm.errors import ConfigError, Limited, LimiterError, SendError, is_retryable
 from gocomm.ratelimit import (
     ConcurrencyLimiter,
@@ -290,7 +291,7 @@ async def test_one_limited_key_stops_the_send_and_earlier_quota_stays_spent() ->
 
     limiter = SlidingWindowLimiter(60.0, 1)
     vendor = MemorySender()
-    sender = RateLimitSender(vendor, per_recipient, limiter)
+    sender = RateLimitSender(vendor, per_recipient, limiter, refund=False)
     await sender.send("login", None, "+2")  # spends +2's only request
     with pytest.raises(Limited) as info:
         await sender.send("login", None, "+1", "+2", "+3")
@@ -318,6 +319,205 @@ async def test_a_failing_key_function_propagates_its_own_error() -> None:
     with pytest.raises(KeyError, match="tenant"):
         await sender.send("biz", {}, "a@example.com")
     assert vendor.sent == []
+
+
+# -- refunds ---------------------------------------------------------------------------------
+
+
+def per_recipient_keys() -> KeyTemplate:
+    """The configuration's per-recipient key function: one key per distinct recipient."""
+    return key_function("sms:{to}")
+
+
+class RecordingRefunds(SlidingWindowLimiter):
+    """A sliding window that records what is given back (and does give it back)."""
+
+    def __init__(self, rate: int = 1) -> None:
+        super().__init__(60.0, rate)
+        self.refunded: list[str] = []
+
+    async def refund(self, key: str, token: object) -> None:
+        self.refunded.append(key)
+        await super().refund(key, token)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(SendError("vendor down"), id="send_error"),
+        pytest.param(RuntimeError("a vendor bug"), id="any_exception"),
+        pytest.param(Limited("inner"), id="limited_further_in"),
+    ],
+)
+async def test_a_send_that_reached_nobody_gives_its_quota_back(failure: Exception) -> None:
+    limiter = SlidingWindowLimiter(60.0, 1)
+    vendor = ScriptedSender([failure])
+    sender = RateLimitSender(vendor, "+1", limiter)
+    with pytest.raises(type(failure)):
+        await sender.send("login", None, "+1")
+    # The user can ask for a code again at once: the failed send spent nothing.
+    assert await sender.send("login", None, "+1") is not None
+    with pytest.raises(Limited):
+        await sender.send("login", None, "+1")
+
+
+async def test_refund_false_keeps_the_quota_spent() -> None:
+    limiter = SlidingWindowLimiter(60.0, 1)
+    sender = RateLimitSender(ScriptedSender([SendError("down")]), "k", limiter, refund=False)
+    with pytest.raises(SendError):
+        await sender.send("login", None, "+1")
+    with pytest.raises(Limited):
+        await sender.send("login", None, "+1")
+
+
+async def test_a_successful_send_gives_nothing_back() -> None:
+    limiter = RecordingRefunds()
+    sender = RateLimitSender(MemorySender(), per_recipient_keys(), limiter)
+    await sender.send("login", None, "+1", "+2")
+    assert limiter.refunded == []
+
+
+async def test_per_recipient_keys_are_given_back_for_the_unsent_only() -> None:
+    limiter = RecordingRefunds()
+    vendor = ScriptedSender([SendError("+2 and +3 failed", unsent=["+3", "+2"])])
+    sender = RateLimitSender(vendor, per_recipient_keys(), limiter)
+    with pytest.raises(SendError):
+        await sender.send("login", None, "+1", "+2", "+3")
+    assert sorted(limiter.refunded) == ["sms:+2", "sms:+3"]
+    assert await limiter.limit("sms:+1")  # +1 got it: its quota stays spent
+    assert not await limiter.limit("sms:+2")
+    assert not await limiter.limit("sms:+3")
+
+
+async def test_refused_recipients_are_given_back_too() -> None:
+    # A receipt naming refused recipients: the send went through for the others.
+    class RefusingSender(MemorySender):
+        async def send(self, biz: str, args: Any, *to: str) -> Receipt:
+            await super().send(biz, args, *to)
+            return Receipt(vendor="memory", refused=("+2",))
+
+    limiter = RecordingRefunds()
+    sender = RateLimitSender(RefusingSender(), per_recipient_keys(), limiter)
+    await sender.send("login", None, "+1", "+2")
+    assert limiter.refunded == ["sms:+2"]
+
+    error = SendError("+1 failed, +2 refused for good", unsent=["+1"], refused=["+2"])
+    limiter = RecordingRefunds()
+    sender = RateLimitSender(ScriptedSender([error]), per_recipient_keys(), limiter)
+    with pytest.raises(SendError):
+        await sender.send("login", None, "+1", "+2")
+    assert sorted(limiter.refunded) == ["sms:+1", "sms:+2"]
+
+
+async def test_a_key_not_made_per_recipient_is_given_back_only_when_nobody_was_reached() -> None:
+    def both(biz: str, args: object, to: tuple[str, ...]) -> Sequence[str]:
+        return [f"biz:{biz}", *(f"sms:{r}" for r in to)]  # no per_recipient attribute
+
+    limiter = RecordingRefunds(rate=5)
+    vendor = ScriptedSender(
+        [SendError("+2 failed", unsent=["+2"]), SendError("both failed", unsent=["+1", "+2"])]
+    )
+    sender = RateLimitSender(vendor, both, limiter)
+    with pytest.raises(SendError):
+        await sender.send("login", None, "+1", "+2")
+    assert limiter.refunded == []  # +1 was reached, and no key is known to be +2's alone
+    with pytest.raises(SendError):
+        await sender.send("login", None, "+1", "+2")
+    assert limiter.refunded == ["biz:login", "sms:+1", "sms:+2"]
+
+    template = key_function("{biz}")  # one key per send
+    limiter = RecordingRefunds(rate=5)
+    vendor = ScriptedSender([SendError("+2 failed", unsent=["+2"]), SendError("all failed")])
+    sender = RateLimitSender(vendor, template, limiter)
+    with pytest.raises(SendError):
+        await sender.send("login", None, "+1", "+2")
+    assert limiter.refunded == []
+    with pytest.raises(SendError):
+        await sender.send("login", None, "+1", "+2")
+    assert limiter.refunded == ["login"]
+
+
+async def test_a_recipient_named_twice_is_given_back_once() -> None:
+    limiter = RecordingRefunds(rate=5)
+    sender = RateLimitSender(ScriptedSender([SendError("down")]), per_recipient_keys(), limiter)
+    with pytest.raises(SendError):
+        await sender.send("login", None, "+1", "+1")
+    assert limiter.refunded == ["sms:+1"]
+
+
+async def test_a_limited_key_gives_back_the_keys_before_it() -> None:
+    limiter = SlidingWindowLimiter(60.0, 1)
+    vendor = MemorySender()
+    sender = RateLimitSender(vendor, per_recipient_keys(), limiter)
+    await sender.send("login", None, "+2")
+    with pytest.raises(Limited) as info:
+        await sender.send("login", None, "+1", "+2", "+3")
+    assert info.value.key == "sms:+2"
+    assert not await limiter.limit("sms:+1")  # given back: nothing was sent
+
+
+async def test_a_cancelled_send_gives_nothing_back() -> None:
+    # Whether the vendor got a cancelled send is unknown: the quota stays spent.
+    limiter = RecordingRefunds()
+    vendor = GatedSender()
+    sender = RateLimitSender(vendor, "k", limiter)
+    task = asyncio.create_task(sender.send("login", None, "+1"))
+    await vendor.entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert limiter.refunded == []
+    assert await limiter.limit("k")
+
+
+async def test_a_failed_refund_is_logged_and_the_send_error_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class BrokenRefunds(SlidingWindowLimiter):
+        async def refund(self, key: str, token: object) -> None:
+            raise ConnectionError("redis is gone")
+
+    error = SendError("vendor down")
+    sender = RateLimitSender(ScriptedSender([error]), "k", BrokenRefunds(60.0, 1))
+    with caplog.at_level(logging.WARNING, logger=LOGGER), pytest.raises(SendError) as info:
+        await sender.send("login", None, "+1")
+    assert info.value is error
+    assert "failed to give back the quota of key 'k'" in caplog.text
+    assert "redis is gone" in caplog.text
+
+
+async def test_a_limiter_without_refunds_is_used_as_before() -> None:
+    limiter = BoolLimiter()
+    sender = RateLimitSender(ScriptedSender([SendError("down")]), "k", limiter)
+    with pytest.raises(SendError):
+        await sender.send("login", None, "+1")
+    assert limiter.keys == ["k"]
+
+
+async def test_a_decision_limiter_with_refunds_is_asked_with_acquire() -> None:
+    # A refundable limiter without acquire_nowait (as the Redis ones): acquire, then refund.
+    class AsyncOnly:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, object]] = []
+
+        async def limit(self, key: str) -> bool:
+            raise AssertionError("acquire is used")
+
+        async def check(self, key: str) -> Decision:
+            raise AssertionError("acquire is used")
+
+        async def acquire(self, key: str) -> Decision:
+            self.calls.append(("acquire", key))
+            return Decision(False, None, f"token-of-{key}")
+
+        async def refund(self, key: str, token: object) -> None:
+            self.calls.append(("refund", token))
+
+    limiter = AsyncOnly()
+    sender = RateLimitSender(ScriptedSender([SendError("down")]), "k", limiter)
+    with pytest.raises(SendError):
+        await sender.send("login", None, "+1")
+    assert limiter.calls == [("acquire", "k"), ("refund", "token-of-k")]
 
 
 # -- cancellation ----------------------------------------------------------------------------
@@ -381,6 +581,11 @@ def test_bad_arguments_are_refused(
     limiter = SlidingWindowLimiter(1.0, 1) if cls is RateLimitSender else ConcurrencyLimiter(1)
     with pytest.raises(error, match=match):
         cls(sender, key, limiter)
+
+
+def test_refund_must_be_a_bool() -> None:
+    with pytest.raises(ConfigError, match="refund must be True or False, got 'yes'"):
+        RateLimitSender(MemorySender(), "k", SlidingWindowLimiter(1.0, 1), refund="yes")  # type: ignore[arg-type]
 
 
 def test_a_limiter_of_the_wrong_kind_is_refused() -> None:

@@ -20,13 +20,14 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
 import redis
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 
-from gocomm.errors import ConfigError, Limited, LimiterError
+from gocomm.errors import ConfigError, Limited, LimiterError, SendError
 from gocomm.ratelimit import (
     ConcurrencyLimitSender,
     Decision,
@@ -36,7 +37,7 @@ from gocomm.ratelimit import (
     RedisTokenBucketLimiter,
 )
 from gocomm.ratelimit.redis import SLIDING_WINDOW
-from gocomm.testing import MemorySender
+from gocomm.testing import MemorySender, ScriptedSender
 from gocomm.testing.redis import RedisServer, RedisServerUnavailable, find_redis_server
 
 RateLimiter = RedisSlidingWindowLimiter | RedisTokenBucketLimiter
@@ -353,6 +354,69 @@ async def test_a_decision_is_one_evalsha_and_scripts_load_only_on_noscript(
     await redis_client.config_resetstat()
     await asyncio.gather(*(limiter.check("k") for _ in range(100)))
     assert await calls() == {"evalsha": 100}  # pipelined, each sent exactly once, no EVAL
+
+
+async def _evalsha_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda r: RedisSlidingWindowLimiter(r, 60, 2), id="sliding_window"),
+        pytest.param(lambda r: RedisTokenBucketLimiter(r, 0.5, 2), id="token_bucket"),
+    ],
+)
+async def test_a_refund_is_one_script_call_and_the_key_keeps_a_ttl(
+    redis_client: Redis, build: Any
+) -> None:
+    limiter: RateLimiter = build(redis_client)
+    first = await limiter.acquire("k")
+    second = await limiter.acquire("k")
+    await limiter.refund("warm-up", "no such token")  # loads the refund script
+    await redis_client.config_resetstat()
+    await limiter.refund("k", second.token)
+    assert await _evalsha_calls(redis_client) == 1
+    ttl = await redis_client.pttl(limiter.redis_key("k"))
+    assert 0 < ttl <= (60_000 if isinstance(limiter, RedisSlidingWindowLimiter) else 2_000)
+    assert not (await limiter.check("k")).limited
+    assert (await limiter.check("k")).limited  # exactly one was given back
+    del first
+
+
+async def test_refunding_every_admission_leaves_no_key(redis_client: Redis) -> None:
+    window = RedisSlidingWindowLimiter(redis_client, 60, 2)
+    bucket = RedisTokenBucketLimiter(redis_client, 0.5, 2)
+    for limiter in (window, bucket):
+        decision = await limiter.acquire("k")
+        await limiter.refund("k", decision.token)
+    assert await _all_keys(redis_client) == []  # as if nothing had been admitted
+
+
+async def test_a_token_bucket_value_without_an_id_is_read_and_gives_nothing_back(
+    redis_client: Redis,
+) -> None:
+    # A key written by the previous version holds the TAT alone: it keeps counting.
+    bucket = RedisTokenBucketLimiter(redis_client, 0.5, 1)
+    assert not (await bucket.check("k")).limited
+    stored = await redis_client.get(bucket.redis_key("k"))
+    await redis_client.set(bucket.redis_key("k"), stored.split(b" ")[0], px=2000)
+    assert (await bucket.check("k")).limited
+    await bucket.refund("k", "any")
+    assert (await bucket.check("k")).limited
+
+
+async def test_rate_limit_sender_gives_redis_quota_back(redis_client: Redis) -> None:
+    limiter = RedisSlidingWindowLimiter(redis_client, 60, 1)
+    vendor = ScriptedSender([SendError("vendor down")])
+    sender = RateLimitSender(vendor, "+8613800000000", limiter)
+    with pytest.raises(SendError):
+        await sender.send("login", None, "+8613800000000")
+    assert await _all_keys(redis_client) == []  # the failed send left no key behind
+    await sender.send("login", None, "+8613800000000")
+    with pytest.raises(Limited):
+        await sender.send("login", None, "+8613800000000")
 
 
 async def test_only_the_calls_that_got_noscript_are_sent_again(redis_client: Redis) -> None:

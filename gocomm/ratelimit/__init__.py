@@ -1,7 +1,13 @@
 """Rate and concurrency limits around a sender."""
 
 from gocomm.errors import Limited, LimiterError
-from gocomm.ratelimit.base import ActiveLimiter, Decision, DecisionLimiter, Limiter
+from gocomm.ratelimit.base import (
+    ActiveLimiter,
+    Decision,
+    DecisionLimiter,
+    Limiter,
+    RefundableLimiter,
+)
 from gocomm.ratelimit.memory import ConcurrencyLimiter, SlidingWindowLimiter, TokenBucketLimiter
 from gocomm.ratelimit.redis import (
     RedisConcurrencyLimiter,
@@ -23,6 +29,7 @@ __all__ = [
     "RedisConcurrencyLimiter",
     "RedisSlidingWindowLimiter",
     "RedisTokenBucketLimiter",
+    "RefundableLimiter",
     "SlidingWindowLimiter",
     "TokenBucketLimiter",
 ]

@@ -51,10 +51,29 @@ def _check_clock(clock: object) -> Clock:
     return clock
 
 
+class _Admission:
+    """The token of one in-memory admission: its limiter and key, and what the admission left in
+    the key's state (the sliding window: the expiry of its entry; the token bucket: the tokens
+    left and the time), which is how the refund finds it. ``spent`` makes it refund once."""
+
+    __slots__ = ("at", "key", "limiter", "mark", "spent")
+
+    def __init__(self, limiter: object, key: str, mark: float, at: float = 0.0) -> None:
+        self.limiter = limiter
+        self.key = key
+        self.mark = mark
+        self.at = at
+        self.spent = False
+
+    def __repr__(self) -> str:
+        return f"<admission of {self.key!r}{' (given back)' if self.spent else ''}>"
+
+
 class _KeyedRateLimiter(Generic[_State]):
     """What the sliding window and the token bucket share: per-key state in an ordered dict kept
-    in admission order, the idle keys at its front forgotten a few at a time, and ``limit`` and
-    ``check`` answered from one ``_decide``."""
+    in admission order, the idle keys at its front forgotten a few at a time, and every way of
+    asking (``limit``, ``check``, ``acquire``, ``acquire_nowait``) answered from one
+    ``_decide``; refunds check the token and leave the rest to ``_give_back``."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = _check_clock(clock)
@@ -76,8 +95,50 @@ class _KeyedRateLimiter(Generic[_State]):
         retry_after = self._decide(key)
         return _ADMITTED if retry_after is None else Decision(True, retry_after)
 
+    async def acquire(self, key: str) -> Decision:
+        """:meth:`check`, with a ``token`` to :meth:`refund` the admission by."""
+        retry_after = self._decide(key)
+        if retry_after is not None:
+            return Decision(True, retry_after)
+        return Decision(False, None, self._token(key))
+
+    def acquire_nowait(self, key: str) -> object:
+        """Count a request for ``key`` without a coroutine (nothing here waits for I/O): the
+        admission's token, or :class:`~gocomm.errors.Limited` with ``retry_after``."""
+        retry_after = self._decide(key)
+        if retry_after is not None:
+            raise Limited(key, retry_after)
+        return self._token(key)
+
+    async def refund(self, key: str, token: object) -> None:
+        """Give back the admission ``token`` identifies (see
+        :class:`~gocomm.ratelimit.RefundableLimiter`)."""
+        self.refund_nowait(key, token)
+
+    def refund_nowait(self, key: str, token: object) -> None:
+        """:meth:`refund` without a coroutine."""
+        if (
+            not isinstance(token, _Admission)
+            or token.limiter is not self
+            or token.key != key
+            or token.spent
+        ):
+            return  # not an admission of this limiter and key, or already given back
+        token.spent = True
+        state = self._states.get(key)
+        if state is not None:
+            self._give_back(key, state, token)
+
     def _decide(self, key: str) -> float | None:
         """None if admitted (and counted), else seconds until a request may pass."""
+        raise NotImplementedError
+
+    def _token(self, key: str) -> _Admission:
+        """The token of the admission ``_decide`` has just counted for ``key``."""
+        raise NotImplementedError
+
+    def _give_back(self, key: str, state: _State, token: _Admission) -> None:
+        """Undo the admission of ``token`` in ``state`` if it still counts."""
         raise NotImplementedError
 
     def _idle_at(self, state: _State) -> float:
@@ -99,13 +160,20 @@ class _KeyedRateLimiter(Generic[_State]):
             del states[key]
 
 
-class SlidingWindowLimiter(_KeyedRateLimiter[deque[float]]):
+#: The log of one sliding-window key: the expiry times of its counted requests, oldest first.
+#: One entry, the most common state of a key (a login code sent once), is kept as a bare float:
+#: a one-entry deque would take 760 bytes where a float takes 24.
+_Log = float | deque[float]
+
+
+class SlidingWindowLimiter(_KeyedRateLimiter[_Log]):
     """At most ``rate`` requests per key in any ``window`` seconds (an exact sliding log).
 
     A request at time ``t`` counts against its key until ``t + window``. When limited,
     ``retry_after`` is the time until the oldest counted request stops counting. Memory per key
     is at most ``rate`` floats (the expiry times of its counted requests, oldest first); keys
-    idle for longer than ``window`` are forgotten.
+    idle for longer than ``window`` are forgotten. A refund removes the admission's entry while
+    it is still in the window.
     """
 
     def __init__(self, window: float, rate: int, *, clock: Clock = time.monotonic) -> None:
@@ -126,17 +194,49 @@ class SlidingWindowLimiter(_KeyedRateLimiter[deque[float]]):
             expiry = now + self.window
             if not logs:
                 self._sweep_at = expiry
-            logs[key] = deque((expiry,))
+            logs[key] = expiry
+            return None
+        if isinstance(log, float):
+            if log > now:  # still counted
+                if self.rate == 1:
+                    return log - now
+                logs[key] = deque((log, now + self.window))
+            else:
+                logs[key] = now + self.window
+            logs.move_to_end(key)
             return None
         while log and log[0] <= now:
             log.popleft()
         if len(log) < self.rate:
-            log.append(now + self.window)
+            if log:
+                log.append(now + self.window)
+            else:
+                logs[key] = now + self.window
             logs.move_to_end(key)
             return None
         return log[0] - now
 
-    def _idle_at(self, state: deque[float]) -> float:
+    def _token(self, key: str) -> _Admission:
+        log = self._states[key]
+        return _Admission(self, key, log if isinstance(log, float) else log[-1])
+
+    def _give_back(self, key: str, state: _Log, token: _Admission) -> None:
+        expiry = token.mark
+        if expiry <= self._clock():
+            return  # out of the window already: it counts no more
+        if isinstance(state, float):
+            if state == expiry:
+                del self._states[key]
+            return
+        # Entries with the same expiry are admissions of the same instant: any one will do.
+        if expiry in state:
+            state.remove(expiry)
+            if len(state) == 1:
+                self._states[key] = state[0]
+
+    def _idle_at(self, state: _Log) -> float:
+        if isinstance(state, float):
+            return state
         return state[-1] if state else -math.inf
 
 
@@ -146,6 +246,12 @@ class TokenBucketLimiter(_KeyedRateLimiter[list[float]]):
     Each request takes one token; a key's bucket starts full and never holds more than
     ``burst``. When limited, ``retry_after`` is the time until one token is back. A key idle for
     ``burst / rate`` seconds (its window: the bucket is full again) is forgotten.
+
+    A refund puts the admission's token back while that admission is still the key's latest,
+    which leaves the bucket exactly as if it had never happened. After a later admission of the
+    same key it gives nothing: the bucket does not remember whether it filled up in between (and
+    so had already taken the token back), and giving back a token it does not owe would let
+    more through than ``rate`` allows.
     """
 
     def __init__(self, rate: float, burst: int, *, clock: Clock = time.monotonic) -> None:
@@ -180,6 +286,15 @@ class TokenBucketLimiter(_KeyedRateLimiter[list[float]]):
             return None
         # A limited request changes nothing: the refill is computed from the last admission.
         return (1.0 - tokens) / self.rate
+
+    def _token(self, key: str) -> _Admission:
+        tokens, at = self._states[key]
+        return _Admission(self, key, tokens, at)
+
+    def _give_back(self, key: str, state: list[float], token: _Admission) -> None:
+        if state[0] == token.mark and state[1] == token.at:  # still the latest admission
+            tokens = state[0] + 1.0
+            state[0] = tokens if tokens < self.burst else float(self.burst)
 
     def _idle_at(self, state: list[float]) -> float:
         return state[1] + self._idle

@@ -31,7 +31,7 @@ from redis.asyncio import Redis
 from gocomm.errors import ConfigError, Limited, LimiterError
 from gocomm.ratelimit._checks import positive_int, positive_number
 from gocomm.ratelimit.base import Decision
-from gocomm.ratelimit.redis_scripts import Script, ScriptRunner, runner_for
+from gocomm.ratelimit.redis_scripts import Script, ScriptArg, ScriptRunner, runner_for
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -44,7 +44,9 @@ __all__ = [
 DEFAULT_PREFIX = "gocomm:ratelimit:"
 
 SLIDING_WINDOW = Script.load("sliding_window.lua")
+SLIDING_WINDOW_REFUND = Script.load("sliding_window_refund.lua")
 TOKEN_BUCKET = Script.load("token_bucket.lua")
+TOKEN_BUCKET_REFUND = Script.load("token_bucket_refund.lua")
 CONCURRENCY_ACQUIRE = Script.load("concurrency_acquire.lua")
 CONCURRENCY_RENEW = Script.load("concurrency_renew.lua")
 CONCURRENCY_RELEASE = Script.load("concurrency_release.lua")
@@ -116,15 +118,45 @@ class _RedisLimiter:
         """The Redis key holding ``key``'s state: ``<prefix><kind>:{<key>}`` (a hash tag)."""
         return f"{self._key_prefix}{{{_check_key(key)}}}"
 
+    async def _run_to_the_end(self, script: Script, key: str, args: tuple[ScriptArg, ...]) -> Any:
+        """Run ``script``; a cancelled caller stops waiting, but the call still goes out (a
+        refund must not be lost because the task that asked for it was cancelled)."""
+        return await asyncio.shield(
+            self._runner.submit_detached(script, self.redis_key(key), args, self.timeout)
+        )
 
-class RedisSlidingWindowLimiter(_RedisLimiter):
+
+class _RedisRateLimiter(_RedisLimiter):
+    """What both Redis rate limiters share: every way of asking answered by one script call
+    (``_decide``) that counts the request under a unique id, the admission's token."""
+
+    async def _decide(self, key: str, token: str) -> Decision:
+        raise NotImplementedError
+
+    async def limit(self, key: str) -> bool:
+        """Count a request for ``key``; True means it is limited (and was not counted)."""
+        return (await self._decide(key, _tokens.next())).limited
+
+    async def check(self, key: str) -> Decision:
+        """Count a request for ``key`` and say whether it is limited and for how long."""
+        return await self._decide(key, _tokens.next())
+
+    async def acquire(self, key: str) -> Decision:
+        """:meth:`check`, with a ``token`` to :meth:`refund` the admission by."""
+        token = _tokens.next()
+        decision = await self._decide(key, token)
+        return decision if decision.limited else Decision(False, None, token)
+
+
+class RedisSlidingWindowLimiter(_RedisRateLimiter):
     """At most ``rate`` requests per key in any ``window`` seconds, counted exactly.
 
     Each key is a sorted set with one entry per admitted request (a unique member scored with
     the Redis time it was admitted at), so it holds at most ``rate`` entries and expires one
     ``window`` after its last decision. A request is limited when ``rate`` entries are younger
     than ``window``; it then leaves no entry, and ``retry_after`` is the time until the entry
-    holding the count at ``rate`` leaves the window.
+    holding the count at ``rate`` leaves the window. A refund removes the admission's entry
+    (one ``ZREM``), which gives nothing once it is gone.
     """
 
     kind = "sliding_window"
@@ -149,28 +181,29 @@ class RedisSlidingWindowLimiter(_RedisLimiter):
             f"prefix={self.prefix!r}, timeout={self.timeout!r})"
         )
 
-    async def limit(self, key: str) -> bool:
-        """Count a request for ``key``; True means it is limited (and was not counted)."""
-        return (await self.check(key)).limited
-
-    async def check(self, key: str) -> Decision:
-        """Count a request for ``key`` and say whether it is limited and for how long."""
+    async def _decide(self, key: str, token: str) -> Decision:
         wait_ms = await self._runner.run(
-            SLIDING_WINDOW,
-            self.redis_key(key),
-            (self._window_us, self.rate, _tokens.next()),
-            self.timeout,
+            SLIDING_WINDOW, self.redis_key(key), (self._window_us, self.rate, token), self.timeout
         )
         return _ADMITTED if wait_ms == 0 else Decision(True, wait_ms / 1000)
 
+    async def refund(self, key: str, token: object) -> None:
+        """Give back the admission ``token`` identifies: one atomic script call."""
+        if isinstance(token, str):
+            await self._run_to_the_end(SLIDING_WINDOW_REFUND, key, (token,))
 
-class RedisTokenBucketLimiter(_RedisLimiter):
+
+class RedisTokenBucketLimiter(_RedisRateLimiter):
     """A bucket of ``burst`` tokens per key, refilled at ``rate`` tokens per second (GCRA).
 
-    Each key is one string: the bucket's theoretical arrival time in µs of Redis time. It
-    expires when the bucket is full again (at most ``burst / rate`` seconds), which is the same
-    as having no key. A limited request changes nothing; ``retry_after`` is the time until one
-    token is back.
+    Each key is one string: the bucket's theoretical arrival time in µs of Redis time and the
+    id of the latest admission. It expires when the bucket is full again (at most
+    ``burst / rate`` seconds), which is the same as having no key. A limited request changes
+    nothing; ``retry_after`` is the time until one token is back.
+
+    A refund gives the token back while its admission is still the key's latest, leaving the
+    bucket exactly as if it had never happened; after a later admission it gives nothing (see
+    :class:`~gocomm.ratelimit.TokenBucketLimiter`).
     """
 
     kind = "token_bucket"
@@ -196,19 +229,21 @@ class RedisTokenBucketLimiter(_RedisLimiter):
             f"prefix={self.prefix!r}, timeout={self.timeout!r})"
         )
 
-    async def limit(self, key: str) -> bool:
-        """Take a token for ``key``; True means none was left (the request is limited)."""
-        return (await self.check(key)).limited
-
-    async def check(self, key: str) -> Decision:
-        """Take a token for ``key`` and say whether it is limited and for how long."""
+    async def _decide(self, key: str, token: str) -> Decision:
         wait_ms = await self._runner.run(
             TOKEN_BUCKET,
             self.redis_key(key),
-            (repr(self._interval_us), self.burst),
+            (repr(self._interval_us), self.burst, token),
             self.timeout,
         )
         return _ADMITTED if wait_ms == 0 else Decision(True, wait_ms / 1000)
+
+    async def refund(self, key: str, token: object) -> None:
+        """Give back the admission ``token`` identifies: one atomic script call."""
+        if isinstance(token, str):
+            await self._run_to_the_end(
+                TOKEN_BUCKET_REFUND, key, (repr(self._interval_us), token)
+            )
 
 
 class _Lease(AbstractAsyncContextManager[None]):

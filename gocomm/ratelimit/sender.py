@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from gocomm.errors import ConfigError, Limited, LimiterError
+from gocomm.errors import ConfigError, Limited, LimiterError, refused_of, unsent_of
 from gocomm.ratelimit.base import ActiveLimiter, Decision, Limiter
 from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all
 
@@ -116,15 +116,28 @@ class RateLimitSender(_LimitSender[T]):
     vendor is not called.
 
     ``key`` is a string or a callable ``(biz, args, to) -> str | Sequence[str]``, called once per
-    send. With several keys each is asked in order; the first that is limited stops the send, and
-    quota already taken by the keys before it stays spent. A key function that raises is a bug in
-    it: its error propagates as it is.
+    send. With several keys each is asked in order; the first that is limited stops the send. A
+    key function that raises is a bug in it: its error propagates as it is.
 
-    When the limiter has ``check()`` (a :class:`~gocomm.ratelimit.DecisionLimiter`) it is used, so
-    ``Limited.retry_after`` says how long to wait; otherwise ``limit()``. When the limiter itself
-    fails, :class:`~gocomm.errors.LimiterError` is raised from its error (fail closed); with
+    The limiter is asked with ``acquire_nowait()`` where it has one (the in-memory limiters: no
+    coroutine where no I/O is needed), else ``acquire()`` when refunding, else ``check()`` (a
+    :class:`~gocomm.ratelimit.DecisionLimiter`), so ``Limited.retry_after`` says how long to
+    wait; else go-comm's ``limit()``. When the limiter itself fails,
+    :class:`~gocomm.errors.LimiterError` is raised from its error (fail closed); with
     ``fail_open=True`` the failure is logged once and the message is sent anyway, without asking
     about the keys after the one that failed.
+
+    Refunds (``refund=True``, the default, when the limiter is a
+    :class:`~gocomm.ratelimit.RefundableLimiter`): the quota of every recipient the send did not
+    reach is given back, so that a failed login code does not lock its user out for the window.
+    Not reached are the error's ``unsent`` (and ``refused``) when the send raises, and the
+    receipt's ``refused`` when it returns. A key made per recipient (a key function whose
+    ``per_recipient`` attribute is true, as the configuration's ``{to}`` templates are: one key
+    per distinct recipient, in order) is given back for the recipients not reached; any other key
+    only when nobody was reached. When a key is limited, or the limiter fails, the quota the keys
+    before it took is given back: nothing was sent. A cancelled send gives nothing back (whether
+    the vendor got it is unknown). A refund that fails is logged, never raised over the send's
+    own outcome. With ``refund=False`` quota once taken stays spent, as in go-comm.
 
     Closing closes the inner sender, never the limiter (nor a Redis client it was given).
     """
@@ -136,68 +149,154 @@ class RateLimitSender(_LimitSender[T]):
         limiter: Limiter,
         *,
         fail_open: bool = False,
+        refund: bool = True,
         logger: logging.Logger | None = None,
     ) -> None:
         if not callable(getattr(limiter, "limit", None)):
             raise ConfigError(
                 f"limiter must have an async limit(key) method, got {_limiter_name(limiter)}"
             )
+        if not isinstance(refund, bool):
+            raise ConfigError(f"refund must be True or False, got {refund!r}")
         super().__init__(sender, key, fail_open, logger)
         self.limiter: Limiter = limiter
+        self.refund = refund
         self._limit: Callable[[str], Awaitable[bool]] = limiter.limit
-        check = getattr(limiter, "check", None)
-        self._check: Callable[[str], Awaitable[Decision]] | None = (
-            check if callable(check) else None
+        self._check: Callable[[str], Awaitable[Decision]] | None = _method(limiter, "check")
+        self._acquire_nowait: Callable[[str], object] | None = _method(limiter, "acquire_nowait")
+        acquire = _method(limiter, "acquire")
+        give_back = _method(limiter, "refund")
+        refunding = refund and acquire is not None and give_back is not None
+        self._acquire: Callable[[str], Awaitable[Decision]] | None = (
+            acquire if refunding else None
+        )
+        self._give_back: Callable[[str, object], Awaitable[None]] | None = (
+            give_back if refunding else None
+        )
+        self._per_recipient = (
+            self._key_func is not None and getattr(key, "per_recipient", False) is True
         )
 
     async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
         key = self._static_key
-        check = self._check
-        if key is not None and check is not None:
-            # The common case (one fixed key, a DecisionLimiter), inlined: it is the hot path.
+        acquire_nowait = self._acquire_nowait
+        if key is not None and acquire_nowait is not None:
+            # The common case (one fixed key, an in-memory limiter), inlined: it is the hot path.
             try:
-                decision = await check(key)
+                token = acquire_nowait(key)
             except Limited:
                 raise
             except Exception as exc:  # CancelledError is a BaseException: it passes untouched
                 _limiter_failed(self, "rate", exc)
-            else:
-                if decision.limited:
-                    raise Limited(key, decision.retry_after)
+                return await self.sender.send(biz, args, *to)
+            if self._give_back is None:
+                return await self.sender.send(biz, args, *to)
+            held: list[_Held] = [(key, token, None)]
+        else:
+            held = await self._admit_all(biz, args, to)
+        if not held:
             return await self.sender.send(biz, args, *to)
-        if key is not None:
-            await self._admit(key)
+        try:
+            receipt = await self.sender.send(biz, args, *to)
+        except Exception as exc:  # a cancelled send gives nothing back: it may have gone out
+            unreached = set(unsent_of(exc, to)).union(refused_of(exc))
+            await self._refund_unreached(held, to, unreached)
+            raise
+        if receipt is not None and receipt.refused:
+            await self._refund_unreached(held, to, set(receipt.refused))
+        return receipt
+
+    async def _admit_all(self, biz: str, args: T, to: tuple[str, ...]) -> list[_Held]:
+        """Ask about every key of the send; the admissions to give back if it does not reach
+        their recipients (none when not refunding)."""
+        if self._static_key is not None:
+            keys: Sequence[str] = (self._static_key,)
         else:
             assert self._key_func is not None
-            keys = self._key_func(biz, args, to)
-            if isinstance(keys, str):
-                await self._admit(keys)
-            else:
-                for key in keys:
-                    if not await self._admit(key):
-                        break  # failing open: the limiter is down, asking it again only delays
-        return await self.sender.send(biz, args, *to)
-
-    async def _admit(self, key: str) -> bool:
-        """True if ``key`` may pass, False if the limiter failed and we fail open; else raise
-        :class:`Limited` or :class:`LimiterError`."""
-        check = self._check
+            made = self._key_func(biz, args, to)
+            keys = (made,) if isinstance(made, str) else made
+        recipients: Sequence[str | None] = ()
+        if self._per_recipient:
+            distinct = tuple(dict.fromkeys(to))
+            if len(distinct) == len(keys):
+                recipients = distinct
+        held: list[_Held] = []
         try:
-            if check is not None:
-                decision = await check(key)
-                if not decision.limited:
-                    return True
-                retry_after = decision.retry_after
+            for position, key in enumerate(keys):
+                token = await self._admit(key)
+                if token is _FAILED_OPEN:
+                    break  # failing open: the limiter is down, asking it again only delays
+                if token is not None and self._give_back is not None:
+                    recipient = recipients[position] if recipients else None
+                    held.append((key, token, recipient))
+        except BaseException:
+            # Limited, LimiterError or cancelled: nothing was sent, give back what was taken.
+            await self._refund_unreached(held, to, None)
+            raise
+        return held
+
+    async def _admit(self, key: str) -> object:
+        """Ask about ``key``: the admission's token (None if the limiter gives none), or
+        ``_FAILED_OPEN`` when the limiter failed and we fail open; else raise :class:`Limited` or
+        :class:`LimiterError`."""
+        try:
+            if self._acquire_nowait is not None:
+                return self._acquire_nowait(key)
+            if self._acquire is not None:
+                decision = await self._acquire(key)
+            elif self._check is not None:
+                decision = await self._check(key)
+            elif await self._limit(key):
+                decision = _LIMITED
             else:
-                if not await self._limit(key):
-                    return True
-                retry_after = None
+                return None
         except Limited:
             raise  # the limiter said no in its own way: that is a decision, not a failure
         except Exception as exc:  # CancelledError is a BaseException: it passes untouched
             _limiter_failed(self, "rate", exc)
-            return False
-        raise Limited(key, retry_after)
+            return _FAILED_OPEN
+        if decision.limited:
+            raise Limited(key, decision.retry_after)
+        return decision.token
+
+    async def _refund_unreached(
+        self, held: Sequence[_Held], to: tuple[str, ...], unreached: set[str] | None
+    ) -> None:
+        """Give back the admissions of the recipients in ``unreached`` (None: nobody was
+        reached); a key not made per recipient only when nobody was reached."""
+        give_back = self._give_back
+        if give_back is None:
+            return
+        if unreached is not None and not all(r in unreached for r in to):
+            held = [h for h in held if h[2] is not None and h[2] in unreached]
+        for key, token, _ in held:
+            try:
+                await give_back(key, token)
+            except Exception as error:
+                self.logger.warning(
+                    "rate limiter %s failed to give back the quota of key %r (%s: %s); "
+                    "it stays spent",
+                    _limiter_name(self.limiter),
+                    key,
+                    type(error).__name__,
+                    error,
+                )
+
+
+#: One admission a send may give back: its key, its token, and the recipient the key was made
+#: for (None for a key not made per recipient).
+_Held = tuple[str, object, "str | None"]
+
+#: What :meth:`RateLimitSender._admit` returns when the limiter failed and the send fails open.
+_FAILED_OPEN = object()
+
+_LIMITED = Decision(limited=True)
+
+
+def _method(obj: object, name: str) -> Any:
+    """``obj.<name>`` if it is callable, else None."""
+    method = getattr(obj, name, None)
+    return method if callable(method) else None
 
 
 class ConcurrencyLimitSender(_LimitSender[T]):
@@ -225,9 +324,13 @@ class ConcurrencyLimitSender(_LimitSender[T]):
         fail_open: bool = False,
         logger: logging.Logger | None = None,
     ) -> None:
-        if not callable(getattr(limiter, "acquire", None)):
+        # A rate limiter's acquire() counts a request (RefundableLimiter): not a slot to hold.
+        if not callable(getattr(limiter, "acquire", None)) or callable(
+            getattr(limiter, "limit", None)
+        ):
             raise ConfigError(
-                f"limiter must have an acquire(key) method, got {_limiter_name(limiter)}"
+                f"limiter must have an acquire(key) method that holds a slot (a concurrency "
+                f"limiter), got {_limiter_name(limiter)}"
             )
         super().__init__(sender, key, fail_open, logger)
         self.limiter: ActiveLimiter = limiter

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -20,6 +21,8 @@ class TencentCloudSettings(HttpVendorSettings):
     ``args``) or to ``{id, params}`` naming the order of the template's ``{1}``, ``{2}`` ...
     parameters; a ``biz`` without an entry is used as the template id itself.
     """
+
+    credential_fields: ClassVar[tuple[str, ...]] = ("secret_id",)
 
     secret_id: str = Field(min_length=1)
     secret_key: SecretStr

@@ -15,7 +15,10 @@ request's TC3-HMAC-SHA256 signature itself, and records one
         assert [d.recipient for d in fake.deliveries] == ["+8613800138000"]
 
 Script failures with ``mode`` (every answer), ``fail_next`` (the next answer only),
-``number_codes`` (one number's own status) and ``retry_after``.
+``number_codes`` (one number's own status), ``request_codes`` (a request holding a number fails
+as a whole) and ``retry_after``. Requests are accepted as Tencent accepts them: JSON with or
+without ``; charset=utf-8``, signed over any headers that include ``content-type`` and ``host``
+(the official SDKs sign those two; gocomm adds ``x-tc-action``).
 
 The signature is recomputed here from the raw request with code of its own, not with
 :mod:`gocomm_tencentcloud.signing`, so that a bug in the vendor's signing cannot hide itself.
@@ -113,7 +116,10 @@ class FakeTencentCloud(FakeVendorServer):
     Tencent's ``AuthFailure.*`` / ``InvalidParameterValue`` codes.
 
     ``mode``: "ok", or a request-level error code (``Response.Error``), or "http500"/"http502".
-    ``number_codes`` maps a number to its per-number ``SendStatusSet`` code ("-": no item).
+    ``number_codes`` maps a number to its per-number ``SendStatusSet`` code ("-": no item);
+    ``request_codes`` maps a number to a code that fails every request holding it as a whole
+    (``Response.Error``, as Tencent answers a malformed number), naming the number in the
+    message unless ``name_numbers`` is False.
     ``retry_after`` adds a Retry-After header to every non-"ok" answer; ``fail_next`` is a
     request-level code to answer the next request with, once. ``deliveries`` holds one contract
     ``Delivery`` per number reached (the suite's ``Outbox``); ``accepted`` every correctly
@@ -129,6 +135,8 @@ class FakeTencentCloud(FakeVendorServer):
     accepted: list[dict[str, Any]] = field(default_factory=list)
     serial: int = 0
     fail_next: str | None = None
+    request_codes: dict[str, str] = field(default_factory=dict)
+    name_numbers: bool = True
 
     def settings(self, **overrides: Any) -> TencentCloudSettings:
         """Settings whose credentials this fake accepts and whose endpoint is its ``url``."""
@@ -152,7 +160,12 @@ class FakeTencentCloud(FakeVendorServer):
     async def handle(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST" or request.path != "/":
             return HttpResponse(404, b"not found")
-        if request.headers.get("content-type") != "application/json; charset=utf-8":
+        # Tencent takes JSON with or without a charset (the official SDKs send none).
+        media_type, _, charset = request.headers.get("content-type", "").partition(";")
+        if media_type.strip().lower() != "application/json" or charset.strip().lower() not in (
+            "",
+            "charset=utf-8",
+        ):
             return self._error("InvalidParameter", "content type")
         if (request.headers.get("x-tc-action"), request.headers.get("x-tc-version")) != (
             "SendSms",
@@ -175,6 +188,11 @@ class FakeTencentCloud(FakeVendorServer):
             return self._error(code, f"answer {code}")
         if self.mode != "ok":
             return self._error(self.mode, f"answer {self.mode}")
+        for number in body["PhoneNumberSet"]:
+            if number in self.request_codes:  # the whole request fails, naming the number
+                code = self.request_codes[number]
+                named = number if self.name_numbers else "a number"
+                return self._error(code, f"{code}: {named} cannot be sent to")
         statuses = []
         for number in body["PhoneNumberSet"]:
             self.serial += 1

@@ -9,13 +9,18 @@ Parameters are ordered (the template's ``{1}``, ``{2}`` ...): a ``templates`` en
 Outcome: a request-level error comes as ``Response.Error`` and fails every number of the request;
 otherwise success is judged per number: each ``SendStatusSet`` item must have ``Code`` ``"Ok"``
 (its ``SerialNo`` goes into the receipt); a number with another code, or with no status at all,
-did not get the message. Codes are classified by :data:`ERROR_CODES`.
+did not get the message. Codes are classified by :data:`~gocomm_tencentcloud.codes.ERROR_CODES`:
+a code that refuses one number (a do-not-disturb list, its daily cap, an invalid number) puts
+that number in ``refused`` and the send goes on for the others. When such a code comes for a
+whole request, the numbers its message names are refused and the request is sent again without
+them; when it names none, each number is sent alone so that Tencent says which one it means.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,11 +29,11 @@ from gocomm.errors import SendError
 from gocomm.httpclient import Response, host_header
 from gocomm.httpvendor import (
     BatchResult,
-    CodeTable,
     HttpSmsVendor,
     ResolvedTemplate,
     parse_retry_after,
 )
+from gocomm_tencentcloud.codes import ERROR_CODES
 from gocomm_tencentcloud.settings import TencentCloudSettings
 from gocomm_tencentcloud.signing import tc3_authorization
 
@@ -38,43 +43,6 @@ API_VERSION = "2021-01-11"
 SERVICE = "sms"
 ACTION = "SendSms"
 CONTENT_TYPE = "application/json; charset=utf-8"
-
-#: Tencent Cloud's codes, classified; a code in neither set is retryable.
-ERROR_CODES = CodeTable(
-    permanent=frozenset(
-        {
-            "AuthFailure.*",
-            "UnauthorizedOperation.*",
-            "InvalidParameterValue.*",
-            "InvalidParameter.*",
-            "InvalidParameter",
-            "MissingParameter.*",
-            "MissingParameter",
-            "UnsupportedOperation.*",
-            "FailedOperation.TemplateIncorrectOrUnapproved",
-            "FailedOperation.SignatureIncorrectOrUnapproved",
-            "FailedOperation.PhoneNumberInBlacklist",
-            "FailedOperation.PhoneNumberParseFail",
-            "FailedOperation.InsufficientBalanceInSmsPackage",
-            "FailedOperation.ContainSensitiveWord",
-            "FailedOperation.MarketingSendTimeConstraint",
-            "FailedOperation.PhoneNumberOnBlacklist",
-            "FailedOperation.TemplateParamSetNotMatchApprovedTemplate",
-            "FailedOperation.JsonParseFail",
-            "LimitExceeded.PhoneNumberCountLimit",
-        }
-    ),
-    retryable=frozenset(
-        {
-            "LimitExceeded.*",
-            "RequestLimitExceeded",
-            "RequestLimitExceeded.*",
-            "InternalError",
-            "InternalError.*",
-            "ResourceUnavailable.*",
-        }
-    ),
-)
 
 _OK = "Ok"
 
@@ -149,15 +117,41 @@ class TencentCloudSms(HttpSmsVendor):
             raise self.status_error(response, what="SendSms request")
         error = result.get("Error")
         if isinstance(error, Mapping):
-            raise self.vendor_error(
-                str(error.get("Code", "")) or "UnknownError",
-                str(error.get("Message", "")),
-                table=ERROR_CODES,
-                retry_after=retry_after,
-            )
+            code = str(error.get("Code", "")) or "UnknownError"
+            message = str(error.get("Message", ""))
+            if ERROR_CODES.refuses(code):
+                return await self._refused_in_request(template, numbers, code, message)
+            raise self.vendor_error(code, message, table=ERROR_CODES, retry_after=retry_after)
         if response.status_code != 200:
             raise self.status_error(response, what="SendSms request")
         return self._per_number(result.get("SendStatusSet"), numbers, retry_after)
+
+    async def _refused_in_request(
+        self, template: ResolvedTemplate, numbers: Sequence[str], code: str, message: str
+    ) -> BatchResult:
+        """A whole request refused for a code about single numbers: nobody got it. Refuse the
+        numbers the message names and send to the others again; when it names none, send to
+        each number alone, so that each answer concerns one number."""
+        named = [n for n in numbers if _names(message, n)] or (
+            list(numbers) if len(numbers) == 1 else []
+        )
+        failed: dict[str, SendError] = {
+            n: self.vendor_error(code, message, table=ERROR_CODES, recipients=[n]) for n in named
+        }
+        rest = [n for n in numbers if n not in failed]
+        batches = [rest] if named else [[n] for n in rest]
+        message_ids: list[str] = []
+        for index, batch in enumerate(batches):
+            if not batch:
+                continue
+            try:
+                result = await self._send_batch(template, batch)
+            except SendError as exc:  # as a failed batch: it and the later ones stay unsent
+                failed.update((n, exc) for later in batches[index:] for n in later)
+                break
+            message_ids.extend(result.message_ids)
+            failed.update(result.failed)
+        return BatchResult(message_ids=tuple(message_ids), failed=failed)
 
     @staticmethod
     def _response_body(response: Response) -> Mapping[str, Any] | None:
@@ -198,3 +192,8 @@ class TencentCloudSms(HttpSmsVendor):
                     recipients=[number],
                 )
         return BatchResult(message_ids=tuple(message_ids), failed=failed)
+
+
+def _names(message: str, number: str) -> bool:
+    """Whether Tencent's ``message`` names ``number`` (with or without its ``+``)."""
+    return re.search(rf"(?<!\d){re.escape(number.lstrip('+'))}(?!\d)", message) is not None

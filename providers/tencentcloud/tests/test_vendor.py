@@ -9,18 +9,21 @@ import pytest
 from gocomm_tencentcloud import TencentCloudSettings, TencentCloudSms
 from gocomm_tencentcloud.plugin import SPEC, gocomm_register_vendors
 from gocomm_tencentcloud.testing import SECRET_KEY, FakeTencentCloud
-from gocomm_tencentcloud.vendor import ERROR_CODES
 from pydantic import ValidationError
 
 from gocomm.errors import (
     InvalidMessage,
     InvalidRecipient,
     PermanentError,
+    RetryExhausted,
     SendError,
     SendTimeout,
     is_retryable,
 )
+from gocomm.failover import FailoverSender
+from gocomm.retryable import RetrySender
 from gocomm.sender import Receipt
+from gocomm.testing import MemorySender
 from gocomm.testing.vendor_checks import (
     assert_hook_registers,
     assert_not_shown,
@@ -71,6 +74,11 @@ async def test_missing_ordered_param_fails_before_sending(
         await tencent.send("login", {"code": "1"}, "+8613800138000")
     with pytest.raises(InvalidRecipient, match="'0086138'"):
         await tencent.send("login", ARGS, "0086138")
+    # Text that cannot be encoded (a lone surrogate) is refused before any request.
+    with pytest.raises(InvalidMessage, match=r"'code'.*surrogate"):
+        await tencent.send("login", {"code": "\ud83d", "minutes": "5"}, "+8613800138000")
+    with pytest.raises(InvalidMessage, match="surrogate"):
+        await tencent.send("9999", {"x": "ok \udfff"}, "+8613800138000")
     assert tencent_server.server is not None
     assert tencent_server.server.requests == []
 
@@ -89,33 +97,90 @@ async def test_more_than_200_numbers_are_split(
     assert [n for b in tencent_server.accepted for n in b["PhoneNumberSet"]] == to
 
 
-async def test_per_number_failure_names_exactly_the_unsent(
+async def test_per_number_refusals_refuse_those_numbers_only(
     tencent: TencentCloudSms, tencent_server: FakeTencentCloud
 ) -> None:
     to = numbers(250)
     tencent_server.number_codes[to[3]] = "InvalidParameterValue.IncorrectPhoneNumber"
     tencent_server.number_codes[to[240]] = "FailedOperation.PhoneNumberInBlacklist"
-    with pytest.raises(PermanentError) as caught:
-        await tencent.send("login", ARGS, *to)
-    # Both requests were made; only the two refused numbers are owed the message.
+    receipt = await tencent.send("login", ARGS, *to)
+    # Both requests were made; the send went through for the 248 others.
     assert len(tencent_server.accepted) == 2
-    assert caught.value.unsent == (to[3], to[240])
-    assert "sent to 248 of 250" in str(caught.value)
+    assert receipt.refused == (to[3], to[240])
+    assert len(receipt.message_ids) == 248
+    assert len(tencent_server.deliveries) == 248
 
 
-async def test_mixed_failures_are_retryable_and_list_all_unsent(
+async def test_a_mixed_answer_owes_only_the_retryable_numbers(
     tencent: TencentCloudSms, tencent_server: FakeTencentCloud
 ) -> None:
-    to = numbers(4)
-    tencent_server.number_codes[to[0]] = "InvalidParameterValue.IncorrectPhoneNumber"
-    tencent_server.number_codes[to[2]] = "LimitExceeded.PhoneNumberThirtySecondLimit"
+    to = numbers(5)
+    tencent_server.number_codes[to[0]] = "LimitExceeded.PhoneNumberDailyLimit"
+    tencent_server.number_codes[to[1]] = "LimitExceeded.PhoneNumberThirtySecondLimit"
+    tencent_server.number_codes[to[3]] = "LimitExceeded.AppCountryOrRegionInBlacklist"
+    tencent_server.number_codes[to[4]] = "InvalidParameterValue.IncorrectPhoneNumber"
     tencent_server.retry_after = "30"
     with pytest.raises(SendError) as caught:
         await tencent.send("login", ARGS, *to)
-    assert is_retryable(caught.value)
-    assert caught.value.unsent == (to[0], to[2])
-    assert caught.value.retry_after == 30.0
-    assert caught.value.code == "LimitExceeded.PhoneNumberThirtySecondLimit"
+    error = caught.value
+    assert is_retryable(error)
+    assert error.unsent == (to[1],)
+    assert error.refused == (to[0], to[3], to[4])
+    assert error.retry_after == 30.0
+    assert error.code == "LimitExceeded.PhoneNumberThirtySecondLimit"
+    assert "sent to 1 of 5" in str(error)
+
+
+async def test_a_retry_never_resends_a_refused_number(
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
+) -> None:
+    to = numbers(3)
+    tencent_server.number_codes[to[0]] = "LimitExceeded.PhoneNumberDailyLimit"
+    tencent_server.number_codes[to[1]] = "InternalError.Timeout"
+    with pytest.raises(RetryExhausted) as caught:
+        await RetrySender(tencent, 3).send("login", ARGS, *to)
+    sent = [body["PhoneNumberSet"] for body in tencent_server.accepted]
+    assert sent == [to, [to[1]], [to[1]]]
+    assert (caught.value.unsent, caught.value.refused) == ((to[1],), (to[0],))
+
+
+async def test_the_apps_daily_cap_is_not_retried_here_and_failover_moves_on(
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
+) -> None:
+    tencent_server.mode = "LimitExceeded.AppDailyLimit"
+    other = MemorySender(name="other")
+    stack = RetrySender(FailoverSender([tencent, other]), 3)
+    to = numbers(2)
+    receipt = await stack.send("login", ARGS, *to)
+    assert len(tencent_server.accepted) == 1  # not retried at Tencent
+    assert receipt is not None and receipt.vendor == "other"
+    assert [message.to for message in other.sent] == [tuple(to)]
+
+
+async def test_a_request_refused_for_a_named_number_goes_on_without_it(
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
+) -> None:
+    to = numbers(3)
+    tencent_server.request_codes[to[1]] = "InvalidParameterValue.IncorrectPhoneNumber"
+    receipt = await tencent.send("login", ARGS, *to)
+    assert [body["PhoneNumberSet"] for body in tencent_server.accepted] == [to, [to[0], to[2]]]
+    assert receipt.refused == (to[1],)
+    assert [d.recipient for d in tencent_server.deliveries] == [to[0], to[2]]
+
+
+async def test_a_request_refused_for_an_unnamed_number_is_sent_number_by_number(
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
+) -> None:
+    to = numbers(3)
+    tencent_server.request_codes[to[2]] = "LimitExceeded.PhoneNumberDailyLimit"
+    tencent_server.name_numbers = False
+    receipt = await tencent.send("login", ARGS, *to)
+    sent = [body["PhoneNumberSet"] for body in tencent_server.accepted]
+    assert sent == [to, [to[0]], [to[1]], [to[2]]]
+    assert receipt.refused == (to[2],)
+    with pytest.raises(PermanentError) as caught:  # alone, it is refused with nobody sent
+        await tencent.send("login", ARGS, to[2])
+    assert (caught.value.unsent, caught.value.refused) == ((), (to[2],))
 
 
 async def test_a_number_without_status_is_unsent(
@@ -126,53 +191,6 @@ async def test_a_number_without_status_is_unsent(
         await tencent.send("login", ARGS, "+8613800138000", "+86 138 0013 8001")
     assert is_retryable(caught.value)
     assert caught.value.unsent == ("+86 138 0013 8001",)  # in the caller's spelling
-
-
-# Every Tencent Cloud code named in the published notes, and what it must become.
-CODES = [
-    ("LimitExceeded.PhoneNumberThirtySecondLimit", True),
-    ("LimitExceeded.PhoneNumberOneHourLimit", True),
-    ("LimitExceeded.PhoneNumberDailyLimit", True),
-    ("LimitExceeded.DeliveryFrequencyLimit", True),
-    ("InvalidParameterValue.IncorrectPhoneNumber", False),
-    ("FailedOperation.TemplateIncorrectOrUnapproved", False),
-    ("FailedOperation.SignatureIncorrectOrUnapproved", False),
-    ("FailedOperation.PhoneNumberInBlacklist", False),
-    ("AuthFailure.SignatureFailure", False),
-    ("AuthFailure.SecretIdNotFound", False),
-    ("AuthFailure.SignatureExpire", False),
-    ("AuthFailure.UnauthorizedOperation", False),
-    ("InternalError.Timeout", True),
-    ("InternalError.SendAndRecvFail", True),
-    ("InternalError.RequestTimeException", True),
-    ("FailedOperation.SomethingNew", True),  # unknown codes are retryable
-]
-
-
-@pytest.mark.parametrize(("code", "retryable"), CODES)
-@pytest.mark.parametrize("where", ["request", "number"])
-async def test_vendor_codes_are_classified(
-    tencent: TencentCloudSms,
-    tencent_server: FakeTencentCloud,
-    code: str,
-    retryable: bool,
-    where: str,
-) -> None:
-    if where == "request":
-        tencent_server.mode = code
-    else:
-        tencent_server.number_codes["+8613800138000"] = code
-    tencent_server.retry_after = "9"
-    with pytest.raises(SendError) as caught:
-        await tencent.send("login", ARGS, "+8613800138000")
-    error = caught.value
-    assert error.code == code
-    assert error.vendor == "tencentcloud"
-    assert is_retryable(error) is retryable
-    assert isinstance(error, PermanentError) is not retryable
-    assert error.unsent == ("+8613800138000",)
-    assert error.retry_after == 9.0
-    assert ERROR_CODES.is_permanent(code) is not retryable
 
 
 @pytest.mark.parametrize("mode", ["http500", "http502"])
@@ -265,6 +283,18 @@ def test_settings_keys_defaults_and_validation() -> None:
         endpoint = str(bad.pop("endpoint", "http://127.0.0.1:1"))
         with pytest.raises(ValidationError):
             make_settings(endpoint, **bad)
+
+
+@pytest.mark.parametrize("field", ["secret_id", "secret_key"])
+def test_a_credential_with_surrounding_whitespace_is_refused_naming_only_the_field(
+    field: str,
+) -> None:
+    # Tencent's SDK refuses these too; the vendor would answer AuthFailure on every send.
+    padded = f" {SECRET_KEY}\n"
+    with pytest.raises(ValidationError) as caught:
+        make_settings("http://127.0.0.1:1", **{field: padded})
+    assert field in str(caught.value) and "whitespace" in str(caught.value)
+    assert SECRET_KEY not in str(caught.value)
 
 
 def test_plugin_loads_through_the_entry_point() -> None:
