@@ -121,7 +121,8 @@ async def serve(kind: str, url: str, queue: str, count: int, concurrency: int) -
     while True:  # done: every message delivered to the group and acknowledged
         info = await redis.xinfo_groups(queue)
         state = next(g for g in info if g["name"].decode() == group)
-        if state["pending"] == 0 and state["last-delivered-id"] == last_id(await redis.xinfo_stream(queue)):
+        last = last_id(await redis.xinfo_stream(queue))
+        if state["pending"] == 0 and state["last-delivered-id"] == last:
             break
         await asyncio.sleep(0.002)
     elapsed = time.perf_counter() - started
@@ -200,7 +201,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"{'':34} {'messages/s':>11} {'cost per message':>17}")
     for kind in kinds:
         print(f"{labels[kind]:34} {drained[kind]:11.0f} {bare / drained[kind]:16.2f}x")
-    print(f"\nenqueue from one process (64 callers)")
+    print("\nenqueue from one process (64 callers)")
     print(f"{'bare kiq, gocomm broker':34} {enqueued['gocomm-broker']:11.0f}")
     print(f"{'GocommTasks.enqueue':34} {enqueued['gocomm']:11.0f}")
     print(f"\ngocomm.send costs {bare / drained['gocomm']:.2f}x the bare task (target <= 1.3x)")

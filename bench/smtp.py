@@ -8,7 +8,7 @@ port. Each round sends ``--messages`` emails at a concurrency of ``--concurrency
 - ``aiosmtplib.send``: one connection per message (connect, EHLO, STARTTLS, MAIL, RCPT, DATA,
   QUIT), the same concurrency, the same TLS context and local host name.
 
-Both sides write each message with the same code (``gocomm_smtp.message.build_envelope``, from
+Both sides write each message with the same code (``gocomm.mime.build_envelope``, from
 the same ``Email``), so both pay the same cost per message for it and the ratio measures the
 transport alone: the baseline hands aiosmtplib the finished bytes and the envelope.
 
@@ -35,11 +35,11 @@ from typing import Any
 import aiosmtplib
 import trustme
 from gocomm_smtp import SmtpSender, SmtpSettings
-from gocomm_smtp.message import build_envelope
 from rich.console import Console
 from rich.table import Table
 
 from gocomm.messages import Email
+from gocomm.mime import build_envelope
 
 HOST = "127.0.0.1"
 LOCAL_HOSTNAME = "bench.localhost"

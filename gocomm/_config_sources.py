@@ -105,6 +105,15 @@ def config_error(problems: Sequence[str]) -> ConfigError:
 
 _PLACEHOLDER = re.compile(r"\$\$\{|\$\{(?P<name>[^}:]*)(?::(?P<default>[^}]*))?\}")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+#: Most values a configuration may expand to through aliases (``*name``). An alias is read
+#: again wherever it is used, so nested anchors grow exponentially ("billion laughs"): a few
+#: hundred bytes would take minutes and gigabytes. Real configurations reuse a few sections.
+ALIAS_BUDGET = 10_000
+#: Deepest nesting of lists and mappings read (the YAML composer itself recurses too).
+MAX_DEPTH = 100
 
 
 class _Reader:
@@ -115,6 +124,9 @@ class _Reader:
         self.environ = environ
         self.sources = SourceMap(filename)
         self.constructor = SafeConstructor()
+        self.seen: set[int] = set()
+        #: Values read again through an alias so far (bounded by ``ALIAS_BUDGET``).
+        self.alias_values = 0
 
     def where(self, node: Node) -> str:
         return f"{self.filename}:{node.start_mark.line + 1}"
@@ -124,6 +136,20 @@ class _Reader:
         return ConfigError(f"{self.where(node)}:{field} {problem}")
 
     def read(self, node: Node, path: Path) -> Any:
+        # The composer returns an aliased node itself, so a node met twice came through an alias.
+        if id(node) in self.seen:
+            self.alias_values += 1
+            if self.alias_values > ALIAS_BUDGET:
+                raise self.fail(
+                    node,
+                    path,
+                    f"aliases expand to more than {ALIAS_BUDGET} values; write the "
+                    "configuration out or use fewer nested aliases",
+                )
+        else:
+            self.seen.add(id(node))
+        if len(path) > MAX_DEPTH:
+            raise self.fail(node, path[:3], f"is nested more than {MAX_DEPTH} levels deep")
         if isinstance(node, MappingNode):
             return self.read_mapping(node, path)
         if isinstance(node, SequenceNode):
@@ -134,7 +160,11 @@ class _Reader:
             return items
         value = self.scalar(node, path)
         if isinstance(value, str):
-            return self.interpolate(value, node, path)
+            value = self.interpolate(value, node, path)
+            if _SURROGATE.search(value):
+                raise self.fail(
+                    node, path, "contains a lone surrogate (\\ud800-\\udfff), not valid text"
+                )
         return value
 
     def scalar(self, node: Node, path: Path) -> Any:
@@ -188,11 +218,18 @@ class _Reader:
         return _PLACEHOLDER.sub(replace, text) if "${" in text else text
 
 
+# libyaml when PyYAML was built with it: fast, and it refuses deep nesting at once, where the
+# pure-Python scanner takes quadratic time over deeply nested flow collections.
+_LOADER: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = getattr(
+    yaml, "CSafeLoader", yaml.SafeLoader
+)
+
+
 def read_yaml(text: str, filename: str, environ: Mapping[str, str]) -> tuple[Any, SourceMap]:
     """Parse ``text``, interpolating placeholders from ``environ``; returns data and sources."""
     reader = _Reader(filename, environ)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
         data = None if node is None else reader.read(node, ())
     except yaml.MarkedYAMLError as exc:
         # Only the problem and its position: str(exc) quotes the line, which may hold a secret.
@@ -202,6 +239,11 @@ def read_yaml(text: str, filename: str, environ: Mapping[str, str]) -> tuple[Any
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{filename}: not valid YAML ({type(exc).__name__})") from None
+    except RecursionError:  # the YAML composer recurses once per level of nesting
+        raise ConfigError(
+            f"{filename}: nested too deeply to read (at most {MAX_DEPTH} levels of lists and "
+            "mappings)"
+        ) from None
     return data, reader.sources
 
 
@@ -242,9 +284,18 @@ def parse_env_value(name: str, value: str) -> Any:
                 f"{name}: not valid JSON ({exc.msg} at character {exc.pos}); a list or a "
                 "mapping is given whole as one JSON value"
             ) from None
+        except (ValueError, RecursionError):  # an integer of thousands of digits, deep nesting
+            raise ConfigError(
+                f"{name}: not usable JSON (an integer over 4300 digits or nesting too deep)"
+            ) from None
     tag = Resolver().resolve(ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
     if tag in _SCALAR_TAGS:
-        return SafeConstructor().construct_object(ScalarNode(tag, value))
+        try:
+            return SafeConstructor().construct_object(ScalarNode(tag, value))
+        except (ValueError, OverflowError):  # not its text: int() quotes the value
+            raise ConfigError(f"{name}: not a valid {tag.rsplit(':', 1)[-1]}") from None
+    if _SURROGATE.search(value):
+        raise ConfigError(f"{name}: contains bytes that are not valid text (a lone surrogate)")
     return value
 
 

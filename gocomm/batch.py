@@ -33,6 +33,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -76,6 +77,9 @@ _EMAIL_FIELDS = ("to", "subject", "text", "html", "cc", "bcc", "sender", "reply_
 _EMAIL_LISTS = frozenset({"to", "cc", "bcc", "reply_to"})
 _SMS_PARAM = "param."
 DEFAULT_EMAIL_BIZ = "email"
+#: The largest CSV cell read (a row for 20,000 recipients is about 300 KB).
+MAX_CELL = 16 * 2**20
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class BatchInputError(CommError, ValueError):
@@ -249,15 +253,19 @@ def _records(
 
 
 def _csv_records(path: Path, handle: IO[str], channel: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    # The csv module's default limit is 128 KiB a cell; 20,000 recipients in one cell are more.
+    if csv.field_size_limit() < MAX_CELL:
+        csv.field_size_limit(MAX_CELL)
     reader = csv.reader(handle)
+    cells_of = _csv_rows(path, reader)
     try:
-        header = next(reader)
+        header = next(cells_of)
     except StopIteration:
         return
     header = [name.strip() for name in header]
     _check_columns(path, channel, header)
     line = reader.line_num + 1
-    for cells in reader:
+    for cells in cells_of:
         start, line = line, reader.line_num + 1
         if not any(cell.strip() for cell in cells):
             continue
@@ -266,6 +274,21 @@ def _csv_records(path: Path, handle: IO[str], channel: str) -> Iterator[tuple[in
                 f"{path}:{start}: {len(cells)} cells where the header has {len(header)} columns"
             )
         yield start, dict(zip(header, cells, strict=True))
+
+
+def _csv_rows(path: Path, reader: Any) -> Iterator[list[str]]:
+    """The reader's rows, a csv.Error (a cell over the limit, a NUL) as a BatchInputError."""
+    while True:
+        try:
+            cells: list[str] = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problem = str(exc)
+            if "field larger than field limit" in problem:
+                problem = f"a cell is larger than {MAX_CELL // 2**20} MiB"
+            raise BatchInputError(f"{path}:{reader.line_num}: not valid CSV ({problem})") from None
+        yield cells
 
 
 def _check_columns(path: Path, channel: str, header: Sequence[str]) -> None:
@@ -301,13 +324,37 @@ def _jsonl_records(path: Path, handle: IO[str]) -> Iterator[tuple[int, dict[str,
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             raise BatchInputError(f"{path}:{line}: not valid JSON ({exc.msg})") from None
+        except ValueError:  # json's int() refuses integers over 4300 digits
+            raise BatchInputError(
+                f"{path}:{line}: a number has too many digits (more than 4300)"
+            ) from None
+        except RecursionError:
+            raise BatchInputError(f"{path}:{line}: JSON nested too deeply") from None
         if not isinstance(record, dict):
             raise BatchInputError(f"{path}:{line}: expected a JSON object, one per line")
         yield line, record
 
 
+def _check_text(where: str, value: Any, name: str = "") -> None:
+    """Refuse lone surrogates (a JSON "\\ud83d" escape): no vendor can encode them."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise BatchInputError(
+                f"{where}: {name or 'a key'!r} holds a lone surrogate (an unpaired \\ud800-"
+                "\\udfff escape), which is not text any vendor can send; fix the text"
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(where, key, name)
+            _check_text(where, item, key if not name else f"{name}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(where, item, name)
+
+
 def _row(path: Path, line: int, channel: str, record: Mapping[str, Any]) -> Row:
     where = f"{path}:{line}"
+    _check_text(where, dict(record))
     try:
         args: Any
         if channel == "sms":

@@ -1,4 +1,4 @@
-"""The ``gocomm`` command: send, batch, worker, dead-letter, plugins, config.
+"""The ``gocomm`` command: send, batch, worker, dead-letter, plugins, config, fake.
 
 Exit codes: 0 everything was sent (or the command had nothing to send), 1 a send failed,
 2 a usage, configuration or input error found before anything was sent. Errors print as one
@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gocomm.errors import ConfigError, InvalidMessage, InvalidRecipient
+from gocomm.journals import FileLock, journal_for, remember_journal, state_directory
 from gocomm.sender import Receipt
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
     from gocomm.batch import Format, Journal, Outcome, Summary
     from gocomm.config import Settings, StackNode
     from gocomm.containers import Container
-    from gocomm.plugins import PluginFailure, VendorRegistry
+    from gocomm.plugins import PluginFailure, VendorRegistry, VendorSpec
+    from gocomm.testing.fakes import LocalFake
 
 __all__ = ["app", "main"]
 
@@ -177,8 +179,15 @@ def _print_error(message: str) -> None:
     stderr.print(Text.assemble(("error:", "red"), " ", message))
 
 
+#: Longest word of an error line: a quoted value of a hostile input (a 300 KB cell) is elided.
+_LONGEST_WORD = 200
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = " ".join(
+        word if len(word) <= _LONGEST_WORD else f"{word[:80]}...({len(word)} characters)"
+        for word in str(exc).split()
+    )
     if isinstance(exc, UsageError | ConfigError) or type(exc).__module__.startswith("gocomm"):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -367,7 +376,11 @@ def batch(
     ] = None,
     journal: Annotated[
         Path | None,
-        typer.Option(help="The resume journal (default: FILE.journal).", dir_okay=False),
+        typer.Option(
+            help="The resume journal (default: FILE.journal next to the real file, or the one "
+            "its last run used through another name).",
+            dir_okay=False,
+        ),
     ] = None,
     fmt: Annotated[
         FileFormat | None,
@@ -391,12 +404,23 @@ def batch(
     options = _options(ctx)
 
     def command() -> int:
+        from gocomm.batch import BatchInputError
+
+        # The lock and the journal belong to the file, not to the name used (journals.py).
+        file_lock = FileLock(file, BatchInputError)
+        file_lock.acquire()
+        try:
+            return locked(state_directory())
+        finally:
+            file_lock.release()
+
+    def locked(state: Path) -> int:
         from gocomm.batch import Journal, check_rows, detect_format
 
         # Everything that can refuse the run happens here, before any vendor is touched.
         name = channel.value
         file_format = detect_format(file, fmt.value if fmt else None)
-        journal_path = journal or file.with_name(file.name + ".journal")
+        journal_path = journal or journal_for(file, state)
         failed_path = failed or _failed_path(file, file_format)
         _check_distinct(file, journal_path, failed_path)
         total, errors = check_rows(file, name, file_format)
@@ -408,6 +432,7 @@ def batch(
             return _enqueue_batch(options, name, file, file_format, journal_path, concurrency)
         run_journal = Journal(journal_path)
         run_journal.open()  # locked before anything is touched: one run per journal
+        remember_journal(file, journal_path, state)
         failed_path.unlink(missing_ok=True)  # the file of failed rows describes this run only
         container = _build(options)
 
@@ -471,12 +496,16 @@ def _failed_path(file: Path, fmt: Format) -> Path:
 
 def _check_distinct(file: Path, journal: Path, failed: Path) -> None:
     paths = {"FILE": file, "--journal": journal, "--failed": failed}
-    seen: dict[Path, str] = {}
+    seen: dict[object, str] = {}
     for option, path in paths.items():
-        resolved = path.resolve()
-        if resolved in seen:
-            raise UsageError(f"{option} {path} is the same file as {seen[resolved]}")
-        seen[resolved] = option
+        try:  # a hard link is the same file under another name
+            info = path.stat()
+            identity: object = (info.st_dev, info.st_ino)
+        except OSError:
+            identity = path.resolve()
+        if identity in seen:
+            raise UsageError(f"{option} {path} is the same file as {seen[identity]}")
+        seen[identity] = option
 
 
 async def _send_batch(
@@ -809,6 +838,81 @@ def _add_stage(parent: Tree, node: StackNode) -> None:
     branch = parent.add(label)
     for child in node.children:
         _add_stage(branch, child)
+
+
+# -- fake ------------------------------------------------------------------------------------
+
+
+@app.command("fake")
+def fake(
+    ctx: typer.Context,
+    vendor: Annotated[str, typer.Argument(help="The vendor whose fake to run, e.g. aliyun.")],
+    port: Annotated[
+        int, typer.Option("--port", "-p", help="Port on 127.0.0.1; 0 picks a free one.")
+    ] = 0,
+) -> None:
+    """Run a vendor's fake server on 127.0.0.1 for local development, until Ctrl-C.
+
+    Prints the configuration (YAML and GOCOMM_ variables) that sends to it, and logs every
+    request it verifies.
+    """
+    options = _options(ctx)
+
+    def command() -> int:
+        from gocomm.plugins import load_registry
+        from gocomm.testing.fakes import load_fake, serve_fake
+
+        spec, server = load_fake(load_registry(), vendor)
+        log = logging.getLogger("gocomm.fake")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False  # one plain line per request, not wrapped by the rich handler
+        try:
+            asyncio.run(serve_fake(server, port, lambda: _announce_fake(spec, server)))
+        except KeyboardInterrupt:
+            stderr.print(f"fake {vendor} stopped")
+        finally:
+            log.removeHandler(handler)
+        return EXIT_OK
+
+    _run(options, command)
+
+
+def _announce_fake(spec: VendorSpec, server: LocalFake) -> None:
+    import shlex
+
+    import yaml
+
+    from gocomm.testing.fakes import configuration_entry, environment
+
+    entry = configuration_entry(spec, server.settings())
+    channels = sorted(spec.channels)
+    document = yaml.safe_dump(
+        {channel: {"vendors": [entry]} for channel in channels},
+        sort_keys=False,
+        allow_unicode=True,
+    )
+    variables = "\n".join(
+        f"export {name}={shlex.quote(value)}" for name, value in environment(spec, entry).items()
+    )
+    lines = [
+        f"fake {spec.name} serving on {server.url} (Ctrl-C stops it); each request it "
+        "verifies is logged below.",
+        "",
+        "Point a configuration at it (YAML):",
+        "",
+        document.rstrip(),
+        "",
+        "or through the environment:",
+        "",
+        variables,
+        "",
+    ]
+    # Plain text, flushed at once: a script may be waiting on these lines through a pipe.
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -30,7 +30,7 @@ from functools import partial
 from importlib import resources
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union, get_args, get_origin
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -120,9 +120,28 @@ class SecretUrl(SecretStr):
 _SECRET_QUERY = re.compile(r"pass|secret|token|auth", re.IGNORECASE)
 
 
+def _unparsed_userinfo(url: str) -> bool:
+    """Whether ``url`` has an ``@`` after ``://`` that its address part does not hold: a user
+    or password with ``/``, ``?`` or ``#`` in it, which ends the address part early (then the
+    password reads as a path, a query or a fragment, and its start as a port)."""
+    _, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return False
+    try:
+        return "@" not in urlsplit(url).netloc
+    except ValueError:
+        return True
+
+
 def mask_url(url: str) -> str:
     """``url`` with any password replaced by ``MASK``: in the netloc (``redis://:****@host``)
-    and in the query (``?password=****``). The rest is kept as written (``[::1]`` included)."""
+    and in the query (``?password=****``). The rest is kept as written (``[::1]`` included).
+
+    Userinfo that does not parse as a whole (``redis://:pa/ss@host``) is masked up to the last
+    ``@``: what could not be parsed is never shown."""
+    if _unparsed_userinfo(url):
+        scheme, _, rest = url.partition("://")
+        return mask_url(f"{scheme}://{MASK}@{rest.rpartition('@')[2]}")
     try:
         parts = urlsplit(url)
         password = parts.password
@@ -141,13 +160,39 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+def _check_redis_url(url: str) -> None:
+    """Refuse a Redis URL that does not parse as a whole; the message never quotes it."""
+    if _unparsed_userinfo(url):
+        raise ValueError(
+            "the user or password in the URL holds '/', '?' or '#', which end the address "
+            "part: percent-encode them (%2F, %3F, %23; '%' itself as %25) or give the password "
+            "as redis.password"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ValueError(
+            "the port in the URL is not a number (a password with ':' or '@' must be "
+            "percent-encoded, or given as redis.password)"
+        ) from None
+
+
 class RedisSettings(_Section):
     """The Redis server that rate limits with ``backend: redis`` share."""
 
     url: SecretUrl = Field(
         default=SecretUrl("redis://localhost:6379/0"),
         description="Server URL: `redis://[[user]:password@]host[:port][/db]`, `rediss://` "
-        "for TLS or `unix://path`. A password in it is masked wherever it is shown.",
+        "for TLS or `unix://path`. A password in it is masked wherever it is shown; "
+        "percent-encode `/`, `?`, `#`, `@`, `:` and `%` in it, or use `password`.",
+    )
+    password: SecretStr | None = Field(
+        default=None,
+        description="The Redis password, any characters, when it is not in `url` (e.g. "
+        "`${REDIS_PASSWORD}` of a generated password). Never shown.",
     )
     max_connections: int = Field(
         default=50,
@@ -163,10 +208,24 @@ class RedisSettings(_Section):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: SecretUrl) -> SecretUrl:
-        scheme = urlsplit(url.get_secret_value()).scheme
-        if scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        _check_redis_url(url.get_secret_value())
         return url
+
+    @model_validator(mode="after")
+    def _one_password(self) -> RedisSettings:
+        if self.password is not None and urlsplit(self.url.get_secret_value()).password:
+            raise ValueError("give the password either in url or as password, not both")
+        return self
+
+    def connection_url(self) -> str:
+        """The URL to connect with: ``url``, with ``password`` percent-encoded into it."""
+        url = self.url.get_secret_value()
+        if self.password is None:
+            return url
+        parts = urlsplit(url)
+        user, _, host = parts.netloc.rpartition("@")
+        secret = quote(self.password.get_secret_value(), safe="")
+        return urlunsplit(parts._replace(netloc=f"{user}:{secret}@{host}"))
 
 
 # ------------------------------------------------------------------------------------ failover
@@ -565,17 +624,15 @@ class QueueSettings(_Section):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: SecretUrl | None) -> SecretUrl | None:
-        if url is not None and urlsplit(url.get_secret_value()).scheme not in (
-            "redis", "rediss", "unix",
-        ):  # fmt: skip
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        if url is not None:
+            _check_redis_url(url.get_secret_value())
         return url
 
     def redis_url(self, redis: RedisSettings | None) -> str | None:
         """The queue's Redis URL: its own ``url``, else the ``redis`` section's."""
         if self.url is not None:
             return self.url.get_secret_value()
-        return redis.url.get_secret_value() if redis is not None else None
+        return redis.connection_url() if redis is not None else None
 
 
 class Settings(_Section):
@@ -872,6 +929,11 @@ def load_settings(
                 f"cannot read the configuration file {str(file)!r} (from {origin}): "
                 f"{exc.strerror or type(exc).__name__}"
             ) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"the configuration file {str(file)!r} (from {origin}) is not UTF-8 text "
+                f"(byte {exc.start}); save it as UTF-8"
+            ) from None
         data, sources = read_yaml(text, str(file), env)
     elif has_override_variables(env):
         data, sources = {}, SourceMap("the environment")
@@ -1029,8 +1091,16 @@ def describe_stack(channel: ChannelSettings | None) -> StackNode | None:
 
 
 def describe_stacks(settings: Settings) -> dict[str, StackNode | None]:
-    """:func:`describe_stack` for every channel, by channel name."""
-    return {name: describe_stack(settings.channel(name)) for name in CHANNELS}
+    """:func:`describe_stack` for every channel, by channel name, under the validation stage
+    that starts every stack the container builds."""
+    stacks: dict[str, StackNode | None] = {}
+    for name in CHANNELS:
+        stack = describe_stack(settings.channel(name))
+        if stack is not None:
+            check = "E.164 numbers" if name == "sms" else "addresses"
+            stack = StackNode("ValidatingSender", f"{check} checked first", (stack,))
+        stacks[name] = stack
+    return stacks
 
 
 # ----------------------------------------------------------------------------- the reference

@@ -3,7 +3,8 @@
 Wiring only: what each stage does lives in :mod:`gocomm.ratelimit`, :mod:`gocomm.retryable`,
 :mod:`gocomm.failover` and the vendors. Each channel declares its stack outermost first::
 
-    sender    Factory    the rate limit stage (RateLimitSender / ConcurrencyLimitSender)
+    sender    Factory    ValidatingSender: every recipient checked before anything else
+    ratelimit Factory    the rate limit stage (RateLimitSender / ConcurrencyLimitSender)
     retry     Factory    RetrySender / IntervalRetrySender
     routing   Resource   RoutingSender over the routes and the failover stage (or the latter)
     failover  Resource   Failover / TimeoutFailover / WeightedFailoverSender (or the single
@@ -325,6 +326,16 @@ def _rate_limit_stage(
     return RateLimitSender(view, key, limiter, fail_open=limit.fail_open, refund=limit.refund)
 
 
+def _validating_stage(inner: Sender[Any], channel: str) -> Sender[Any]:
+    """The first stage of every stack: a bad recipient is refused before any quota is taken,
+    any retry waits or any vendor sees it."""
+    from gocomm.recipients import ValidatingSender
+
+    if channel not in ("email", "sms"):
+        raise ConfigError(f"unknown channel {channel!r}: gocomm has the email and sms channels")
+    return ValidatingSender(_borrow(inner), "email" if channel == "email" else "sms")
+
+
 async def _open_redis(settings: Settings) -> AsyncIterator[Redis]:
     """The Redis client of every Redis limiter: a blocking pool, no retry of a timed-out
     command (a retried rate limit decision could spend quota twice)."""
@@ -338,7 +349,7 @@ async def _open_redis(settings: Settings) -> AsyncIterator[Redis]:
         )
     redis = settings.redis
     pool = BlockingConnectionPool.from_url(
-        redis.url.get_secret_value(),
+        redis.connection_url(),
         max_connections=redis.max_connections,
         socket_timeout=redis.socket_timeout,
         socket_connect_timeout=redis.socket_timeout,
@@ -374,7 +385,8 @@ async def _open_queue(settings: Settings) -> AsyncIterator[GocommTasks]:
 
 
 class ChannelContainer(containers.DeclarativeContainer):
-    """One channel's stack, outermost first: sender (rate limit) → retry → failover → vendors.
+    """One channel's stack, outermost first: sender (validation) → ratelimit → retry →
+    routing → failover → vendors.
 
     Declared once; :class:`Container` holds two, ``email`` and ``sms``.
     """
@@ -391,7 +403,8 @@ class ChannelContainer(containers.DeclarativeContainer):
     )
     limiter = providers.Singleton(_make_limiter, settings, redis.provider)
     retry = providers.Factory(_retry_stage, routing, settings)
-    sender = providers.Factory(_rate_limit_stage, retry, limiter, settings)
+    ratelimit = providers.Factory(_rate_limit_stage, retry, limiter, settings)
+    sender = providers.Factory(_validating_stage, ratelimit, name)
 
 
 class _ContainerInstance(containers.DynamicContainer):

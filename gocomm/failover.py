@@ -103,7 +103,9 @@ class FailoverSender(_IndexedSenders[T]):
     Each vendor is tried at most once per send, only with the recipients still owed. When vendor
     ``i`` fails, the current index moves to ``i + 1`` only if it still points at ``i``, so many
     concurrent failures of one vendor move it once. When every vendor fails,
-    :class:`AllSendersFailed` carries their errors in the order tried.
+    :class:`AllSendersFailed` carries their errors in the order tried; when every one refused
+    the input (``InvalidRecipient`` / ``InvalidMessage``), the first refusal is raised instead,
+    the others chained as its cause.
     ``asyncio.CancelledError`` passes through untouched and moves nothing.
     """
 
@@ -194,6 +196,9 @@ class FailoverSender(_IndexedSenders[T]):
                 error = exc
             else:
                 return with_refused(receipt, refused, senders[position])
+        if all(isinstance(e, _INPUT_ERRORS) for e in errors):
+            narrow_unsent(errors[0], owed, to, refused)
+            raise _input_error(errors)
         raise AllSendersFailed(
             f"all {count} senders failed; each vendor's error follows, check their status "
             f"and credentials",
@@ -204,6 +209,16 @@ class FailoverSender(_IndexedSenders[T]):
 
     def __repr__(self) -> str:
         return f"FailoverSender({list(self._senders)!r}, current_index={self._index})"
+
+
+def _input_error(errors: list[Exception]) -> Exception:
+    """Every vendor refused the input: the caller gets the first refusal, not AllSendersFailed
+    (the input is at fault, not the vendors), with the others chained."""
+    first = errors[0]
+    others = [error for error in errors[1:] if error is not first]
+    if others and first.__cause__ is None:
+        first.__cause__ = ExceptionGroup("the other vendors refused it too", others)
+    return first
 
 
 class TimeoutFailoverSender(_IndexedSenders[T]):

@@ -21,7 +21,6 @@ input, limits and cancellation count as nothing.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from redis.asyncio import Redis
 
+from gocomm._breaker_scripts import DECIDE, RELEASE
 from gocomm.errors import (
     CircuitOpen,
     CommError,
@@ -42,7 +42,7 @@ from gocomm.errors import (
 )
 from gocomm.ratelimit._checks import positive_int, positive_number
 from gocomm.ratelimit.base import Decision
-from gocomm.ratelimit.redis_scripts import Script, runner_for
+from gocomm.ratelimit.redis_scripts import runner_for
 from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
 
 __all__ = [
@@ -75,7 +75,8 @@ class BreakerDecision(Decision):
 
 
 _CLOSED = BreakerDecision(False)
-_PROBE = BreakerDecision(False, None, True)
+_NO_OUTCOMES = [0, 0]
+_PROBE = BreakerDecision(False, probe=True)
 
 
 @runtime_checkable
@@ -264,114 +265,8 @@ class MemoryCircuitBreaker(_Settings):
 
 # ------------------------------------------------------------------------------------- Redis
 
-# Every circuit is one hash, ``<prefix>{<name>}``, times in milliseconds of Redis TIME:
-#   until       while set, the circuit is open until then, and half-open after
-#   p1..pN      half-open: the expiry of each probe slot taken
-#   eI cI fI    closed: bucket I (epoch % buckets) of the window: its epoch, calls, failures
-# Every write leaves a TTL on the hash; a hash that expired is a closed circuit.
-
-_NOW_MS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
-
-# ARGV: open_for (ms), half_open_calls, ttl (ms).
-# Returns {0, 0} admitted, {0, 1} admitted as a probe, {1, ms} refused for ms more.
-_ALLOW_SOURCE = (
-    """
-local key = KEYS[1]
-local open_until = tonumber(redis.call('HGET', key, 'until'))
-if not open_until then return {0, 0} end
-"""
-    + _NOW_MS
-    + """
-if now < open_until then return {1, math.max(1, open_until - now)} end
-local earliest = nil
-for i = 1, tonumber(ARGV[2]) do
-  local field = 'p' .. i
-  local expiry = tonumber(redis.call('HGET', key, field))
-  if not expiry or expiry <= now then
-    redis.call('HSET', key, field, now + tonumber(ARGV[1]))
-    redis.call('PEXPIRE', key, ARGV[3])
-    return {0, 1}
-  end
-  if not earliest or expiry < earliest then earliest = expiry end
-end
-return {1, math.max(1, earliest - now)}
-"""
-)
-
-# ARGV: successes, failures, window (ms), buckets, minimum_calls, failure_ratio, open_for (ms),
-# ttl (ms). Returns 0 nothing changed, 1 opened, 2 closed.
-_RECORD_SOURCE = (
-    """
-local key = KEYS[1]
-local ok = tonumber(ARGV[1])
-local failed = tonumber(ARGV[2])
-local ttl = ARGV[8]
-"""
-    + _NOW_MS
-    + """
-local open_until = tonumber(redis.call('HGET', key, 'until'))
-if open_until then
-  if now < open_until then return 0 end
-  redis.call('DEL', key)
-  if failed > 0 then
-    redis.call('HSET', key, 'until', now + tonumber(ARGV[7]))
-    redis.call('PEXPIRE', key, ttl)
-    return 1
-  end
-  return 2
-end
-local buckets = tonumber(ARGV[4])
-local epoch = math.floor(now / (tonumber(ARGV[3]) / buckets))
-local slot = epoch % buckets
-local e, c, f = 'e' .. slot, 'c' .. slot, 'f' .. slot
-if tonumber(redis.call('HGET', key, e)) ~= epoch then
-  redis.call('HSET', key, e, epoch, c, 0, f, 0)
-end
-redis.call('HINCRBY', key, c, ok + failed)
-redis.call('PEXPIRE', key, ttl)
-if failed == 0 then return 0 end
-redis.call('HINCRBY', key, f, failed)
-local calls, failures = 0, 0
-for s = 0, buckets - 1 do
-  local row = redis.call('HMGET', key, 'e' .. s, 'c' .. s, 'f' .. s)
-  if row[1] and tonumber(row[1]) > epoch - buckets then
-    calls = calls + tonumber(row[2])
-    failures = failures + tonumber(row[3])
-  end
-end
-if calls >= tonumber(ARGV[5]) and failures >= tonumber(ARGV[6]) * calls then
-  redis.call('DEL', key)
-  redis.call('HSET', key, 'until', now + tonumber(ARGV[7]))
-  redis.call('PEXPIRE', key, ttl)
-  return 1
-end
-return 0
-"""
-)
-
-# ARGV: half_open_calls. Frees the most recently taken probe slot.
-_RELEASE_SOURCE = """
-local key = KEYS[1]
-local latest, field = nil, nil
-for i = 1, tonumber(ARGV[1]) do
-  local expiry = tonumber(redis.call('HGET', key, 'p' .. i))
-  if expiry and (not latest or expiry > latest) then latest, field = expiry, 'p' .. i end
-end
-if field then redis.call('HDEL', key, field) end
-return 0
-"""
-
-
-def _script(name: str, source: str) -> Script:
-    return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
-
-
-_ALLOW = _script("breaker_allow", _ALLOW_SOURCE)
-_RECORD = _script("breaker_record", _RECORD_SOURCE)
-_RELEASE = _script("breaker_release", _RELEASE_SOURCE)
+#: Outcomes wait at most this long (seconds) for a decision to carry them to Redis.
+FLUSH_AFTER = 0.002
 
 
 def _millis(name: str, seconds: float) -> int:
@@ -386,9 +281,13 @@ class RedisCircuitBreaker(_Settings):
     ``prefix``; the same rules as :class:`MemoryCircuitBreaker`, on the Redis server's clock.
 
     Each decision is one Lua script, pipelined with the other decisions and limiter calls
-    waiting at the same moment (see :mod:`gocomm.ratelimit.redis_scripts`). Outcomes are not
-    waited for: those recorded during one turn of the event loop are added up per name and sent
-    as one script call in the next pipeline, so recording costs no round trip of its own.
+    waiting at the same moment (see :mod:`gocomm.ratelimit.redis_scripts`). At most one
+    decision per vendor is in flight per process: sends that ask while it is on its way are
+    answered at once from the last decision received (so under load a decision is at most one
+    round trip old, and a send never waits for Redis twice); a half-open probe slot belongs
+    only to the send whose decision took it. Outcomes are not waited for: those recorded
+    during one turn of the event loop are added up per name and sent as one script call in the
+    next pipeline, so recording costs no round trip of its own.
     ``timeout`` bounds each call; past it, or when Redis fails, :meth:`allow` raises
     :class:`~gocomm.errors.LimiterError` (:class:`BreakerSender` then calls the vendor anyway).
     The breaker never closes the client it is given.
@@ -421,16 +320,18 @@ class RedisCircuitBreaker(_Settings):
         window_ms = _millis("window", self.window)
         open_for_ms = _millis("open_for", self.open_for)
         ttl_ms = max(window_ms, 2 * open_for_ms) + 1000
-        self._allow_args = (open_for_ms, self.half_open_calls, ttl_ms)
-        self._record_args = (
+        self._args = (
             window_ms,
             BUCKETS,
             self.minimum_calls,
             repr(self.failure_ratio),
             open_for_ms,
             ttl_ms,
+            self.half_open_calls,
         )
         self._pending: dict[str, list[int]] = {}  # name -> [successes, failures] to send
+        self._asking: set[str] = set()  # the names with a decision in flight
+        self._last: dict[str, tuple[bool, int, float]] = {}  # name -> last answer, loop time
         self._flush_loop: asyncio.AbstractEventLoop | None = None  # where a flush is scheduled
 
     def __repr__(self) -> str:
@@ -441,21 +342,46 @@ class RedisCircuitBreaker(_Settings):
         return f"{self.prefix}{{{name}}}"
 
     async def allow(self, name: str) -> BreakerDecision:
-        if self._pending:
-            self._flush()  # queued ahead of this decision, so it sees this process's outcomes
-        refused, value = await self._runner.run(
-            _ALLOW, self.redis_key(name), self._allow_args, self.timeout
-        )
+        if name in self._asking:
+            # A decision on this vendor is on its way: answer from the last one received (at
+            # most one round trip old) rather than wait for Redis once per send.
+            last = self._last.get(name)
+            if last is not None:
+                return self._reuse(last)
+        # The outcomes recorded on this vendor since the last decision travel with this one.
+        successes, failures = self._pending.pop(name, None) or _NO_OUTCOMES
+        args = (successes, failures, *self._args, 1)
+        self._asking.add(name)
+        try:
+            refused, value = await self._runner.run(
+                DECIDE, self.redis_key(name), args, self.timeout
+            )
+        finally:
+            self._asking.discard(name)
+        self._last[name] = (bool(refused), int(value), asyncio.get_running_loop().time())
         if refused:
             return BreakerDecision(True, int(value) / 1000)
         return _PROBE if value else _CLOSED
 
+    def _reuse(self, last: tuple[bool, int, float]) -> BreakerDecision:
+        refused, value, received = last
+        if not refused:
+            # Closed; or half-open, where that probe slot belongs to the caller that asked.
+            return BreakerDecision(True, None) if value else _CLOSED
+        left = value / 1000 - (asyncio.get_running_loop().time() - received)
+        return BreakerDecision(True, left if left > 0 else None)
+
     async def record(self, name: str, ok: bool) -> None:
+        self.record_now(name, ok)
+
+    def record_now(self, name: str, ok: bool) -> None:
+        """:meth:`record` without the coroutine (needs a running event loop)."""
         pending = self._pending
         loop = asyncio.get_running_loop()
         if self._flush_loop is not loop:
+            # Most outcomes leave with the next decision on their vendor; this sends the rest.
             self._flush_loop = loop
-            loop.call_soon(self._flush)
+            loop.call_later(FLUSH_AFTER, self._flush)
         counts = pending.get(name)
         if counts is None:
             counts = pending[name] = [0, 0]
@@ -464,7 +390,7 @@ class RedisCircuitBreaker(_Settings):
     async def release(self, name: str) -> None:
         """Give back a probe slot whose call ended with no evidence either way."""
         future = self._runner.submit_detached(
-            _RELEASE, self.redis_key(name), (self.half_open_calls,), self.timeout
+            RELEASE, self.redis_key(name), (self.half_open_calls,), self.timeout
         )
         future.add_done_callback(self._log_failure)
         await asyncio.wait([future])  # a failure is logged, never raised: it costs a probe slot
@@ -481,10 +407,7 @@ class RedisCircuitBreaker(_Settings):
         futures = []
         for name, (successes, failures) in pending.items():
             future = self._runner.submit_detached(
-                _RECORD,
-                self.redis_key(name),
-                (successes, failures, *self._record_args),
-                self.timeout,
+                DECIDE, self.redis_key(name), (successes, failures, *self._args, 0), self.timeout
             )
             future.add_done_callback(self._log_failure)
             futures.append(future)
@@ -534,8 +457,14 @@ class BreakerSender(AsyncCloseable, Generic[T]):
         self.name = name if name is not None else vendor_name(sender)
         self._logger = logger if logger is not None else _DEFAULT_LOGGER
         self._release = getattr(breaker, "release", None)
-        # The in-memory breaker answers without awaiting: skip its coroutines on the hot path.
+        # gocomm's breakers answer without awaiting where they can: skip those coroutines on
+        # the hot path (the in-memory one decides at once, both record at once).
         self._memory = breaker if isinstance(breaker, MemoryCircuitBreaker) else None
+        self._record_now: Callable[[str, bool], None] | None = (
+            breaker.record_now
+            if isinstance(breaker, MemoryCircuitBreaker | RedisCircuitBreaker)
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"BreakerSender({self.sender!r}, {self.breaker!r}, name={self.name!r})"
@@ -545,7 +474,15 @@ class BreakerSender(AsyncCloseable, Generic[T]):
         if memory is not None:
             decision: Decision = memory.allow_now(self.name)
         else:
-            decision = await self._allow()
+            try:
+                decision = await self.breaker.allow(self.name)
+            except LimiterError as exc:
+                self._logger.warning(
+                    "circuit breaker of %s unavailable (%s); calling the vendor anyway",
+                    self.name,
+                    exc,
+                )
+                decision = _CLOSED
         if decision.limited:
             raise self._open(decision, to)
         try:
@@ -560,20 +497,12 @@ class BreakerSender(AsyncCloseable, Generic[T]):
             if getattr(decision, "probe", False):
                 await self._give_back()
             raise
-        if memory is not None:
-            memory.record_now(self.name, True)
+        record_now = self._record_now
+        if record_now is not None:
+            record_now(self.name, True)
         else:
             await self._record(True)
         return receipt
-
-    async def _allow(self) -> Decision:
-        try:
-            return await self.breaker.allow(self.name)
-        except LimiterError as exc:
-            self._logger.warning(
-                "circuit breaker of %s unavailable (%s); calling the vendor anyway", self.name, exc
-            )
-            return _CLOSED
 
     async def _record(self, ok: bool) -> None:
         try:

@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
+from itertools import chain
 from typing import ClassVar
 from urllib.parse import urlsplit
 
@@ -342,6 +343,10 @@ class HttpVendor(AsyncCloseable):
     name: ClassVar[str] = "http"
     #: What a permanent vendor code tells the user to check.
     permanent_advice: ClassVar[str] = "check the request and the credentials"
+    #: Request headers (lower case) whose values are credentials, such as a Basic
+    #: ``authorization``: a server or proxy echoing them back never gets them into an error.
+    #: (A per-request signature is no credential; leave signed headers out.)
+    secret_headers: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -357,6 +362,7 @@ class HttpVendor(AsyncCloseable):
         # Strings never to show in errors: credentials a vendor might echo back. Kept as
         # SecretStr, so that not even vars(vendor) or a debugger's view of it shows them.
         self._secrets = tuple(SecretStr(s) for s in secrets if s)
+        self._header_secrets: dict[str, tuple[SecretStr, ...]] = {}
         # Opens its connections on the first request, on the running loop.
         self._client = HttpClient(
             self.endpoint, connect_timeout=connect_timeout, read_timeout=read_timeout
@@ -392,12 +398,24 @@ class HttpVendor(AsyncCloseable):
             raise PermanentError(
                 f"{self.name}: vendor is closed; build a new one", vendor=self.name, unsent=unsent
             )
+        if self.secret_headers:
+            self._remember_secret_headers(headers)
         with transport_errors(self.name, unsent=unsent, what=what):
             return await self._client.post(path, content=content, headers=headers)
 
+    def _remember_secret_headers(self, headers: Mapping[str, str]) -> None:
+        # The whole value and its credential part ("Basic <base64>": the base64 alone), the
+        # latest per header, so that a changing value never grows the list.
+        for name, value in headers.items():
+            if name.lower() in self.secret_headers and value:
+                forms = {f for f in (value, value.rpartition(" ")[2]) if len(f) >= 8}
+                self._header_secrets[name.lower()] = tuple(
+                    SecretStr(form) for form in sorted(forms, key=len, reverse=True)
+                )
+
     def redact(self, text: str) -> str:
         """``text`` (a vendor's message) shortened, with every known credential masked."""
-        for secret in self._secrets:
+        for secret in (*self._secrets, *chain.from_iterable(self._header_secrets.values())):
             text = text.replace(secret.get_secret_value(), "***")
         if len(text) > _MAX_VENDOR_MESSAGE:
             text = text[:_MAX_VENDOR_MESSAGE] + "..."
@@ -587,22 +605,22 @@ class HttpSmsVendor(HttpVendor):
             error.unsent = tuple(unsent)
             error.refused = tuple(refused)
             return error
-        gone = {n for n, e in failed.items() if n in e.refused}
-        owed = {id(e): e for n, e in failed.items() if n not in gone}
-        retryable = [e for e in owed.values() if is_retryable(e)]
+        owed = {n: e for n, e in failed.items() if n not in e.refused}
+        gone = {n: e for n, e in failed.items() if n in e.refused}
+        owed_errors = list({id(e): e for e in owed.values()}.values())
+        retryable = [e for e in owed_errors if is_retryable(e)]
         retry_afters = [e.retry_after for e in retryable if e.retry_after is not None]
-        not_sent = {n: e for n, e in failed.items() if n not in gone}
         message = f"{self.name}: sent to {sent} of {sent + len(failed)} numbers"
-        if not_sent:
-            message += f"; not sent to {_causes(not_sent)}"
+        if owed:
+            message += f"; not sent to {_causes(owed)}"
         if gone:
-            message += f"; refused for good: {_causes({n: failed[n] for n in failed if n in gone})}"
+            message += f"; refused for good: {_causes(gone)}"
         cls: type[SendError]
         if not retryable:
             invalid = all(isinstance(e, InvalidRecipient) for e in errors)
             cls = InvalidRecipient if invalid and not owed else PermanentError
             advice = "fix these numbers or the template"
-        elif all(isinstance(e, SendTimeout) for e in owed.values()):
+        elif all(isinstance(e, SendTimeout) for e in owed_errors):
             cls, advice = SendTimeout, "retry the unsent numbers later"
         else:
             cls, advice = SendError, "retry the unsent numbers later"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -13,12 +14,31 @@ __all__ = ["Attachment", "Email"]
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
+# Every character str.splitlines() ends a line at (CR, LF, VT, FF, FS, GS, RS, NEL, LS, PS) and
+# every other C0 control but TAB, plus DEL: each can break or smuggle a header line somewhere
+# between here and the recipient's mail reader.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _check_line(what: str, value: str, *, show: bool = True) -> None:
-    if "\r" in value or "\n" in value:
-        # A custom header may carry a token: its value is never quoted back.
-        shown = f" {value!r}" if show else ""
+    # A custom header may carry a token: its value is never quoted back.
+    shown = f" {value!r}" if show else ""
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        kind = "CR or LF" if bad.group() in "\r\n" else f"control character {bad.group()!r}"
         raise InvalidMessage(
-            f"{what}{shown} contains CR or LF, which could inject headers; remove line breaks"
+            f"{what}{shown} contains {kind}, which could break or inject header lines;"
+            " remove line breaks and control characters"
+        )
+    _check_encodable(what, value, shown)
+
+
+def _check_encodable(what: str, value: str, shown: str = "") -> None:
+    if _SURROGATE.search(value) is not None:
+        raise InvalidMessage(
+            f"{what}{shown} contains a lone surrogate, which no mail encoding can carry;"
+            " decode the text properly (it is not valid Unicode)"
         )
 
 
@@ -80,5 +100,9 @@ class Email:
             _check_line(f"value of header {key!r}", value, show=False)
             if not key or ":" in key or " " in key:
                 raise InvalidMessage(f"header name {key!r} is not a valid field name")
+        for name in ("text", "html"):
+            body = getattr(self, name)
+            if body is not None:
+                _check_encodable(f"{name} body", body)
         if self.text is None and self.html is None:
             raise InvalidMessage("an email needs a text or an html body (or both)")

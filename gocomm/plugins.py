@@ -54,6 +54,7 @@ CHANNELS = frozenset({"email", "sms"})
 _HOOK = "gocomm_register_vendors"
 _BUILTIN_PLUGIN = "gocomm.vendors.builtin"
 _VENDOR_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+_FAKE_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 _log = logging.getLogger("gocomm.plugins")
 
@@ -69,7 +70,9 @@ class VendorSpec:
     """One vendor: its registered name, the channels it serves, its settings model and factory.
 
     ``factory(settings)`` builds the vendor from a validated ``settings`` instance; import
-    heavy dependencies inside it. ``distribution`` is filled in by the loader.
+    heavy dependencies inside it. ``distribution`` is filled in by the loader. ``fake``, when
+    the package ships a fake server of the vendor, names its class as ``"module:Class"``
+    (imported only when used, by ``gocomm fake NAME``; see :mod:`gocomm.testing.fakes`).
     """
 
     name: str
@@ -78,6 +81,7 @@ class VendorSpec:
     factory: Callable[[Any], Sender[Any]]
     description: str = ""
     distribution: str | None = None
+    fake: str | None = None
 
     def __post_init__(self) -> None:
         # Accept any iterable of channel names ({"sms"}, ["email", "sms"]), store a frozenset.
@@ -123,6 +127,11 @@ def _check_spec(spec: VendorSpec) -> None:
         )
     if not callable(spec.factory):
         raise ConfigError(f"vendor {spec.name!r}: factory must be callable as factory(settings)")
+    fake = spec.fake
+    if fake is not None and not (isinstance(fake, str) and _FAKE_PATH.fullmatch(fake)):
+        raise ConfigError(
+            f"vendor {spec.name!r}: fake must name a class as 'module:Class', got {spec.fake!r}"
+        )
 
 
 class VendorRegistry:

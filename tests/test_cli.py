@@ -121,10 +121,12 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def env(plugin_path: Path) -> dict[str, str]:
-    """The environment of every run: no GOCOMM_ variable of the caller, the plugin on the path."""
+def env(plugin_path: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment of every run: no GOCOMM_ variable of the caller, the plugin on the path,
+    batch journals remembered in the test's own state directory."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GOCOMM_")}
     clean.update(PYTHONPATH=str(plugin_path), COLUMNS="200", NO_COLOR="1", TERM="dumb")
+    clean.update(XDG_STATE_HOME=str(tmp_path / "state"))
     return clean
 
 
@@ -284,11 +286,12 @@ def test_usage_errors_print_one_line(env: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result]:
     """Runs the gocomm command in this process (no probe plugin here: it is not installed)."""
     for name in list(os.environ):
         if name.startswith("GOCOMM_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     runner = CliRunner()
 
     def run(*args: str) -> Result:
@@ -544,6 +547,74 @@ def test_batch_bad_file_exits_2_and_sends_nothing(
     assert not (tmp_path / "rows.csv.journal").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        pytest.param(
+            "rows.jsonl",
+            '{"to": "+8613800000001", "biz": "login"}\n' + "[" * 100_000 + "]" * 100_000 + "\n",
+            "rows.jsonl:2: JSON nested too deeply",
+            id="jsonl-nested-100000-deep",
+        ),
+        pytest.param(
+            "rows.jsonl",
+            '{"to": "+8613800000001", "biz": "login", "args": {"code": ' + "7" * 5000 + "}}\n",
+            "rows.jsonl:1: a number has too many digits",
+            id="integer-of-5000-digits",
+        ),
+        pytest.param(
+            "rows.jsonl",
+            '{"to": "+8613800000001", "biz": "login", "args": {"code": "\\ud83d"}}\n',
+            "rows.jsonl:1: 'args.code' holds a lone surrogate",
+            id="lone-surrogate",
+        ),
+        pytest.param(
+            "rows.csv",
+            "to,biz,param.code\n+8613800000001,login," + "x" * (17 * 2**20) + "\n",
+            "rows.csv:2: not valid CSV (a cell is larger than 16 MiB)",
+            id="csv-cell-over-the-limit",
+        ),
+        pytest.param(
+            "rows.csv",
+            "to,biz,param.code\n+8613800000001,login,1\n" + "+86138" * 30_000 + ",login,1\n",
+            "rows.csv:3: invalid phone number",
+            id="csv-cell-over-128-KiB-of-garbage",
+        ),
+    ],
+)
+def test_hostile_batch_rows_are_one_line_errors_naming_file_and_row(
+    cli: Callable[..., Result],
+    tmp_path: Path,
+    outbox: Path,
+    file_config: Path,
+    name: str,
+    content: str,
+    message: str,
+) -> None:
+    source = tmp_path / name
+    source.write_text(content, encoding="utf-8", errors="surrogatepass")
+    run = cli("--config", str(file_config), "batch", "sms", str(source))
+    assert run.exit_code == 2, run.output
+    (line,) = run.stderr.strip().splitlines()
+    assert message in line, line
+    assert str(source) in line
+    assert "Traceback" not in run.stderr and len(line) < 600
+    assert list(outbox.iterdir()) == []
+
+
+def test_a_row_for_20000_recipients_in_one_cell_is_sent(
+    cli: Callable[..., Result], tmp_path: Path, outbox: Path, file_config: Path
+) -> None:
+    numbers = [f"+86139{n:08d}" for n in range(20_000)]
+    source = tmp_path / "wide.csv"
+    source.write_text(f"to,biz,param.code\n{';'.join(numbers)},login,1234\n")
+    assert len(source.read_bytes()) > 128 * 1024  # over the csv module's default cell limit
+    run = cli("--config", str(file_config), "batch", "sms", str(source))
+    assert run.exit_code == 0, run.output
+    (sent,) = outbox.glob("*.json")
+    assert json.loads(sent.read_text())["to"] == numbers
+
+
 def _summary(stdout: str) -> dict[str, str]:
     """The rows of the summary table: label -> count."""
     figures: dict[str, str] = {}
@@ -586,6 +657,46 @@ def killed_batch(
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_one_file_two_names_one_journal_and_one_lock(
+    env: dict[str, str], tmp_path: Path, outbox: Path, link: str
+) -> None:
+    # Issue 17.1: a run through a second name of the same file must neither send alongside a
+    # run through the first nor, after it died, send again what it sent.
+    rows = [(n, f"k{i}") for i, n in enumerate(phones(8, start=300))]
+    source = write_sms_csv(tmp_path / "rows.csv", rows)
+    other = tmp_path / "elsewhere" / "alias.csv"
+    other.parent.mkdir()
+    if link == "symlink":
+        other.symlink_to(source)
+    else:
+        os.link(source, other)
+    hanging = probe_config(tmp_path, "hanging.yaml", outbox, hang_after=3)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "gocomm", "--config", str(hanging), "batch", "sms", str(source),
+         "--concurrency", "1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for(outbox, "blocked-*.json", 1, first)  # three rows sent and journaled
+        healthy = probe_config(tmp_path, "healthy.yaml", outbox)
+        second = gocomm("--config", str(healthy), "batch", "sms", str(other), env=env)
+        assert second.returncode == 2, second.stderr
+        assert "being sent by another gocomm batch" in second.stderr
+        assert sum(deliveries(outbox).values()) == 3  # the second run sent nothing
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    resumed = gocomm("--config", str(healthy), "batch", "sms", str(other), env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _summary(resumed.stdout)["already sent (journal)"] == "3"
+    assert deliveries(outbox) == Counter({row: 1 for row in rows})
+    assert not (other.parent / "alias.csv.journal").exists()  # the file's own journal was used
 
 
 def test_batch_killed_with_sigkill_resumes_sending_each_row_once(
@@ -696,11 +807,13 @@ def test_example_configuration_never_shows_a_secret(cli: Callable[..., Result]) 
     assert run.exit_code == 0, run.output
     for name, value in secrets.items():
         assert (value in run.output) == name.endswith("_ID"), name  # ids are not secrets
-    assert "redis://:**********@localhost:6379/0" in run.output
+    assert "redis://localhost:6379/0" in run.output
     assert "5 attempts" in run.output  # the environment wins over the file
     tree = run.output[run.output.index("\nsms\n") :]
-    for stage in ("RateLimitSender", "IntervalRetrySender", "FailoverSender", "aliyun", "tencent"):
-        assert stage in tree
+    stages = ("ValidatingSender", "RateLimitSender", "IntervalRetrySender", "FailoverSender")
+    positions = [tree.index(stage) for stage in (*stages, "aliyun", "tencent")]
+    assert positions == sorted(positions)  # outermost first: validation starts the stack
+    assert "E.164 numbers checked first" in tree
 
 
 def test_processes_share_a_redis_rate_limit(

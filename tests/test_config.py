@@ -210,11 +210,11 @@ def test_environment_text_is_kept_whole() -> None:
     # A password with '#' or quotes must not lose a comment or its quotes on the way.
     env = {
         "GOCOMM_SMS__VENDORS": '[{"plugin": "memory"}]',
-        "GOCOMM_REDIS__URL": "redis://:'pa ss' #1@localhost:6379/0",
+        "GOCOMM_REDIS__PASSWORD": "'pa ss' #1",
     }
     settings = load_settings(environ=env)
-    assert settings.redis is not None
-    assert settings.redis.url.get_secret_value() == "redis://:'pa ss' #1@localhost:6379/0"
+    assert settings.redis is not None and settings.redis.password is not None
+    assert settings.redis.password.get_secret_value() == "'pa ss' #1"
 
 
 def test_config_file_from_environment_and_path_precedence(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from gocomm.config import Settings, describe_stack, load_settings
 from gocomm.containers import BorrowedSender, build_container
-from gocomm.errors import ConfigError, Limited
+from gocomm.errors import ConfigError, InvalidRecipient, Limited
 from gocomm.failover import FailoverSender, TimeoutFailoverSender
 from gocomm.plugins import VendorRegistry, VendorSettings, VendorSpec, hookimpl, load_registry
 from gocomm.ratelimit import (
@@ -27,6 +27,7 @@ from gocomm.ratelimit import (
     TokenBucketLimiter,
 )
 from gocomm.ratelimit.redis import RedisSlidingWindowLimiter
+from gocomm.recipients import ValidatingSender
 from gocomm.retryable import IntervalRetrySender, RetrySender
 from gocomm.sender import AsyncCloseable, Receipt
 from gocomm.testing import MemorySender, ScriptedSender
@@ -77,7 +78,10 @@ def registry() -> VendorRegistry:
 
 
 def chain(sender: Any) -> list[Any]:
-    """The stages of a resolved stack, outermost first, borrowed views seen through."""
+    """The stages of a resolved stack after the validation stage that starts every one,
+    outermost first, borrowed views seen through."""
+    assert isinstance(sender, ValidatingSender), sender
+    sender = sender.sender
     stages = []
     while sender is not None:
         if isinstance(sender, BorrowedSender):
@@ -116,9 +120,8 @@ async def test_stack_from_a_mapping(registry: VendorRegistry) -> None:
         assert [s.target for s in failover.senders] == vendors
         assert await sender.send("login", SMS, PHONE) == Receipt(vendor="a")
         # A single vendor with no other stage is used directly, behind a borrowed view.
-        email = await container.email.sender()
-        assert isinstance(email, BorrowedSender)
-        assert isinstance(email.target, MemoryVendor)
+        (email,) = chain(await container.email.sender())
+        assert isinstance(email, MemoryVendor)
     finally:
         await container.shutdown_resources()
 
@@ -200,6 +203,35 @@ async def test_stack_from_yaml_with_interpolation(tmp_path: Path, registry: Vend
         await container.shutdown_resources()
 
 
+async def test_every_stack_validates_recipients_before_the_limiter_and_the_vendors(
+    registry: VendorRegistry,
+) -> None:
+    settings = {
+        "sms": {
+            **FULL["sms"],
+            # One send per minute in all: a bad number that took quota would block the next.
+            "ratelimit": {"algorithm": "sliding_window", "rate": 1, "window": 60, "key": "sms"},
+        },
+        "email": {"vendors": [{"plugin": "memory"}]},
+    }
+    container = build_container(settings, registry=registry)
+    try:
+        sms = await container.sms.sender()
+        assert isinstance(sms, ValidatingSender) and sms.channel == "sms"
+        with pytest.raises(InvalidRecipient, match="13800138000"):
+            await sms.send("login", SMS, "13800138000")  # no country code: no vendor takes it
+        a, b = await container.sms.vendors()
+        assert a.sent == [] and b.sent == []  # refused once, before failover or retry
+        assert await sms.send("login", SMS, "+86 138-0013-8000") == Receipt(vendor="a")
+        assert a.sent == [("+8613800138000",)]  # normalised before the vendors see it
+        email = await container.email.sender()
+        assert isinstance(email, ValidatingSender) and email.channel == "email"
+        with pytest.raises(InvalidRecipient, match="not-an-address"):
+            await email.send("welcome", {}, "not-an-address")
+    finally:
+        await container.shutdown_resources()
+
+
 async def test_stack_from_environment_variables(registry: VendorRegistry) -> None:
     env = {
         "GOCOMM_SMS__VENDORS": '[{"plugin": "flaky", "name": "env"}]',
@@ -255,7 +287,7 @@ async def test_resolves_share_one_failover_index_and_one_limiter(registry: Vendo
         first = await container.sms.sender()
         second = await container.sms.sender()
         assert first is not second
-        assert first.limiter is second.limiter
+        assert chain(first)[0].limiter is chain(second)[0].limiter
         a, b = await container.sms.vendors()
         a.failing = True
         assert await first.send("login", SMS, PHONE) == Receipt(vendor="b")
@@ -276,7 +308,7 @@ async def test_concurrent_first_resolves_build_one_stack(registry: VendorRegistr
     try:
         senders = await asyncio.gather(*(container.sms.sender() for _ in range(5)))
         assert len({id(chain(s)[-1]) for s in senders}) == 1
-        assert len({id(s.limiter) for s in senders}) == 1
+        assert len({id(chain(s)[0].limiter) for s in senders}) == 1
     finally:
         await container.shutdown_resources()
 
@@ -312,7 +344,7 @@ async def test_shutdown_closes_vendors_and_timers_and_resets_singletons(
     sender = await container.sms.sender()
     vendors = await container.sms.vendors()
     failover = await container.sms.failover()
-    limiter = sender.limiter
+    limiter = chain(sender)[0].limiter
     await container.shutdown_resources()
     assert all(v.closed for v in vendors)
     assert failover.closed
@@ -320,7 +352,7 @@ async def test_shutdown_closes_vendors_and_timers_and_resets_singletons(
     assert not container.sms.failover.initialized
     # Built anew on the next resolve, with fresh limiter state.
     fresh = await container.sms.sender()
-    assert fresh.limiter is not limiter
+    assert chain(fresh)[0].limiter is not limiter
     assert await fresh.send("login", SMS, PHONE) == Receipt(vendor="a")
     await container.shutdown_resources()
     await container.shutdown_resources()  # idempotent
@@ -373,8 +405,8 @@ async def test_override_the_vendors_of_one_channel(registry: VendorRegistry) -> 
         with container.sms.vendors.override([broken, spare]):
             sender = await container.sms.sender()
             assert await sender.send("login", SMS, PHONE) == Receipt("spare", ("spare-1",))
-        email = await container.email.sender()
-        assert isinstance(email.target, MemoryVendor)  # the other channel is untouched
+        (email,) = chain(await container.email.sender())
+        assert isinstance(email, MemoryVendor)  # the other channel is untouched
     finally:
         await container.shutdown_resources()
     # An override's objects belong to whoever made them: the container does not close them.
@@ -495,10 +527,10 @@ async def test_redis_backend_shares_a_client_and_shutdown_closes_it(
         assert container.redis.initialized
         first = await container.sms.sender()
         second = await container.sms.sender()
-        assert isinstance(first.limiter, RedisSlidingWindowLimiter)
-        assert first.limiter is second.limiter
+        assert isinstance(chain(first)[0].limiter, RedisSlidingWindowLimiter)
+        assert chain(first)[0].limiter is chain(second)[0].limiter
         client = await container.redis()
-        assert first.limiter.redis is client
+        assert chain(first)[0].limiter.redis is client
         pool = client.connection_pool
         assert isinstance(pool, BlockingConnectionPool)
         assert pool.max_connections == 4

@@ -51,6 +51,7 @@ class MemoryOutbox:
 
 class _MemoryContract(VendorContract):
     vendor_name = "memory"
+    holds_connections = False
 
     @pytest.fixture
     def memory_vendor(self) -> MemoryVendor:
@@ -96,6 +97,7 @@ class ConsoleOutbox:
 
 class _ConsoleContract(VendorContract):
     vendor_name = "console"
+    holds_connections = False
 
     @pytest.fixture
     def outbox(self, capsys: pytest.CaptureFixture[str]) -> ConsoleOutbox:
@@ -156,6 +158,7 @@ class FileOutbox:
 
 class _FileContract(VendorContract):
     vendor_name = "file"
+    holds_connections = False
 
     @pytest.fixture
     def outbox(self, tmp_path: Path) -> FileOutbox:
@@ -379,6 +382,7 @@ class Outbox:
 class TestThirdParty(VendorContract):
     channel = "sms"
     vendor_name = "memory"
+    holds_connections = False  # a vendor in memory: no connection to count
 
     @pytest.fixture
     def memory(self):

@@ -198,15 +198,27 @@ async def test_ring_order_from_current_index_errors_in_order_tried() -> None:
 )
 async def test_bad_input_fails_over_without_moving_the_index(error: Exception) -> None:
     # Every vendor refuses bad input before the network; that says nothing of their health.
-    vendors = [ScriptedSender([error], name="a"), ScriptedSender([error], name="b")]
+    # Only input errors: the caller gets the input error itself, not AllSendersFailed.
+    other = type(error)(f"b also refuses: {error}")
+    vendors = [ScriptedSender([error], name="a"), ScriptedSender([other], name="b")]
     sender = FailoverSender(vendors)
-    with pytest.raises(AllSendersFailed) as caught:
+    with pytest.raises(type(error)) as caught:
         await sender.send("login", {}, "123")
-    assert list(caught.value.exceptions) == [error, error]
+    assert caught.value is error
+    cause = caught.value.__cause__
+    assert isinstance(cause, ExceptionGroup) and list(cause.exceptions) == [other]
     assert sender.current_index == 0
     receipt = await sender.send("login", {}, "+15550001111")
     assert receipt is not None
     assert receipt.vendor == "a"
+
+
+async def test_input_errors_mixed_with_vendor_failures_are_all_senders_failed() -> None:
+    refused, down = InvalidRecipient("a cannot reach '+999'"), SendError("b is down")
+    sender = FailoverSender([ScriptedSender([refused], name="a"), ScriptedSender([down], name="b")])
+    with pytest.raises(AllSendersFailed) as caught:
+        await sender.send("login", {}, "+999")
+    assert list(caught.value.exceptions) == [refused, down]
 
 
 async def test_any_exception_including_timeouts_fails_over() -> None:

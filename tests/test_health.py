@@ -425,3 +425,20 @@ def test_circuit_open_is_re_exported() -> None:
     import gocomm.health
 
     assert gocomm.health.CircuitOpen is CircuitOpen is gocomm.CircuitOpen
+
+
+async def test_concurrent_asks_in_half_open_admit_only_the_probes(backend: Backend) -> None:
+    breaker = backend.make(**params(half_open_calls=2))
+    await open_circuit(backend, breaker)
+    await backend.wait(OPEN_FOR + 0.15)
+    decisions = await asyncio.gather(*(breaker.allow("v") for _ in range(20)))
+    # The Redis breaker answers the sends asking while its decision is on the way from that
+    # decision's predecessor (open): fewer probes at once, never more.
+    assert 1 <= sum(not d.limited for d in decisions) <= 2
+    assert all(getattr(d, "probe", False) for d in decisions if not d.limited)
+
+
+async def test_concurrent_asks_on_a_closed_circuit_all_pass(backend: Backend) -> None:
+    breaker = backend.make(**params())
+    decisions = await asyncio.gather(*(breaker.allow("v") for _ in range(50)))
+    assert not any(d.limited for d in decisions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -372,3 +373,19 @@ async def test_a_certificate_that_does_not_verify_is_permanent() -> None:
             await vendor.send("t", {}, "+111", "+122")
     assert caught.value.unsent == ("+111", "+122")
     assert server.requests == []
+
+
+def test_a_vendor_is_built_with_no_loop_and_connects_on_the_loop_that_sends() -> None:
+    vendor = Scripted("http://127.0.0.1:9", {})  # no loop runs here: nothing is opened yet
+
+    async def ok(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200)
+
+    async def use() -> Receipt:
+        async with LocalHttpServer(ok) as server:
+            vendor.endpoint = vendor.client.base_url = server.url
+            async with vendor:
+                return await vendor.send("t", {}, "+111")
+
+    assert asyncio.run(use()).message_ids == ("id-111",)
+    assert vendor.closed and vendor.client.closed

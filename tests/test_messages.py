@@ -74,3 +74,53 @@ def test_attachment_defaults() -> None:
     att = Attachment("report.pdf", b"%PDF")
     assert att.content_type == "application/octet-stream"
     assert att.content_id is None
+
+
+# Every character str.splitlines() ends a line at, every C0 control but TAB, and DEL.
+_LINE_ENDS = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+_CONTROLS = ["\x00", *(chr(c) for c in range(1, 9)), *(chr(c) for c in range(0x0E, 0x20)), "\x7f"]
+
+
+def test_the_refused_set_covers_every_splitlines_line_end() -> None:
+    ends = {c for c in map(chr, range(0x110000)) if len(f"a{c}b".splitlines()) > 1}
+    assert ends <= {*_LINE_ENDS, "\r", "\n"}
+
+
+@pytest.mark.parametrize("char", _LINE_ENDS + _CONTROLS)
+@pytest.mark.parametrize(
+    "place",
+    ["subject", "sender", "reply_to", "cc", "bcc", "header name", "header value", "attachment"],
+)
+def test_control_characters_are_refused_when_the_email_is_built(char: str, place: str) -> None:
+    kwargs: dict[str, object] = {"subject": "Hi", "text": "body"}
+    bad = f"a{char}b@example.com"
+    if place == "subject":
+        kwargs["subject"] = f"Hi{char}there"
+    elif place == "sender":
+        kwargs["sender"] = bad
+    elif place in ("reply_to", "cc", "bcc"):
+        kwargs[place] = (bad,)
+    elif place == "header name":
+        kwargs["headers"] = {f"X-A{char}": "v"}
+    elif place == "header value":
+        kwargs["headers"] = {"X-Token": f"secret{char}value"}
+    else:
+        with pytest.raises(InvalidMessage, match=r"control character|CR or LF"):
+            Attachment(f"report{char}.pdf", b"%PDF")
+        return
+    with pytest.raises(InvalidMessage, match=r"control character|CR or LF") as info:
+        Email(**kwargs)  # type: ignore[arg-type]
+    assert "secret" not in str(info.value)
+
+
+def test_tab_and_ordinary_unicode_stay_allowed() -> None:
+    email = Email(subject="[12] 验证码\tÜnïcödé ✉️ — naïve café", text="x", headers={"X-A": "a\tb"})
+    assert "\t" in email.subject
+    assert Attachment("résumé 2024.pdf", b"x").filename == "résumé 2024.pdf"
+
+
+@pytest.mark.parametrize("field", ["subject", "text", "html"])
+def test_a_lone_surrogate_is_refused(field: str) -> None:
+    kwargs = {"subject": "Hi", "text": "x", field: "code \ud83d"}
+    with pytest.raises(InvalidMessage, match="lone surrogate"):
+        Email(**kwargs)

@@ -385,11 +385,17 @@ def _code_blocks(markdown: str, language: str) -> list[str]:
     return blocks
 
 
-def test_docs_example_plugin_passes_the_contract_suite(tmp_path: Path) -> None:
+def _docs_example_project(tmp_path: Path, vendor_edit: tuple[str, str] | None = None) -> Path:
+    """The example plugin of docs/plugins.md laid out in ``tmp_path`` as its author would,
+    with ``vendor_edit`` (old, new) applied to the vendor's source; returns the site dir."""
     docs = Path(__file__).parents[1] / "docs" / "plugins.md"
     markdown = docs.read_text()
     (pyproject,) = _code_blocks(markdown, "toml")
     plugin, vendor, contract_tests = _code_blocks(markdown, "python")[:3]
+    if vendor_edit is not None:
+        old, new = vendor_edit
+        assert old in vendor, old
+        vendor = vendor.replace(old, new)
     project = tomllib.loads(pyproject)["project"]
     site = tmp_path / "site"
     package = site / "gocomm_acme"
@@ -408,8 +414,12 @@ def test_docs_example_plugin_passes_the_contract_suite(tmp_path: Path) -> None:
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+    return site
+
+
+def _run_example_tests(tmp_path: Path, site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", *args],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(site)},
         capture_output=True,
@@ -417,8 +427,64 @@ def test_docs_example_plugin_passes_the_contract_suite(tmp_path: Path) -> None:
         timeout=50,
         check=False,
     )
+
+
+def test_docs_example_plugin_passes_the_contract_suite(tmp_path: Path) -> None:
+    site = _docs_example_project(tmp_path)
+    # Its fake counts connections: the suite checked them, and never warned it could not.
+    result = _run_example_tests(
+        tmp_path, site, "-W", "error::gocomm.testing.contract.ConnectionsNotCounted"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout.strip().splitlines()[-1]
     # every contract test, both failure kinds, and the entry point check of the example
     expected = len([n for n in dir(VendorContract) if n.startswith("test_")]) + 2 + 1
     assert summary.startswith(f"{expected} passed"), summary
+
+
+@pytest.mark.parametrize(
+    ("bug", "edit", "caught_by"),
+    [
+        (
+            "a new client per send",
+            (
+                "        try:\n            response = await self._client.post(",
+                "        self._client = httpx.AsyncClient(\n"
+                "            base_url=self._settings.endpoint, timeout=self._settings.timeout\n"
+                "        )\n"
+                "        try:\n            response = await self._client.post(",
+            ),
+            "test_sequential_sends_reuse_connections",
+        ),
+        (
+            "an aclose() that leaves the client open",
+            ("        await self._client.aclose()", "        pass"),
+            "test_aclose_is_idempotent_and_releases_connections",
+        ),
+    ],
+)
+def test_the_contract_suite_catches_connection_bugs(
+    tmp_path: Path, bug: str, edit: tuple[str, str], caught_by: str
+) -> None:
+    site = _docs_example_project(tmp_path, vendor_edit=edit)
+    result = _run_example_tests(
+        tmp_path, site, "-k", "reuse_connections or releases_connections", "-o", "timeout=20"
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, f"{bug} went unnoticed: {output}"
+    failed = [line for line in output.splitlines() if line.startswith("FAILED")]
+    assert [caught_by in line for line in failed] == [True], output
+
+
+def test_the_contract_suite_warns_when_it_cannot_count_connections(tmp_path: Path) -> None:
+    site = _docs_example_project(tmp_path)
+    contract = tmp_path / "tests" / "test_contract.py"
+    source = contract.read_text()
+    one_line = "class FakeAcme(ServerConnections):"
+    assert one_line in source
+    contract.write_text(source.replace(one_line, "class FakeAcme:"))
+    result = _run_example_tests(tmp_path, site, "-k", "connections")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "ConnectionsNotCounted" in output
+    assert "connection reuse across sends was not checked" in output

@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+from gocomm.plugins import load_registry
+
 pytest_plugins = ["pytester"]
 
 INI = """\
@@ -20,6 +22,10 @@ filterwarnings =
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    # An in-process run forgets the modules it imported, but not the attributes their import
+    # set on packages imported before it: import every vendor out here, once, so that no
+    # run finds a forgotten module's stale classes.
+    load_registry()
     pytester.makeini(INI)
     return pytester
 
@@ -54,12 +60,65 @@ def test_fixtures_in_plain_and_async_tests(project: pytest.Pytester) -> None:
                 async def resolve():
                     return await gocomm_container.sms.sender()
                 sender = asyncio.run(resolve())
-                assert sender.target is gocomm_outbox
+                assert type(sender).__name__ == "ValidatingSender"  # every stack starts with it
+                assert sender.sender.target is gocomm_outbox
             """
         )
     )
     result = project.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
+
+
+def test_the_outbox_refuses_what_a_vendor_refuses(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_bad_input=textwrap.dedent(
+            """\
+            import pytest
+            from gocomm import Email, InvalidRecipient
+
+            async def test_directly(gocomm_outbox):
+                # The app's container overridden with the outbox alone, say: no other check.
+                with pytest.raises(InvalidRecipient, match="13800138000"):
+                    await gocomm_outbox.send("login", {"code": "1"}, "13800138000")
+                with pytest.raises(InvalidRecipient, match="ada@"):
+                    await gocomm_outbox.send("hi", Email(subject="s", text="t"), "ada@")
+                await gocomm_outbox.send("login", {"code": "1"}, "+86 138 0013 8000")
+                assert [m.to for m in gocomm_outbox.sent] == [("+8613800138000",)]
+
+            async def test_through_the_container(gocomm_container, gocomm_outbox):
+                sender = await gocomm_container.sms.sender()
+                with pytest.raises(InvalidRecipient):
+                    await sender.send("login", {"code": "1"}, "13800138000")
+                assert gocomm_outbox.sent == []
+            """
+        )
+    )
+    result = project.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_channel_the_settings_leave_out_is_not_configured(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_sms_only=textwrap.dedent(
+            """\
+            import pytest
+            from gocomm import ConfigError
+
+            @pytest.fixture
+            def gocomm_settings():
+                return {"sms": {"vendors": [{"plugin": "memory"}]}}
+
+            async def test_email_is_not_configured(gocomm_container, gocomm_outbox):
+                sms = await gocomm_container.sms.sender()
+                await sms.send("login", {"code": "1"}, "+8613800138000")
+                with pytest.raises(ConfigError, match="email channel is not configured"):
+                    await gocomm_container.email.sender()
+                assert len(gocomm_outbox.sent) == 1
+            """
+        )
+    )
+    result = project.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
 
 
 def test_settings_fixture_adds_stages_and_teardown_closes_them(project: pytest.Pytester) -> None:
@@ -97,7 +156,7 @@ def test_settings_fixture_adds_stages_and_teardown_closes_them(project: pytest.P
             @pytest.mark.asyncio(loop_scope="module")
             async def test_stages_around_the_outbox(gocomm_container, gocomm_outbox):
                 sender = await gocomm_container.sms.sender()
-                retry = sender.target
+                retry = sender.sender.target
                 assert isinstance(retry, RetrySender)
                 failover = await gocomm_container.sms.failover()
                 assert isinstance(failover, TimeoutFailoverSender)

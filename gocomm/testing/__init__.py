@@ -1,18 +1,45 @@
 """Test doubles for applications and for gocomm's own tests.
 
-``MemorySender`` records what it is given; ``ScriptedSender`` plays a script of outcomes.
+``MemorySender`` records what it is given; ``ScriptedSender`` plays a script of outcomes. Given
+a ``channel``, both refuse bad recipients as every vendor does (``InvalidRecipient``, before
+anything is recorded), so an application's bad-input branch can be tested with them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from gocomm.sender import AsyncCloseable, Receipt
 
-__all__ = ["MemorySender", "ScriptedSender", "SentMessage", "Step"]
+__all__ = ["MemorySender", "ScriptedSender", "SentMessage", "Step", "TestChannel"]
+
+#: What a test double validates: one channel's recipients, ``"both"`` (each send as the
+#: channel its args imply: an Email is email, a mapping of template parameters SMS, as the
+#: memory vendor does), or None (anything goes).
+TestChannel = Literal["email", "sms", "both"] | None
+
+
+def _checked(vendor: str, channel: TestChannel, args: Any, to: tuple[str, ...]) -> tuple[str, ...]:
+    """``to`` validated and normalised as a vendor of ``channel`` would, or refused."""
+    if channel is None:
+        return to
+    from gocomm.recipients import validate_recipients
+    from gocomm.vendors.checks import channel_of, check_sms_send
+
+    if channel == "both":
+        channel = channel_of(vendor, args)
+    if channel == "sms" and isinstance(args, Mapping):
+        return check_sms_send(vendor, args, to)
+    return validate_recipients(channel, args, to, vendor=vendor)
+
+
+def _check_channel(channel: TestChannel) -> TestChannel:
+    if channel not in (None, "email", "sms", "both"):
+        raise ValueError(f"channel must be 'email', 'sms', 'both' or None, got {channel!r}")
+    return channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +52,20 @@ class SentMessage:
 
 
 class MemorySender(AsyncCloseable):
-    """Records each send in :attr:`sent` and succeeds."""
+    """Records each send in :attr:`sent` and succeeds.
 
-    def __init__(self, name: str = "memory") -> None:
+    With a ``channel`` it first validates the recipients as a vendor of that channel does:
+    a bad one raises :class:`~gocomm.errors.InvalidRecipient` and nothing is recorded; SMS
+    numbers are recorded in E.164 form.
+    """
+
+    def __init__(self, name: str = "memory", *, channel: TestChannel = None) -> None:
         self.name = name
+        self.channel = _check_channel(channel)
         self.sent: list[SentMessage] = []
 
     async def send(self, biz: str, args: Any, *to: str) -> Receipt:
+        to = _checked(self.name, self.channel, args, to)
         self.sent.append(SentMessage(biz, args, to))
         return Receipt(vendor=self.name, message_ids=(f"{self.name}-{len(self.sent)}",))
 
@@ -39,7 +73,8 @@ class MemorySender(AsyncCloseable):
         self.sent.clear()
 
     def __repr__(self) -> str:
-        return f"MemorySender(name={self.name!r}, sent={len(self.sent)})"
+        channel = f", channel={self.channel!r}" if self.channel is not None else ""
+        return f"MemorySender(name={self.name!r}{channel}, sent={len(self.sent)})"
 
 
 Step = None | float | int | BaseException | type[BaseException]
@@ -49,17 +84,23 @@ class ScriptedSender(AsyncCloseable):
     """Plays one step per call: ``None`` succeeds, an exception (instance or class) is raised,
     a number sleeps that many seconds and then succeeds. Past the last step it succeeds.
 
-    Every call is recorded in :attr:`calls`; the successful ones also in :attr:`sent`.
+    Every call is recorded in :attr:`calls`; the successful ones also in :attr:`sent`. With a
+    ``channel``, a send with a bad recipient is refused first, as a vendor refuses it before
+    the network: it raises :class:`~gocomm.errors.InvalidRecipient`, is no call and plays no
+    step.
     """
 
-    def __init__(self, steps: Iterable[Step] = (), *, name: str = "scripted") -> None:
+    def __init__(
+        self, steps: Iterable[Step] = (), *, name: str = "scripted", channel: TestChannel = None
+    ) -> None:
         self.name = name
+        self.channel = _check_channel(channel)
         self.steps: list[Step] = list(steps)
         self.calls: list[SentMessage] = []
         self.sent: list[SentMessage] = []
 
     async def send(self, biz: str, args: Any, *to: str) -> Receipt:
-        message = SentMessage(biz, args, to)
+        message = SentMessage(biz, args, _checked(self.name, self.channel, args, to))
         self.calls.append(message)
         step = self.steps[len(self.calls) - 1] if len(self.calls) <= len(self.steps) else None
         if isinstance(step, BaseException) or (

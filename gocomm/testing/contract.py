@@ -6,9 +6,12 @@ subclassing :class:`VendorContract` in a test module and providing two fixtures:
 ``outbox``
     An observer of the *other side*: the fake server, the directory, the captured stream.
     It has ``async def received() -> Sequence[Delivery]``, one :class:`Delivery` per recipient
-    that a message reached. Optionally ``async def open_connections() -> int`` (connections
-    the server holds open right now) and ``async def connections_made() -> int`` (connections
-    ever accepted); without them the suite checks only what it can (see :class:`Outbox`).
+    that a message reached. It should also count connections, ``async def open_connections()
+    -> int`` (open right now) and ``async def connections_made() -> int`` (ever accepted): the
+    suite then catches a new client per send and an ``aclose()`` that leaves connections open;
+    without them it warns (:class:`ConnectionsNotCounted`) that it could not. An outbox whose
+    ``server`` is a :class:`~gocomm.testing.httpserver.LocalHttpServer` gets both by mixing in
+    :class:`~gocomm.testing.httpserver.ServerConnections`.
 ``vendor``
     The vendor under test, opened, pointed at the outbox, and closed when the test ends.
 
@@ -59,9 +62,9 @@ import email.policy
 import logging
 import time
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pytest
 
@@ -69,8 +72,10 @@ from gocomm.errors import InvalidMessage, InvalidRecipient, PermanentError, Send
 from gocomm.messages import Email
 from gocomm.recipients import validate_email, validate_phone
 from gocomm.sender import Receipt
+from gocomm.testing.outbox import Delivery, Outbox
 
 __all__ = [
+    "ConnectionsNotCounted",
     "Delivery",
     "FailureContract",
     "FailureKind",
@@ -81,22 +86,6 @@ __all__ = [
 
 Channel = Literal["email", "sms"]
 FailureKind = Literal["retryable", "permanent"]
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What reached one recipient on the other side.
-
-    ``recipient`` is the address or E.164 number as the caller wrote it (an outbox that sees a
-    vendor-specific form, such as a number without ``+``, maps it back). ``text`` is a text
-    fingerprint of the content that arrived: the message as received, the template parameters,
-    whatever carries the caller's content; the suite looks for its marker in it. ``raw`` is
-    anything the outbox wants to keep for debugging.
-    """
-
-    recipient: str
-    text: str
-    raw: Any = None
 
 
 def mime_text(data: bytes) -> str:
@@ -112,16 +101,9 @@ def mime_text(data: bytes) -> str:
     return "\n".join(texts)
 
 
-class Outbox(Protocol):
-    """The observer a contract subclass provides as its ``outbox`` fixture.
-
-    Only :meth:`received` is required. Outboxes of vendors that hold connections should also
-    define ``async def open_connections() -> int`` and ``async def connections_made() -> int``,
-    which the suite then uses to prove that ``aclose()`` releases every connection and that a
-    refused recipient never opened one.
-    """
-
-    async def received(self) -> Sequence[Delivery]: ...
+class ConnectionsNotCounted(UserWarning):
+    """The outbox cannot count connections, so the suite could not check how the vendor uses
+    them (a new client per send, connections left open after ``aclose()``)."""
 
 
 def _marker() -> str:
@@ -153,6 +135,13 @@ class VendorContract:
     cancel_points: ClassVar[tuple[int, ...]] = (0, 1, 2, 3, 5, 8, 13, 21)
     #: Seconds the server side may take to see connections closed after ``aclose()``.
     close_timeout: ClassVar[float] = 5.0
+    #: Sends made one after another by the connection reuse test, and the most connections
+    #: they may open in all (a vendor reusing its client opens one).
+    sequential_sends: ClassVar[int] = 10
+    max_sequential_connections: ClassVar[int] = 2
+    #: False for a vendor that holds no connection at all (a file, a console): the connection
+    #: checks then neither run nor warn.
+    holds_connections: ClassVar[bool] = True
 
     # fixtures a subclass must override
 
@@ -238,6 +227,17 @@ class VendorContract:
 
     async def _arrived(self, outbox: Any, marker: str) -> list[Delivery]:
         return [d for d in await outbox.received() if marker in d.text]
+
+    def _uncounted(self, check: str) -> None:
+        if self.holds_connections:
+            warnings.warn(
+                f"{type(self).__name__}: the outbox cannot count connections, so {check} was "
+                "not checked; give it `async def open_connections()` and `async def "
+                "connections_made()` (an outbox whose `server` is a LocalHttpServer: mix in "
+                "gocomm.testing.httpserver.ServerConnections), or set holds_connections = False",
+                ConnectionsNotCounted,
+                stacklevel=2,
+            )
 
     def _assert_no_secret(self, what: str, text: str) -> None:
         for secret in self.secret_values:
@@ -352,6 +352,28 @@ class VendorContract:
         self._assert_no_secret("the log", caplog.text)
 
     @pytest.mark.asyncio
+    async def test_sequential_sends_reuse_connections(self, vendor: Any, outbox: Any) -> None:
+        # One client per vendor, reused: a new client (a new connection) per send is slow and
+        # exhausts sockets under load, and no other test notices it.
+        before = await self.connections_made(outbox)
+        markers = [_marker() for _ in range(self.sequential_sends)]
+        recipient = self.recipients(1)
+        for marker in markers:
+            biz, args = self.message(marker)
+            await vendor.send(biz, args, *recipient)
+        received = await outbox.received()
+        assert all(any(m in d.text for d in received) for m in markers), "a send did not arrive"
+        after = await self.connections_made(outbox)
+        if before is None or after is None:
+            self._uncounted("connection reuse across sends")
+            return
+        assert after - before <= self.max_sequential_connections, (
+            f"{self.sequential_sends} sends one after another opened {after - before} "
+            f"connections (at most {self.max_sequential_connections} expected): does the "
+            "vendor make a new client per send instead of reusing one?"
+        )
+
+    @pytest.mark.asyncio
     async def test_aclose_is_idempotent_and_releases_connections(
         self, vendor: Any, outbox: Any
     ) -> None:
@@ -359,13 +381,18 @@ class VendorContract:
         assert callable(getattr(vendor, "__aexit__", None)), "a vendor is an async context manager"
         biz, args = self.message(_marker())
         await vendor.send(biz, args, *self.recipients(2))
+        opened = await self.open_connections(outbox)
         await vendor.aclose()
         await vendor.aclose()  # idempotent: a second close neither fails nor blocks
+        if opened is None:
+            self._uncounted("that aclose() closes the vendor's connections")
+            return
         await _eventually(
             lambda: self.open_connections(outbox),
-            lambda n: n in (None, 0),
+            lambda n: n == 0,
             self.close_timeout,
-            "connections still open on the server side after aclose()",
+            "connections still open on the server side after aclose(): does aclose() close "
+            "the vendor's client?",
         )
 
 

@@ -14,10 +14,13 @@ test can observe that a vendor reuses one client::
         assert server.connections == 1
 
 A vendor package's fake server subclasses :class:`FakeVendorServer`: it implements ``handle``
-and records a :class:`~gocomm.testing.contract.Delivery` per recipient reached, and so is the
-contract suite's ``Outbox`` with nothing more to write.
+and records a :class:`~gocomm.testing.outbox.Delivery` per recipient reached, and so is the
+contract suite's ``Outbox`` with nothing more to write, connection counts included. A fake of
+your own that keeps its :class:`LocalHttpServer` as ``server`` gets the counts by mixing in
+:class:`ServerConnections`.
 
-No dependency beyond asyncio; the server runs on the test's own event loop.
+No dependency beyond asyncio (no pytest: ``gocomm fake`` runs these servers outside tests);
+the server runs on the caller's event loop.
 """
 
 from __future__ import annotations
@@ -25,18 +28,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
-if TYPE_CHECKING:  # the contract suite imports pytest; this module stays asyncio-only
-    from gocomm.testing.contract import Delivery
+from gocomm.testing.outbox import Delivery
 
-__all__ = ["FakeVendorServer", "HttpRequest", "HttpResponse", "LocalHttpServer"]
+__all__ = [
+    "FakeVendorServer",
+    "HttpRequest",
+    "HttpResponse",
+    "LocalHttpServer",
+    "ServerConnections",
+]
+
+_LOG = logging.getLogger("gocomm.fake")
 
 _MAX_HEADER_BYTES = 64 * 1024
 
@@ -90,7 +101,8 @@ Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
 
 class LocalHttpServer:
-    """An HTTP/1.1 server on ``127.0.0.1`` (a free port) answering with ``handler``.
+    """An HTTP/1.1 server on ``127.0.0.1`` (``port``, by default a free one) answering with
+    ``handler``.
 
     ``url`` is its base URL; ``connections`` counts accepted connections; ``requests`` records
     every request; ``open_connections`` those open now. Use it as an async context manager (or
@@ -98,7 +110,9 @@ class LocalHttpServer:
     serves HTTPS.
     """
 
-    def __init__(self, handler: Handler, *, ssl: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, handler: Handler, *, ssl: ssl.SSLContext | None = None, port: int = 0
+    ) -> None:
         self.handler = handler
         self.ssl = ssl
         self.connections = 0
@@ -106,7 +120,7 @@ class LocalHttpServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
+        self.port = port
 
     @property
     def url(self) -> str:
@@ -119,7 +133,9 @@ class LocalHttpServer:
         return len(self._writers)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=self.ssl)
+        self._server = await asyncio.start_server(
+            self._accept, "127.0.0.1", self.port, ssl=self.ssl
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def aclose(self) -> None:
@@ -214,14 +230,37 @@ class LocalHttpServer:
         return head.encode("latin-1") + b"\r\n" + response.body
 
 
+class ServerConnections:
+    """Gives an outbox whose ``server`` is a :class:`LocalHttpServer` the connection counts the
+    contract suite checks (:class:`~gocomm.testing.outbox.CountsConnections`)."""
+
+    server: LocalHttpServer | None
+
+    async def open_connections(self) -> int:
+        """Connections the server holds open right now."""
+        return self._counting_server().open_connections
+
+    async def connections_made(self) -> int:
+        """Connections the server ever accepted."""
+        return self._counting_server().connections
+
+    def _counting_server(self) -> LocalHttpServer:
+        if self.server is None:
+            raise RuntimeError(f"{type(self).__name__} is not serving: start its server first")
+        return self.server
+
+
 @dataclass
-class FakeVendorServer:
-    """Base of a vendor's fake HTTP server in tests: the vendor's side of the wire.
+class FakeVendorServer(ServerConnections):
+    """Base of a vendor's fake HTTP server: the vendor's side of the wire, in tests and under
+    ``gocomm fake``.
 
     A subclass (a dataclass) implements :meth:`handle` and appends one ``Delivery`` per
-    recipient a message reached to ``deliveries``. ``async with fake.serving():`` runs it on a
+    recipient a message reached to ``deliveries``; it offers ``settings(**overrides)``, the
+    vendor settings that reach it. ``async with fake.serving():`` runs it on a
     :class:`LocalHttpServer` (``server`` while it runs). It is the contract suite's ``Outbox``:
-    ``received``, ``open_connections`` and ``connections_made`` come from here.
+    ``received``, ``open_connections`` and ``connections_made`` come from here. Each request is
+    logged on ``gocomm.fake`` (INFO): what it delivered, or the answer that refused it.
     """
 
     deliveries: list[Delivery] = field(default_factory=list)
@@ -232,11 +271,27 @@ class FakeVendorServer:
         raise NotImplementedError
 
     @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[Self]:
-        """Serve :meth:`handle` on a fresh loopback server while the block runs."""
-        async with LocalHttpServer(self.handle) as server:
+    async def serving(self, port: int = 0) -> AsyncIterator[Self]:
+        """Serve :meth:`handle` on a loopback server (``port``, default a free one) while the
+        block runs."""
+        async with LocalHttpServer(self._handle_and_log, port=port) as server:
             self.server = server
             yield self
+
+    async def _handle_and_log(self, request: HttpRequest) -> HttpResponse:
+        before = len(self.deliveries)
+        response = await self.handle(request)
+        delivered = self.deliveries[before:]
+        name = type(self).__name__
+        for delivery in delivered:
+            _LOG.info("%s delivered to %s: %s", name, delivery.recipient, delivery.text)
+        if not delivered:
+            answer = response.body[:300].decode("utf-8", "replace")
+            _LOG.info(
+                "%s %s %s answered %d, nothing delivered: %s",
+                name, request.method, request.path, response.status, answer,
+            )  # fmt: skip
+        return response
 
     @property
     def url(self) -> str:
@@ -250,12 +305,6 @@ class FakeVendorServer:
 
     async def received(self) -> list[Delivery]:
         return list(self.deliveries)
-
-    async def open_connections(self) -> int:
-        return self._running().open_connections
-
-    async def connections_made(self) -> int:
-        return self.connections
 
     def _running(self) -> LocalHttpServer:
         if self.server is None:

@@ -6,11 +6,14 @@ with gocomm.
     vendors are all one :class:`~gocomm.testing.MemorySender`, ``gocomm_outbox``. With the
     default settings there is no other stage, so nothing needs an event loop to tear down.
 ``gocomm_outbox``
-    That :class:`~gocomm.testing.MemorySender`: assert on ``gocomm_outbox.sent``.
+    That :class:`~gocomm.testing.MemorySender`: assert on ``gocomm_outbox.sent``. It validates
+    every send as a vendor of its channel does (``channel="both"``: an Email as email, template
+    parameters as SMS), so a bad number raises ``InvalidRecipient`` here too.
 ``gocomm_settings``
     What the container is built from: both channels, the ``memory`` vendor, no other stage.
     Override the fixture (returning :class:`~gocomm.config.Settings` or a plain mapping) to put
-    retry, rate limit or failover stages around the outbox.
+    retry, rate limit or failover stages around the outbox. A channel these settings leave out
+    is not configured: resolving its sender raises ``ConfigError``, as it does in production.
 
 Nothing is autouse, and gocomm is imported only inside the fixtures: pytest loads this module in
 every run of every project that has gocomm installed.
@@ -46,7 +49,7 @@ def gocomm_outbox() -> MemorySender:
     """The :class:`~gocomm.testing.MemorySender` every channel of ``gocomm_container`` sends to."""
     from gocomm.testing import MemorySender
 
-    return MemorySender(name="memory")
+    return MemorySender(name="memory", channel="both")
 
 
 @pytest.fixture
@@ -56,13 +59,18 @@ def gocomm_container(gocomm_settings: Any, gocomm_outbox: MemorySender) -> Itera
     Resolve a sender with ``await gocomm_container.sms.sender()``; override more with
     ``with gocomm_container.sms.vendors.override([...])`` before the first resolve.
     """
+    from contextlib import ExitStack
+
     from gocomm.containers import build_container
 
     container = build_container(gocomm_settings)
-    with (
-        container.email.vendors.override([gocomm_outbox]),
-        container.sms.vendors.override([gocomm_outbox]),
-    ):
+    settings = container.settings()
+    with ExitStack() as overrides:
+        for name in ("email", "sms"):
+            # Only configured channels: one the settings leave out raises ConfigError when
+            # resolved, as the production container does.
+            if settings.channel(name) is not None:
+                overrides.enter_context(getattr(container, name).vendors.override([gocomm_outbox]))
         try:
             yield container
         finally:

@@ -8,15 +8,12 @@ parameters.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
-from gocomm.errors import InvalidMessage, InvalidRecipient
+from gocomm.errors import InvalidMessage
 from gocomm.messages import Email
-from gocomm.recipients import validate_email, validate_phone
+from gocomm.recipients import Channel, validate_recipients
 
 __all__ = ["Channel", "channel_of", "check_email_send", "check_sms_send"]
-
-Channel = Literal["email", "sms"]
 
 
 def channel_of(vendor: str, args: object) -> Channel:
@@ -32,31 +29,9 @@ def channel_of(vendor: str, args: object) -> Channel:
     )
 
 
-def _no_recipients(vendor: str) -> InvalidRecipient:
-    return InvalidRecipient(
-        "no recipients: pass at least one address or number after args", vendor=vendor
-    )
-
-
 def check_email_send(vendor: str, args: Email, to: Sequence[str]) -> tuple[str, ...]:
     """Validate every address of an email (``to``, cc, bcc, reply-to, sender); return ``to``."""
-    if not to:
-        raise _no_recipients(vendor)
-    fields: list[tuple[str, Sequence[str]]] = [
-        ("to", to),
-        ("cc", args.cc),
-        ("bcc", args.bcc),
-        ("reply_to", args.reply_to),
-    ]
-    if args.sender is not None:
-        fields.append(("sender", (args.sender,)))
-    for field, addresses in fields:
-        for address in addresses:
-            try:
-                validate_email(address)
-            except InvalidRecipient as exc:
-                raise InvalidRecipient(f"{field}: {exc}", vendor=vendor) from None
-    return tuple(to)
+    return validate_recipients("email", args, to, vendor=vendor)
 
 
 def check_sms_send(
@@ -64,7 +39,7 @@ def check_sms_send(
 ) -> tuple[str, ...]:
     """Validate template parameters (str to str) and numbers; return the numbers in E.164."""
     if not to:
-        raise _no_recipients(vendor)
+        validate_recipients("sms", args, to, vendor=vendor)  # raises: no recipients
     for key, value in args.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise InvalidMessage(
@@ -72,10 +47,4 @@ def check_sms_send(
                 f"got {type(key).__name__} to {type(value).__name__}",
                 vendor=vendor,
             )
-    numbers = []
-    for number in to:
-        try:
-            numbers.append(validate_phone(number))
-        except InvalidRecipient as exc:
-            raise InvalidRecipient(str(exc), vendor=vendor) from None
-    return tuple(numbers)
+    return validate_recipients("sms", args, to, vendor=vendor)

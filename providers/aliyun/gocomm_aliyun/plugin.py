@@ -24,6 +24,7 @@ SPEC = VendorSpec(
     settings=AliyunSettings,
     factory=_build,
     description="Alibaba Cloud (Aliyun) SMS, Dysmsapi SendSms",
+    fake="gocomm_aliyun.testing:FakeAliyun",  # `gocomm fake aliyun`
 )
 
 

@@ -1,17 +1,28 @@
-"""The ``aliyun`` SMS vendor: Dysmsapi ``SendSms`` (API version 2017-05-25), RPC signature v1.
+"""The ``aliyun`` SMS vendor: Dysmsapi ``SendSms`` (API version 2017-05-25).
 
-Numbers: Aliyun takes mainland China numbers as the 11 national digits and every other number as
-country code and number without ``+`` (``85200001234``), so ``+8613800138000`` goes out as
-``13800138000`` and ``+85200001234`` as ``85200001234`` (the forms Aliyun's SendSms reference
-gives: "国际/港澳台消息：国际区号+号码"). Caveat: a North American ``+1`` number then has 11
-digits starting with 1, the shape of a mainland one; gocomm sends the documented form and leaves
-telling them apart to Aliyun. Up to 1,000 numbers travel in one request (``PhoneNumbers``
+Signature: V3, ACS3-HMAC-SHA256 (``Authorization`` header) by default; ``signature: v2`` in the
+settings signs with the older RPC HMAC-SHA1 ``Signature`` parameter. Either way the parameters
+travel as a form body (``POST /``), which holds the 1,000 numbers of a full request where a
+query string might grow too long for a gateway.
+
+Numbers (:func:`wire_number`): Aliyun reads 11 digits starting with 1 as a mainland China
+mobile and anything else as country code and number without ``+`` ("国际区号+号码"). So
+``+8613800138000`` goes out as ``13800138000``, ``+85291234567`` as ``85291234567``, and any
+other ``+86`` number keeps its ``86``. A ``+1`` (North American) number would be 11 digits
+starting with 1, which Aliyun reads as a mainland one, and it has no other spelling Aliyun
+reads as North American: the vendor declines it (an :class:`~gocomm.errors.InvalidRecipient`
+that leaves it in ``unsent``, so failover and routing offer it to another vendor) and still
+sends to the other numbers. Up to 1,000 numbers travel in one request (``PhoneNumbers``
 comma-joined); more are split into several requests.
 
-Outcome: one request succeeds only when an HTTP 200 answer has ``Code`` ``"OK"``; its ``BizId``
-is the receipt's message id. Any other code fails every number of that request (whatever the
-HTTP status) and is classified by :data:`ERROR_CODES`; an answer without a code is judged by its
-HTTP status.
+Outcome: a request succeeds only when an HTTP 200 answer has ``Code`` ``"OK"``; its ``BizId``
+is the receipt's message id. Any other code fails every number of that request, whatever the
+HTTP status, and is classified by :mod:`gocomm_aliyun.codes` (see the README's table), with
+``retry_after`` from ``x-acs-retry-after`` (milliseconds) or ``Retry-After``. Codes about one
+number (:data:`~gocomm_aliyun.codes.RECIPIENT_CODES`) do not say which number of a multi-number
+request they concern: the request is split in halves and sent again until each such number is
+alone, so the others still get the message (nobody got it from a failed request) and only that
+number is refused or left for later.
 """
 
 from __future__ import annotations
@@ -20,66 +31,39 @@ import datetime
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
+from gocomm.errors import InvalidRecipient, PermanentError, SendError
 from gocomm.httpclient import Response
-from gocomm.httpvendor import (
-    BatchResult,
-    CodeTable,
-    HttpSmsVendor,
-    ResolvedTemplate,
-    parse_retry_after,
-)
+from gocomm.httpvendor import BatchResult, HttpSmsVendor, ResolvedTemplate, parse_retry_after
+from gocomm_aliyun.codes import ADVICE, RECIPIENT_CODES, error_class
 from gocomm_aliyun.settings import AliyunSettings
-from gocomm_aliyun.signing import canonical_query, rpc_signature
+from gocomm_aliyun.signing import acs3_authorization, canonical_query, rpc_signature, sha256_hex
 
-__all__ = ["API_VERSION", "ERROR_CODES", "AliyunSms"]
+__all__ = ["API_VERSION", "AliyunSms", "wire_number"]
 
 API_VERSION = "2017-05-25"
 
-#: Aliyun's codes, classified; a code in neither set is retryable.
-ERROR_CODES = CodeTable(
-    permanent=frozenset(
-        {
-            "isv.MOBILE_NUMBER_ILLEGAL",
-            "isv.SMS_TEMPLATE_ILLEGAL",
-            "isv.SMS_SIGNATURE_ILLEGAL",
-            "isv.SMS_SIGNATURE_SCENE_ILLEGAL",
-            "isv.TEMPLATE_MISSING_PARAMETERS",
-            "isv.TEMPLATE_PARAMS_ILLEGAL",
-            "isv.INVALID_PARAMETERS",
-            "isv.INVALID_JSON_PARAM",
-            "isv.PARAM_LENGTH_LIMIT",
-            "isv.MOBILE_COUNT_OVER_LIMIT",
-            "isv.BLACK_KEY_CONTROL_LIMIT",
-            "isv.AMOUNT_NOT_ENOUGH",
-            "isv.OUT_OF_SERVICE",
-            "isv.ACCOUNT_NOT_EXISTS",
-            "isv.ACCOUNT_ABNORMAL",
-            "isv.DENY_IP_RANGE",
-            "isp.RAM_PERMISSION_DENY",
-            "InvalidAccessKeyId.*",
-            "SignatureDoesNotMatch",
-            "IncompleteSignature",
-            "Forbidden.*",
-        }
-    ),
-    retryable=frozenset(
-        {
-            "isv.BUSINESS_LIMIT_CONTROL",
-            "isv.DAY_LIMIT_CONTROL",
-            "isp.SYSTEM_ERROR",
-            "Throttling.*",
-            "ServiceUnavailable",
-            "InternalError",
-            # Clock skew or a reused nonce: a fresh request carries a new timestamp and nonce.
-            "SignatureNonceUsed",
-            "InvalidTimeStamp.*",
-        }
-    ),
-)
+_MAINLAND = "86"
 
-_MAINLAND = "+86"
+
+def wire_number(e164: str) -> str | None:
+    """The number as Aliyun's ``PhoneNumbers`` takes it, or None when Aliyun cannot address it.
+
+    A mainland mobile (``+86``, 11 digits from 1) is its 11 digits; every other number is its
+    digits without ``+`` (``+86`` landlines keep their ``86``, so they cannot collide with
+    another country's number). A ``+1`` number has no spelling Aliyun reads as North American:
+    None. Aliyun reads each result back as exactly the number given, so two distinct numbers
+    never share a wire number.
+    """
+    digits = e164[1:]
+    if digits.startswith("1"):
+        return None
+    national = digits[len(_MAINLAND) :]
+    if digits.startswith(_MAINLAND) and len(national) == 11 and national.startswith("1"):
+        return national
+    return digits
 
 
 class AliyunSms(HttpSmsVendor):
@@ -98,14 +82,155 @@ class AliyunSms(HttpSmsVendor):
             secrets=[settings.access_key_secret.get_secret_value()],
             logger=logger,
         )
+        url = urlsplit(self.endpoint)
+        self._host = url.netloc
+        self._path = url.path.rstrip("/") + "/"
+
+    # -- numbers ----------------------------------------------------------------------------------
 
     def _vendor_number(self, e164: str) -> str:
-        if e164.startswith(_MAINLAND):
-            return e164[len(_MAINLAND) :]
-        return e164[1:]
+        # A number Aliyun cannot address keeps its E.164 spelling: no wire number has a "+",
+        # so _send_all can tell it apart and decline it without a request.
+        return wire_number(e164) or e164
 
-    def _request_params(self, template: ResolvedTemplate, numbers: Sequence[str]) -> dict[str, str]:
-        """Every parameter of one SendSms request, ``Signature`` included."""
+    async def _send_all(
+        self, template: ResolvedTemplate, numbers: Sequence[str]
+    ) -> tuple[list[str], dict[str, SendError]]:
+        served = [number for number in numbers if not number.startswith("+")]
+        declined = [number for number in numbers if number.startswith("+")]
+        message_ids, failed = await super()._send_all(template, served) if served else ([], {})
+        if declined:
+            # Not refused: another vendor may serve these numbers, so they stay owed.
+            failed.update(dict.fromkeys(declined, self._declined(declined)))
+        return message_ids, failed
+
+    def _declined(self, numbers: Sequence[str]) -> InvalidRecipient:
+        return InvalidRecipient(
+            f"{self.name}: cannot send to {', '.join(numbers)}: Aliyun's SendSms reads a +1 "
+            "(North American) number as a mainland China one (both are 11 digits from 1), so "
+            "it could reach someone else; send +1 numbers through another vendor (failover or "
+            "routes)",
+            vendor=self.name,
+            code="UnsupportedDestination",
+        )
+
+    # -- one request --------------------------------------------------------------------------
+
+    async def _send_batch(self, template: ResolvedTemplate, numbers: Sequence[str]) -> BatchResult:
+        """Send one request; on a code about one unnamed number, split until it is alone.
+
+        The search is bounded (:func:`_split_budget` requests), so a batch full of such numbers
+        cannot turn into a storm of requests: what it did not reach stays owed, retryable.
+        """
+        message_ids: list[str] = []
+        failed: dict[str, SendError] = {}
+        pending = [numbers]
+        budget = _split_budget(len(numbers))
+        while pending:
+            group = pending.pop(0)
+            try:
+                message_ids.extend(await self._request(template, group))
+            except SendError as exc:
+                if exc.code not in RECIPIENT_CODES:
+                    if group is numbers:  # the whole request failed: nobody got it
+                        raise
+                    # Stop splitting: what was sent stays sent, the rest fails with this.
+                    for rest in (group, *pending):
+                        failed.update(dict.fromkeys(rest, exc))
+                    break
+                if len(group) == 1:
+                    failed[group[0]] = exc
+                    continue
+                budget -= 2
+                if budget < 0:
+                    stopped = self._search_stopped(exc, len(numbers))
+                    for rest in (group, *pending):
+                        failed.update(dict.fromkeys(rest, stopped))
+                    break
+                middle = len(group) // 2
+                pending[:0] = [group[:middle], group[middle:]]
+        return BatchResult(message_ids=tuple(message_ids), failed=failed)
+
+    def _search_stopped(self, exc: SendError, size: int) -> SendError:
+        return SendError(
+            f"{self.name}: Aliyun answered {exc.code} for numbers of a {size}-number request "
+            f"without naming them, and {_split_budget(size)} requests splitting it did not "
+            "isolate them all; these were not sent, retry them",
+            vendor=self.name,
+            code=exc.code,
+            retry_after=exc.retry_after,
+        )
+
+    async def _request(self, template: ResolvedTemplate, numbers: Sequence[str]) -> list[str]:
+        """POST one SendSms; the BizId on success, else raise the classified error."""
+        form = {
+            "PhoneNumbers": ",".join(numbers),
+            "SignName": self.settings.sign_name,
+            "TemplateCode": template.id,
+        }
+        if template.args:
+            form["TemplateParam"] = json.dumps(
+                dict(template.args), ensure_ascii=False, separators=(",", ":")
+            )
+        if self.settings.signature == "v2":
+            body, headers = self._signed_v2(form)
+        else:
+            body, headers = self._signed_v3(form)
+        response = await self.post(
+            "/", content=body, headers=headers, unsent=numbers, what="SendSms request"
+        )
+        code, message, biz_id = self._parse(response)
+        if code == "OK" and response.status_code == 200:
+            return [biz_id] if biz_id else []
+        if code is None or code == "OK":  # not Aliyun's answer, or "OK" under an error status
+            raise self.status_error(response, what="SendSms request")
+        cls = error_class(code, message)
+        text = f"{self.name}: vendor answered {code}: {self.redact(message) or 'no message'}"
+        refused: tuple[str, ...] = ()
+        if len(numbers) == 1 and code in RECIPIENT_CODES:
+            text += f" (number: {numbers[0]})"
+            # A lone number Aliyun calls illegal or capped for the day is refused for good.
+            if issubclass(cls, PermanentError):
+                refused = (numbers[0],)
+        advice = ADVICE.get(code) or (
+            self.permanent_advice if issubclass(cls, PermanentError) else "retry later"
+        )
+        if refused and code == "isv.BUSINESS_LIMIT_CONTROL":
+            advice = "that number reached its daily cap: refused for today, do not resend it"
+        raise cls(
+            f"{text}; {advice}",
+            vendor=self.name,
+            code=code,
+            retry_after=self._retry_after(response),
+            refused=refused,
+        )
+
+    def _signed_v3(self, form: Mapping[str, str]) -> tuple[bytes, dict[str, str]]:
+        """Form body and headers of an ACS3-HMAC-SHA256 request."""
+        body = canonical_query(form).encode("ascii")
+        headers = {
+            "host": self._host,
+            "content-type": "application/x-www-form-urlencoded",
+            "x-acs-action": "SendSms",
+            "x-acs-version": API_VERSION,
+            "x-acs-date": _utc_now(),
+            "x-acs-signature-nonce": uuid.uuid4().hex,
+            "x-acs-content-sha256": sha256_hex(body),
+        }
+        headers["authorization"] = acs3_authorization(
+            self.settings.access_key_id,
+            self.settings.access_key_secret.get_secret_value(),
+            method="POST",
+            host=self._host,
+            path=self._path,
+            query=(),
+            headers=headers,
+            body=body,
+        )
+        return body, headers
+
+    def _signed_v2(self, form: Mapping[str, str]) -> tuple[bytes, dict[str, str]]:
+        """Form body (every parameter and ``Signature``) of an RPC HMAC-SHA1 request."""
         params = {
             "AccessKeyId": self.settings.access_key_id,
             "Action": "SendSms",
@@ -114,40 +239,27 @@ class AliyunSms(HttpSmsVendor):
             "SignatureMethod": "HMAC-SHA1",
             "SignatureNonce": uuid.uuid4().hex,
             "SignatureVersion": "1.0",
-            "Timestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Timestamp": _utc_now(),
             "Version": API_VERSION,
-            "PhoneNumbers": ",".join(numbers),
-            "SignName": self.settings.sign_name,
-            "TemplateCode": template.id,
+            **form,
         }
-        if template.args:
-            params["TemplateParam"] = json.dumps(
-                dict(template.args), ensure_ascii=False, separators=(",", ":")
-            )
         secret = self.settings.access_key_secret.get_secret_value()
         params["Signature"] = rpc_signature(params, secret, "POST")
-        return params
+        body = canonical_query(params).encode("ascii")
+        return body, {"content-type": "application/x-www-form-urlencoded"}
 
-    async def _send_batch(self, template: ResolvedTemplate, numbers: Sequence[str]) -> BatchResult:
-        body = canonical_query(self._request_params(template, numbers)).encode("ascii")
-        response = await self.post(
-            "/",
-            content=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-            unsent=numbers,
-            what="SendSms request",
-        )
-        code, message, biz_id = self._parse(response)
-        if code == "OK" and response.status_code == 200:
-            return BatchResult(message_ids=(biz_id,) if biz_id else ())
-        if code is None or code == "OK":  # not Aliyun's answer, or "OK" under an error status
-            raise self.status_error(response, what="SendSms request")
-        raise self.vendor_error(
-            code,
-            message,
-            table=ERROR_CODES,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        )
+    @staticmethod
+    def _retry_after(response: Response) -> float | None:
+        """Seconds to wait: Aliyun's ``x-acs-retry-after`` (milliseconds), else ``Retry-After``."""
+        milliseconds = response.headers.get("x-acs-retry-after")
+        if milliseconds is not None:
+            try:
+                wait = int(milliseconds.strip())
+            except ValueError:
+                wait = 0
+            if wait > 0:
+                return wait / 1000
+        return parse_retry_after(response.headers.get("Retry-After"))
 
     def _parse(self, response: Response) -> tuple[str | None, str, str]:
         """(Code, Message, BizId) of an answer; Code is None when the body is not Aliyun's."""
@@ -158,3 +270,13 @@ class AliyunSms(HttpSmsVendor):
         if not isinstance(data, dict) or not isinstance(data.get("Code"), str):
             return None, "", ""
         return data["Code"], str(data.get("Message", "")), str(data.get("BizId", "") or "")
+
+
+def _split_budget(size: int) -> int:
+    """How many more requests may go into isolating the numbers a code concerns in a batch of
+    ``size``: a few numbers in 1,000 take about 2·log2(1000) = 20 each."""
+    return max(8, 4 * size.bit_length())
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

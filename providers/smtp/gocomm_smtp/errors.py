@@ -19,6 +19,10 @@ __all__ = ["STARTTLS_MISSING", "TlsRequired", "classify", "reply_error", "tls_ca
 
 VENDOR = "smtp"
 STARTTLS_MISSING = "SMTP STARTTLS extension not supported by server."
+#: OpenSSL's reasons for a handshake that read something other than TLS (a plaintext greeting).
+_NOT_TLS = frozenset(
+    {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"}
+)
 
 
 class TlsRequired(Exception):
@@ -60,6 +64,13 @@ def classify(exc: Exception, where: str) -> SendError:
     if isinstance(exc, SendError):
         return exc
     tls_error = tls_cause(exc)
+    if tls_error is not None and tls_error.reason in _NOT_TLS:
+        return PermanentError(
+            f"smtp: TLS failed while {where}: the server answered in plaintext ({tls_error}): "
+            "the port and the tls mode do not match; port 587 speaks STARTTLS (tls 'starttls') "
+            "and 465 implicit TLS (tls 'implicit')",
+            vendor=VENDOR,
+        )
     if tls_error is not None:
         return PermanentError(
             f"smtp: TLS failed while {where}: {tls_error}; check the server certificate, the "

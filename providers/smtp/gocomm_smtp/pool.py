@@ -6,7 +6,10 @@ connection between leases so that later sends reuse it. A connection is replaced
 
 - after ``max_messages`` messages (QUIT, then a new one on the next lease),
 - after ``idle_timeout`` seconds unused (a reaper task closes it, politely, with QUIT),
-- when the server dropped it or answered 421 (the vendor retires it; see :class:`Lease`).
+- when the server dropped it or answered 421 (the vendor retires it; see :class:`Lease`),
+- after ``max_refusals`` transactions in which the server refused something (a recipient, the
+  sender, the data): servers slow such a client down (Postfix's ``smtpd_soft_error_limit``
+  answers one command every few seconds from then on) and then hang up on it.
 
 Free slots are handed straight to the oldest waiter, so a burst of sends is served in order and
 nobody starves. Slots are reused most-recently-released first, so under light load the extra
@@ -41,6 +44,8 @@ class PooledConnection:
     smtp: aiosmtplib.SMTP
     last_used: float
     messages: int = 0
+    #: Transactions on this connection in which the server refused a command.
+    refusals: int = 0
     #: Whether the current lease found this connection in the pool rather than opening it:
     #: then it may have died while idle without the client noticing yet.
     reused: bool = False
@@ -77,6 +82,14 @@ class Lease:
         conn.last_used = self._pool._clock()
         return conn.messages >= self._pool.max_messages
 
+    def refused(self) -> bool:
+        """Count a transaction the server refused part of; True when it reached ``max_refusals``."""
+        conn = self._slot.conn
+        if conn is None:
+            return False
+        conn.refusals += 1
+        return conn.refusals >= self._pool.max_refusals
+
     async def retire(self) -> None:
         """Close the connection politely (QUIT); the next lease of this slot opens a new one."""
         conn, self._slot.conn = self._slot.conn, None
@@ -104,14 +117,18 @@ class SmtpPool(AsyncCloseable):
         size: int,
         idle_timeout: float,
         max_messages: int,
+        max_refusals: int = 5,
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
     ) -> None:
-        if size < 1 or max_messages < 1 or idle_timeout <= 0:
-            raise ValueError("size and max_messages must be >= 1 and idle_timeout > 0")
+        if size < 1 or max_messages < 1 or max_refusals < 1 or idle_timeout <= 0:
+            raise ValueError(
+                "size, max_messages and max_refusals must be >= 1 and idle_timeout > 0"
+            )
         self.size = size
         self.idle_timeout = idle_timeout
         self.max_messages = max_messages
+        self.max_refusals = max_refusals
         self._connect = connect
         self._clock = clock
         self._log = logger or logging.getLogger("gocomm.smtp")

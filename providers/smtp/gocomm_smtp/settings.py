@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 
 from gocomm.errors import CommError
+from gocomm.mime import parse_address
 from gocomm.plugins import VendorSettings
-from gocomm_smtp.message import parse_address
 
 __all__ = ["DEFAULT_PORTS", "SmtpSettings", "TlsMode"]
 
@@ -38,6 +38,11 @@ class SmtpSettings(VendorSettings):
     pool_size: int = Field(default=4, ge=1, description="most connections open at once")
     idle_timeout: float = Field(default=30.0, gt=0, description="close a connection idle this long")
     max_messages: int = Field(default=100, ge=1, description="messages per connection")
+    max_refusals: int = Field(
+        default=5,
+        ge=1,
+        description="transactions with a refused recipient or command before a new connection",
+    )
     sender: str | None = Field(default=None, description="From address when the Email has none")
 
     @model_validator(mode="before")

@@ -23,9 +23,9 @@ from typing import Any
 import aiosmtplib
 
 from gocomm.errors import ConfigError, SendError, SendTimeout
+from gocomm.mime import Envelope, build_envelope
 from gocomm.sender import AsyncCloseable, Receipt
 from gocomm_smtp.errors import VENDOR, TlsRequired, classify, reply_error
-from gocomm_smtp.message import Envelope, build_envelope
 from gocomm_smtp.pool import Lease, PooledConnection, SmtpPool
 from gocomm_smtp.settings import SmtpSettings
 
@@ -69,6 +69,7 @@ class SmtpSender(AsyncCloseable):
             size=settings.pool_size,
             idle_timeout=settings.idle_timeout,
             max_messages=settings.max_messages,
+            max_refusals=settings.max_refusals,
             logger=self._log,
         )
 
@@ -121,10 +122,12 @@ class SmtpSender(AsyncCloseable):
                     await conn.smtp.data(envelope.data, timeout=None)
             if not accepted:
                 await self._reset(lease, conn)
+                await self._count_refusal(lease)
                 raise self._all_refused(envelope, refused)
         except aiosmtplib.SMTPResponseException as exc:
             # The server said no to this message; the session itself is fine unless closed.
             await self._reset(lease, conn)
+            await self._count_refusal(lease)
             raise classify(exc, f"sending to {self._where}") from exc
         except (SendError, ConfigError):
             raise
@@ -143,6 +146,8 @@ class SmtpSender(AsyncCloseable):
             raise
         if lease.done():
             await lease.retire()  # max_messages reached: QUIT now, a new one next time
+        elif refused:
+            await self._count_refusal(lease)
         return refused
 
     def _next_command(self, deadline: asyncio.Timeout) -> None:
@@ -187,6 +192,17 @@ class SmtpSender(AsyncCloseable):
                     raise  # the session is over, not just this address
                 refused[addr] = aiosmtplib.SMTPResponse(exc.code, exc.message)
         return refused
+
+    async def _count_refusal(self, lease: Lease) -> None:
+        """Retire a connection after ``max_refusals`` refused transactions: servers slow down,
+        then drop, a client that keeps getting refusals (Postfix's smtpd_soft_error_limit)."""
+        if lease.refused():
+            self._log.info(
+                "smtp: %d refused transactions on one connection to %s; opening a new one",
+                self.settings.max_refusals,
+                self._where,
+            )
+            await lease.retire()
 
     async def _reset(self, lease: Lease, conn: PooledConnection) -> None:
         """Clear the envelope with RSET so the connection can be reused; drop it if that fails."""

@@ -27,7 +27,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from gocomm_smtp.settings import SmtpSettings
 
-from gocomm.testing.contract import Delivery
+from gocomm.testing.outbox import Delivery
 
 HOST = "127.0.0.1"
 USERNAME = "mailer"

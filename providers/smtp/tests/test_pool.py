@@ -57,6 +57,55 @@ async def test_replaced_after_max_messages(smtp_server: ServerFactory) -> None:
     assert recorder.max_active == 1
 
 
+async def test_replaced_after_max_refusals(smtp_server: ServerFactory) -> None:
+    # Postfix slows a client down after repeated refusals (smtpd_soft_error_limit), then drops
+    # it: a connection that collected max_refusals refused transactions is replaced.
+    server = smtp_server()
+    server.behaviour.refuse = {
+        "gone@example.com": "550 5.1.1 no such user",
+        "full@example.com": "452 4.2.2 mailbox full",
+    }
+    sends = [
+        ("gone@example.com",),  # every recipient refused (permanent)
+        ("ok1@example.com", "full@example.com"),  # one delivered, one refused
+        ("full@example.com",),  # every recipient refused (temporary)
+        ("ok2@example.com",),  # clean: not counted
+        ("gone@example.com",),
+        ("ok3@example.com",),
+    ]
+    async with SmtpSender(make_settings(server, pool_size=1, max_refusals=2)) as sender:
+        outcomes = []
+        for to in sends:
+            try:
+                await sender.send("b", EMAIL, *to)
+                outcomes.append("sent")
+            except SendError as exc:
+                outcomes.append(type(exc).__name__)
+    assert outcomes == [
+        "PermanentError",
+        "SendError",
+        "SendError",
+        "sent",
+        "PermanentError",
+        "sent",
+    ]
+    recorder = server.recorder
+    assert [(m.rcpt_tos, m.session_id) for m in recorder.messages] == [
+        (["ok1@example.com"], 1),  # session 1: two refused transactions, then retired
+        (["ok2@example.com"], 2),  # session 2: the third refusal, then clean
+        (["ok3@example.com"], 3),  # the fourth refusal retired session 2
+    ]
+    assert recorder.sessions_made == 3
+    assert recorder.quits == 3  # retired politely each time, the last by aclose()
+
+
+def test_max_refusals_is_a_setting_at_least_one(smtp_server: ServerFactory) -> None:
+    server = smtp_server()
+    assert make_settings(server).max_refusals == 5
+    with pytest.raises(ValueError, match="max_refusals"):
+        make_settings(server, max_refusals=0)
+
+
 async def test_idle_connections_are_closed_and_replaced(smtp_server: ServerFactory) -> None:
     server = smtp_server()
     async with SmtpSender(make_settings(server, pool_size=2, idle_timeout=0.2)) as sender:

@@ -98,3 +98,19 @@ async def test_unreadable_ca_file_is_a_config_error(
         with pytest.raises(ConfigError, match="ca_file"):
             await sender.send("b", EMAIL, "a@example.com")
     assert server.recorder.sessions_made == 0
+
+
+async def test_implicit_tls_on_a_starttls_port_says_the_port_and_mode_do_not_match(
+    smtp_server: ServerFactory, certs: Certs
+) -> None:
+    # A STARTTLS (or plaintext) port greets in plaintext: the TLS handshake reads the greeting.
+    server = smtp_server(tls="starttls", certs=certs)
+    settings = make_settings(server, tls="implicit", ca_file=certs.ca_file)
+    async with SmtpSender(settings) as sender:
+        with pytest.raises(PermanentError) as caught:
+            await sender.send("b", EMAIL, "alice@example.com")
+    message = str(caught.value)
+    assert "do not match" in message and "587" in message and "465" in message, message
+    assert "certificate" not in message
+    assert not is_retryable(caught.value)
+    assert server.recorder.messages == []

@@ -24,6 +24,7 @@ SPEC = VendorSpec(
     settings=TencentCloudSettings,
     factory=_build,
     description="Tencent Cloud SMS, SendSms 2021-01-11",
+    fake="gocomm_tencentcloud.testing:FakeTencentCloud",  # `gocomm fake tencentcloud`
 )
 
 

@@ -3,7 +3,7 @@
 :class:`FakeTencentCloud` speaks ``SendSms`` (API 2021-01-11) as Tencent Cloud does (JSON POST,
 HTTP 200 answers with ``Response.Error`` or one ``SendStatusSet`` item per number), checks every
 request's TC3-HMAC-SHA256 signature itself, and records one
-:class:`~gocomm.testing.contract.Delivery` per number reached::
+:class:`~gocomm.testing.outbox.Delivery` per number reached::
 
     from gocomm_tencentcloud import TencentCloudSms
     from gocomm_tencentcloud.testing import FakeTencentCloud
@@ -22,7 +22,7 @@ without ``; charset=utf-8``, signed over any headers that include ``content-type
 
 The signature is recomputed here from the raw request with code of its own, not with
 :mod:`gocomm_tencentcloud.signing`, so that a bug in the vendor's signing cannot hide itself.
-This module is for tests: it imports pytest (through the contract suite's ``Delivery``).
+It needs no pytest: ``gocomm fake NAME`` runs it for local development.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gocomm.testing.contract import Delivery
 from gocomm.testing.httpserver import FakeVendorServer, HttpRequest, HttpResponse
+from gocomm.testing.outbox import Delivery
 from gocomm_tencentcloud.settings import TencentCloudSettings
 
 __all__ = ["SDK_APP_ID", "SECRET_ID", "SECRET_KEY", "THROTTLED", "FakeTencentCloud", "verify_tc3"]
@@ -188,6 +188,10 @@ class FakeTencentCloud(FakeVendorServer):
             return self._error(code, f"answer {code}")
         if self.mode != "ok":
             return self._error(self.mode, f"answer {self.mode}")
+        mainland = {number.startswith("+86") for number in body["PhoneNumberSet"]}
+        if len(mainland) > 1:  # Tencent takes mainland and international numbers apart
+            code = "UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber"
+            return self._error(code, "mainland and international numbers in one request")
         for number in body["PhoneNumberSet"]:
             if number in self.request_codes:  # the whole request fails, naming the number
                 code = self.request_codes[number]

@@ -1,7 +1,8 @@
 """The ``tencentcloud`` SMS vendor: ``SendSms`` (API version 2021-01-11), TC3-HMAC-SHA256.
 
 Numbers go out in E.164 with the ``+`` (``+8613800138000``), as Tencent Cloud expects; up to 200
-travel in one request, more are split into several requests.
+travel in one request, more are split into several requests, and mainland (``+86``) numbers
+never share a request with international ones (Tencent refuses such a request).
 
 Parameters are ordered (the template's ``{1}``, ``{2}`` ...): a ``templates`` entry
 ``{id, params}`` names the order, a plain id takes the order of ``args``.
@@ -45,6 +46,7 @@ ACTION = "SendSms"
 CONTENT_TYPE = "application/json; charset=utf-8"
 
 _OK = "Ok"
+_MAINLAND = "+86"  # Chinese mainland numbers; Hong Kong, Macao and Taiwan are international
 
 
 class TencentCloudSms(HttpSmsVendor):
@@ -125,6 +127,19 @@ class TencentCloudSms(HttpSmsVendor):
         if response.status_code != 200:
             raise self.status_error(response, what="SendSms request")
         return self._per_number(result.get("SendStatusSet"), numbers, retry_after)
+
+    async def _send_all(
+        self, template: ResolvedTemplate, numbers: Sequence[str]
+    ) -> tuple[list[str], dict[str, SendError]]:
+        """Mainland numbers and the others in separate requests: Tencent refuses a request
+        that mixes them (``UnsupportedOperation.ContainDomesticAndInternationalPhoneNumber``)."""
+        mainland = [n for n in numbers if n.startswith(_MAINLAND)]
+        if not mainland or len(mainland) == len(numbers):
+            return await super()._send_all(template, numbers)
+        others = [n for n in numbers if not n.startswith(_MAINLAND)]
+        message_ids, failed = await super()._send_all(template, mainland)
+        more_ids, more_failed = await super()._send_all(template, others)
+        return message_ids + more_ids, failed | more_failed
 
     async def _refused_in_request(
         self, template: ResolvedTemplate, numbers: Sequence[str], code: str, message: str

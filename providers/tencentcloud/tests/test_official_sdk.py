@@ -25,7 +25,7 @@ from tencentcloud.sms.v20210111.sms_client_async import SmsClient
 
 from .conftest import make_settings
 
-NUMBERS = ["+8613800138000", "+85291234567"]
+NUMBERS = ["+8613800138000", "+8613800138001"]
 
 
 async def test_the_official_sdk_is_accepted_by_the_fake(tencent_server: FakeTencentCloud) -> None:

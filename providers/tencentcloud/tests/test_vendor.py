@@ -40,11 +40,11 @@ ARGS = {"minutes": "5", "code": "1234"}
 async def test_sends_ordered_params_with_a_verified_signature(
     tencent: TencentCloudSms, tencent_server: FakeTencentCloud
 ) -> None:
-    receipt = await tencent.send("login", ARGS, "+8613800138000", "+85291234567")
+    receipt = await tencent.send("login", ARGS, "+8613800138000", "+8613800138001")
     assert receipt == Receipt(vendor="tencentcloud", message_ids=("serial-1", "serial-2"))
     [body] = tencent_server.accepted
     assert body == {
-        "PhoneNumberSet": ["+8613800138000", "+85291234567"],  # E.164 with the +
+        "PhoneNumberSet": ["+8613800138000", "+8613800138001"],  # E.164 with the +
         "SmsSdkAppId": "1400000000",
         "SignName": "gocomm",
         "TemplateId": "1234",
@@ -54,6 +54,18 @@ async def test_sends_ordered_params_with_a_verified_signature(
     headers = tencent_server.server.requests[0].headers
     assert headers["x-tc-region"] == "ap-guangzhou"
     assert headers["host"] == f"127.0.0.1:{tencent_server.server.port}"
+
+
+async def test_mainland_and_international_numbers_go_in_separate_requests(
+    tencent: TencentCloudSms, tencent_server: FakeTencentCloud
+) -> None:
+    # Tencent refuses a request mixing them (UnsupportedOperation.ContainDomestic...).
+    to = ["+85291234567", "+8613800138000", "+14155550100", "+8613800138001"]
+    receipt = await tencent.send("login", ARGS, *to)
+    sent = [body["PhoneNumberSet"] for body in tencent_server.accepted]
+    assert sent == [[to[1], to[3]], [to[0], to[2]]]
+    assert len(receipt.message_ids) == 4
+    assert sorted(d.recipient for d in tencent_server.deliveries) == sorted(to)
 
 
 async def test_plain_id_and_unmapped_biz_take_the_order_of_args(

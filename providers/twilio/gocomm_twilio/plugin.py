@@ -24,6 +24,7 @@ SPEC = VendorSpec(
     settings=TwilioSettings,
     factory=_build,
     description="Twilio Programmable Messaging, Messages API 2010-04-01",
+    fake="gocomm_twilio.testing:FakeTwilio",  # `gocomm fake twilio`
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Self
+from typing import ClassVar, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -30,6 +30,8 @@ class TwilioSettings(HttpVendorSettings):
     ``templates`` maps a logical ``biz`` to a body text with ``{name}`` fields filled from
     ``args``; a ``biz`` without an entry is refused.
     """
+
+    credential_fields: ClassVar[tuple[str, ...]] = ("account_sid",)
 
     account_sid: str = Field(description="the Account SID, AC and 32 hex digits")
     auth_token: SecretStr = Field(description="the account's Auth Token")

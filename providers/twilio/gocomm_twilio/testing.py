@@ -2,7 +2,7 @@
 
 :class:`FakeTwilio` speaks ``POST /2010-04-01/Accounts/{sid}/Messages.json`` as Twilio does
 (form-encoded, HTTP Basic auth, a message resource or a Twilio error as JSON), checks the
-credentials and the form itself, and records one :class:`~gocomm.testing.contract.Delivery` per
+credentials and the form itself, and records one :class:`~gocomm.testing.outbox.Delivery` per
 message created::
 
     from gocomm_twilio import TwilioSms
@@ -14,11 +14,12 @@ message created::
         assert [d.text for d in fake.deliveries] == ["Your code is 1234"]
 
 Script failures with ``fail_next`` (the next answer only), ``number_codes`` (a number's
-error code, every time), ``number_status`` (a message created ``failed``), ``mode`` (bare
+error code, every time), ``number_status`` / ``number_failures`` (a message created ``failed``,
+with its error code), ``mode`` (bare
 gateway errors) and ``retry_after``; hold requests with ``gate`` to observe concurrency.
 
 The Authorization header is decoded here with code of its own, not the vendor's.
-This module is for tests: it imports pytest (through the contract suite's ``Delivery``).
+It needs no pytest: ``gocomm fake NAME`` runs it for local development.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
-from gocomm.testing.contract import Delivery
 from gocomm.testing.httpserver import FakeVendorServer, HttpRequest, HttpResponse
+from gocomm.testing.outbox import Delivery
 from gocomm_twilio.settings import TwilioSettings
 
 __all__ = [
@@ -79,7 +80,9 @@ class FakeTwilio(FakeVendorServer):
     ``{"MessagingServiceSid": ...}``); wrong credentials are refused with 20003 (HTTP 401).
 
     ``number_codes`` maps a ``To`` number to a Twilio error code to answer with, every time;
-    ``number_status`` maps one to a message status to create it with (``failed``).
+    ``number_status`` maps one to a message status to create it with (``failed``: with
+    ``error_code`` 30007); ``number_failures`` maps one to the delivery error code (30xxx) of
+    a message created ``failed``.
     ``fail_next`` is an error code for the next request only; ``mode`` "http500"/"http503"
     answers a bare (non-JSON) gateway error; ``retry_after`` adds a Retry-After header to
     failures. ``deliveries`` holds one contract ``Delivery`` per message created (the suite's
@@ -93,6 +96,7 @@ class FakeTwilio(FakeVendorServer):
     sender: dict[str, str] = field(default_factory=lambda: {"From": FROM_NUMBER})
     number_codes: dict[str, int] = field(default_factory=dict)
     number_status: dict[str, str] = field(default_factory=dict)
+    number_failures: dict[str, int] = field(default_factory=dict)
     fail_next: int | None = None
     mode: str = "ok"
     retry_after: str | None = None
@@ -186,7 +190,7 @@ class FakeTwilio(FakeVendorServer):
             return self.error(code, f"error {code} for {to}")
         self.serial += 1
         sid = f"SM{self.serial:032x}"
-        status = self.number_status.get(to, "queued")
+        status = "failed" if to in self.number_failures else self.number_status.get(to, "queued")
         if status == "queued":
             self.deliveries.append(Delivery(to, form["Body"], form))
         return HttpResponse.json(self.message_resource(sid, form, status), status=201)
@@ -198,7 +202,7 @@ class FakeTwilio(FakeVendorServer):
             "api_version": "2010-04-01",
             "body": form["Body"],
             "direction": "outbound-api",
-            "error_code": 30007 if failed else None,
+            "error_code": self.number_failures.get(form["To"], 30007) if failed else None,
             "error_message": "Message filtered" if failed else None,
             "from": form.get("From"),
             "messaging_service_sid": form.get("MessagingServiceSid"),

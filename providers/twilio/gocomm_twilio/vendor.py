@@ -6,9 +6,12 @@ as ``AccountSid:AuthToken``. The body is rendered from ``templates[biz]`` before
 
 Several recipients: up to ``max_concurrency`` (4) requests are in flight at once over the
 vendor's one keep-alive client; a send to one number makes its request directly, with no task.
-Each number's outcome is its own: a refusal that concerns only that number (invalid or
-unsubscribed ``To``, see :data:`RECIPIENT_CODES`, or a message created ``failed``) fails only
-that number and the others go on. Any other failure (bad credentials, throttling, 5xx, network,
+Each number's outcome is its own: a refusal that concerns only that number (see
+:data:`~gocomm_twilio.codes.RECIPIENT_CODES`: invalid, unsubscribed, a landline or a short
+code, the sender itself, a country the account cannot reach; or a message created ``failed``)
+fails only that number and the others go on. A number refused for good goes to ``refused``
+(never sent again by any strategy); one this account cannot reach stays owed, so failover
+offers it to another vendor. Any other failure (bad credentials, throttling, 5xx, network,
 an unknown code) stops the send: no new request starts, requests in flight finish, and every
 number not reached is named in the error's ``unsent``. So a retry or a failover sends only to
 the numbers still owed the message.
@@ -16,8 +19,8 @@ the numbers still owed the message.
 Success is HTTP 2xx (Twilio answers 201) with a message ``sid`` whose ``status`` is not
 ``failed`` or ``undelivered``; the receipt carries the sids in the order of ``to``. Errors come
 as Twilio's JSON ``{code, message, more_info, status}`` and are classified by
-:data:`ERROR_CODES`, except that HTTP 401/403 is always permanent (credentials) and HTTP 429 or
-5xx always retryable (with ``Retry-After``).
+:data:`~gocomm_twilio.codes.ERROR_CODES`, except that HTTP 401/403 is always permanent
+(credentials) and HTTP 429 or 5xx always retryable (with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -29,52 +32,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from gocomm.errors import PermanentError, SendError
+from gocomm.errors import InvalidRecipient, PermanentError, SendError
 from gocomm.httpclient import Response
 from gocomm.httpvendor import (
     BatchResult,
-    CodeTable,
     HttpSmsVendor,
     ResolvedTemplate,
     parse_retry_after,
     resolve_template,
 )
+from gocomm_twilio.codes import ERROR_CODES, RECIPIENT_CODES
 from gocomm_twilio.settings import TwilioSettings
 from gocomm_twilio.templates import BodyTemplate
 
 __all__ = ["API_VERSION", "ERROR_CODES", "FAILED_STATUSES", "RECIPIENT_CODES", "TwilioSms"]
 
 API_VERSION = "2010-04-01"
-
-#: Twilio's error codes, classified; a code in neither set is retryable.
-ERROR_CODES = CodeTable(
-    permanent=frozenset(
-        {
-            "20003",  # authentication failed
-            "20404",  # resource not found: a wrong Account SID
-            "21211",  # invalid 'To' number
-            "21212",  # invalid 'From' number
-            "21408",  # sending to this region is not enabled on the account
-            "21602",  # body required
-            "21606",  # 'From' is not a message-capable number of the account
-            "21608",  # trial accounts send only to verified numbers
-            "21610",  # the recipient unsubscribed (replied STOP)
-            "21612",  # 'To' not reachable by SMS
-            "21614",  # 'To' is not a mobile number
-            "21617",  # body longer than 1,600 characters
-        }
-    ),
-    retryable=frozenset(
-        {
-            "20429",  # too many requests
-            "20500",  # internal server error
-            "20503",  # service unavailable
-        }
-    ),
-)
-
-#: Codes that concern one recipient only: that number fails, the send goes on to the others.
-RECIPIENT_CODES = frozenset({"21211", "21408", "21608", "21610", "21612", "21614"})
 
 #: Message statuses that mean the message will not be delivered.
 FAILED_STATUSES = frozenset({"failed", "undelivered"})
@@ -107,6 +80,7 @@ class TwilioSms(HttpSmsVendor):
 
     name: ClassVar[str] = "twilio"
     batch_size: ClassVar[int] = 1  # the Messages API takes one recipient per request
+    secret_headers: ClassVar[frozenset[str]] = frozenset({"authorization"})  # Basic sid:token
 
     def __init__(
         self,
@@ -241,6 +215,10 @@ class TwilioSms(HttpSmsVendor):
         )
         if isinstance(more_info, str) and more_info.startswith("https://"):
             text += f" (see {self.redact(more_info)})"
+        if permanent and status not in (401, 403) and ERROR_CODES.refuses(code):
+            # About this number only, for good: refused, never sent to again.
+            cls = InvalidRecipient if code in ERROR_CODES.invalid else PermanentError
+            return cls(text, vendor=self.name, code=code, refused=(number,))
         if permanent:  # waiting cannot help: a Retry-After beside it means nothing
             return PermanentError(text, vendor=self.name, code=code)
         return SendError(text, vendor=self.name, code=code, retry_after=retry_after)

@@ -10,16 +10,18 @@ import pytest
 from gocomm_twilio import TwilioSettings, TwilioSms
 from gocomm_twilio.plugin import SPEC, gocomm_register_vendors
 from gocomm_twilio.testing import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, SERVICE_SID, FakeTwilio
-from gocomm_twilio.vendor import ERROR_CODES, RECIPIENT_CODES
+from pydantic import ValidationError
 
 from gocomm.errors import (
     InvalidMessage,
     InvalidRecipient,
     PermanentError,
+    RetryExhausted,
     SendError,
     SendTimeout,
     is_retryable,
 )
+from gocomm.retryable import RetrySender
 from gocomm.sender import Receipt
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
 from gocomm.testing.vendor_checks import (
@@ -93,6 +95,9 @@ async def test_template_and_recipient_errors_come_before_any_request(
         await twilio.send("bare", {"code": " "}, "+14155550100")
     with pytest.raises(InvalidRecipient, match="'4155550100'"):
         await twilio.send("login", ARGS, "+14155550101", "4155550100")
+    # Text that cannot be encoded (a lone surrogate) is refused before any request.
+    with pytest.raises(InvalidMessage, match=r"'code'.*surrogate"):
+        await twilio.send("login", {"code": "\ud83d", "minutes": "5"}, "+14155550100")
     assert twilio_server.server is not None
     assert twilio_server.server.requests == []
     assert twilio_server.server.connections == 0
@@ -106,23 +111,43 @@ async def test_a_number_written_twice_gets_one_message(
     assert [d.recipient for d in twilio_server.deliveries] == ["+14155550100"]
 
 
-async def test_per_recipient_refusals_name_exactly_the_unsent(
+async def test_per_recipient_refusals_refuse_those_numbers_only(
     twilio: TwilioSms, twilio_server: FakeTwilio
 ) -> None:
     to = numbers(6)
     twilio_server.number_codes[to[1]] = 21211
     twilio_server.number_codes[to[4]] = 21610
-    with pytest.raises(PermanentError) as caught:
-        await twilio.send("login", ARGS, *to)
-    error = caught.value
-    assert error.unsent == (to[1], to[4])
+    receipt = await twilio.send("login", ARGS, *to)
+    assert receipt.refused == (to[1], to[4])
     assert sorted(d.recipient for d in twilio_server.deliveries) == sorted(set(to) - {to[1], to[4]})
     assert len(twilio_server.forms) == 6  # a refused number does not stop the others
-    assert "sent to 4 of 6" in str(error)
-    assert not is_retryable(error)
+    assert len(receipt.message_ids) == 4
 
 
-async def test_mixed_refusal_and_throttling_is_retryable_and_lists_all_unsent(
+@pytest.mark.parametrize("code", [21635, 21265, 21266, 21610])
+async def test_a_refusal_about_one_recipient_refuses_it_and_the_send_goes_on(
+    twilio: TwilioSms, twilio_server: FakeTwilio, code: int
+) -> None:
+    to = numbers(3)
+    twilio_server.number_codes[to[0]] = code
+    receipt = await twilio.send("login", ARGS, *to)
+    assert receipt.refused == (to[0],)
+    assert sorted(d.recipient for d in twilio_server.deliveries) == to[1:]
+
+
+async def test_a_country_this_account_cannot_reach_stays_owed_and_the_send_goes_on(
+    twilio: TwilioSms, twilio_server: FakeTwilio
+) -> None:
+    # 21408 concerns one recipient, but another vendor may reach that country: not refused.
+    to = numbers(3)
+    twilio_server.number_codes[to[0]] = 21408
+    with pytest.raises(PermanentError) as caught:
+        await twilio.send("login", ARGS, *to)
+    assert (caught.value.unsent, caught.value.refused) == ((to[0],), ())
+    assert sorted(d.recipient for d in twilio_server.deliveries) == to[1:]
+
+
+async def test_mixed_refusal_and_throttling_owes_only_the_throttled(
     twilio_server: FakeTwilio,
 ) -> None:
     to = numbers(4)
@@ -135,11 +160,24 @@ async def test_mixed_refusal_and_throttling_is_retryable_and_lists_all_unsent(
     error = caught.value
     assert is_retryable(error)
     # to[0] was refused, to[2] throttled, and to[3] never tried: throttling stops the send.
-    assert error.unsent == (to[0], to[2], to[3])
+    assert error.unsent == (to[2], to[3])
+    assert error.refused == (to[0],)
     assert [f["To"] for f in twilio_server.forms] == to[:3]
     assert [d.recipient for d in twilio_server.deliveries] == [to[1]]
     assert error.retry_after == 30.0
     assert error.code == "20429"
+
+
+async def test_a_retry_never_resends_a_refused_number(twilio_server: FakeTwilio) -> None:
+    to = numbers(3)
+    twilio_server.number_codes[to[0]] = 21610
+    twilio_server.number_codes[to[1]] = 20503
+    async with TwilioSms(make_settings(twilio_server.url), max_concurrency=1) as vendor:
+        with pytest.raises(RetryExhausted) as caught:
+            await RetrySender(vendor, 3).send("login", ARGS, *to)
+    tried = [f["To"] for f in twilio_server.forms]
+    assert tried == [to[0], to[1], to[1], to[1]]  # 503 stops each attempt; to[0] never again
+    assert (caught.value.unsent, caught.value.refused) == ((to[1], to[2]), (to[0],))
 
 
 async def test_a_message_created_failed_is_a_failure(
@@ -147,60 +185,21 @@ async def test_a_message_created_failed_is_a_failure(
 ) -> None:
     to = numbers(3)
     twilio_server.number_status[to[1]] = "failed"
-    with pytest.raises(SendError) as caught:
+    with pytest.raises(PermanentError) as caught:
         await twilio.send("login", ARGS, *to)
     assert caught.value.unsent == (to[1],)
-    assert caught.value.code == "30007"  # the message's error_code; unknown here: retryable
-    assert is_retryable(caught.value)
+    assert caught.value.code == "30007"  # the message's error_code: filtered content
     assert sorted(d.recipient for d in twilio_server.deliveries) == [to[0], to[2]]
 
 
-# Every Twilio code the notes name (and the others the vendor knows), what it must become, and
-# whether it concerns only its recipient (the send goes on to the other numbers).
-CODES = [
-    # code, retryable, recipient only
-    (21211, False, True),  # invalid To
-    (21610, False, True),  # unsubscribed
-    (20429, True, False),  # too many requests, HTTP 429
-    (20003, False, False),  # authentication, HTTP 401
-    (20500, True, False),  # HTTP 500
-    (20503, True, False),  # HTTP 503
-    (21606, False, False),  # From cannot send
-    (21408, False, True),  # region not enabled
-    (21614, False, True),  # not a mobile number
-    (21617, False, False),  # body too long
-    (29999, True, False),  # unknown codes are retryable
-]
-
-
-@pytest.mark.parametrize(("code", "retryable", "recipient_only"), CODES)
-async def test_twilio_codes_are_classified(
-    twilio_server: FakeTwilio, code: int, retryable: bool, recipient_only: bool
+async def test_a_code_names_where_to_read_more(
+    twilio: TwilioSms, twilio_server: FakeTwilio
 ) -> None:
-    first, second = numbers(2)
-    twilio_server.number_codes[first] = code
-    twilio_server.retry_after = "7"
-    async with TwilioSms(make_settings(twilio_server.url), max_concurrency=1) as vendor:
-        with pytest.raises(SendError) as caught:
-            await vendor.send("login", ARGS, first, second)
-    error = caught.value
-    assert error.vendor == "twilio"
-    assert str(code) in str(error)
-    # Twilio's own error (the whole error, or the cause of a partial one) says where to read more.
-    own = error if error.unsent == (first, second) else error.__cause__
-    assert f"https://www.twilio.com/docs/errors/{code}" in str(own)
-    assert is_retryable(error) is retryable
-    assert isinstance(error, PermanentError) is not retryable
-    assert error.retry_after == (7.0 if retryable else None)
-    if recipient_only:
-        assert error.unsent == (first,)
-        assert [d.recipient for d in twilio_server.deliveries] == [second]
-    else:
-        assert error.code == str(code)
-        assert error.unsent == (first, second)  # the send stopped: second never tried
-        assert [f["To"] for f in twilio_server.forms] == [first]
-    assert (str(code) in RECIPIENT_CODES) is recipient_only
-    assert ERROR_CODES.is_permanent(str(code)) is not retryable
+    twilio_server.number_codes["+14155550100"] = 21606
+    with pytest.raises(PermanentError) as caught:
+        await twilio.send("login", ARGS, "+14155550100")
+    assert "https://www.twilio.com/docs/errors/21606" in str(caught.value)
+    assert caught.value.retry_after is None
 
 
 @pytest.mark.parametrize(("status", "retryable"), [(500, True), (503, True), (429, True)])
@@ -440,6 +439,17 @@ def test_settings_refuse_bad_values_clearly(bad: dict[str, Any], message: str) -
     with pytest.raises(ValueError, match=message) as caught:
         make_settings(str(bad.pop("endpoint", "http://127.0.0.1:1")), **bad)
     assert AUTH_TOKEN not in str(caught.value)
+
+
+@pytest.mark.parametrize("field", ["account_sid", "auth_token"])
+def test_a_credential_with_surrounding_whitespace_is_refused_naming_only_the_field(
+    field: str,
+) -> None:
+    value = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}[field]
+    with pytest.raises(ValidationError) as caught:
+        make_settings("http://127.0.0.1:1", **{field: f"{value}\n"})
+    assert field in str(caught.value) and "whitespace" in str(caught.value)
+    assert value not in str(caught.value)
 
 
 def test_plugin_loads_through_the_entry_point() -> None:

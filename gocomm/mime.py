@@ -1,8 +1,10 @@
-"""Turn a :class:`gocomm.messages.Email` into an RFC 5322 message and an SMTP envelope.
+"""Turn a :class:`gocomm.messages.Email` into an RFC 5322 message and its envelope.
 
-Everything here is pure and runs before any connection is opened, so bad input never reaches
-the network: addresses are checked, header names and values too, and the stdlib ``email``
-package (policy SMTP) writes the message.
+The SMTP vendor sends what :func:`build_envelope` writes; the HTTP vendors that take raw MIME
+(Amazon SES) send its ``data``. Everything here is pure and runs before any connection is
+opened, so bad input never reaches the network: addresses are checked, header names and values
+too, and the stdlib ``email`` package (policy SMTP) writes the message, with the Subject and
+address headers encoded and folded by :mod:`gocomm.headers`.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 from gocomm.errors import InvalidMessage, InvalidRecipient
+from gocomm.headers import address_header, text_header
 from gocomm.messages import Attachment, Email
-from gocomm.recipients import validate_email
+from gocomm.recipients import parse_mailbox
 
 __all__ = ["Envelope", "build_envelope", "parse_address"]
 
@@ -76,16 +79,19 @@ class _CachingHeaderRegistry(HeaderRegistry):
 
 
 # Policy SMTP (CRLF line ends) with 7-bit transfer encodings, so non-ASCII bodies are
-# quoted-printable or base64 and every server accepts the message, 8BITMIME or not.
-POLICY = SMTP.clone(cte_type="7bit", header_factory=_CachingHeaderRegistry())
-_LINE_LENGTH = 78  # the policy's max_line_length (RFC 5322's recommended limit)
+# quoted-printable or base64 and every server accepts the message, 8BITMIME or not. Headers
+# stored raw were folded here already (gocomm.headers): the policy never refolds them.
+POLICY = SMTP.clone(
+    cte_type="7bit", refold_source="none", header_factory=_CachingHeaderRegistry()
+)
+#: Headers whose values this module generates (short ASCII): no encoding needed.
+_GENERATED = frozenset({"Date", "Message-ID"})
 
 
-_NAMED = re.compile(r"\s*(?P<name>[^<>]*?)\s*<(?P<addr>[^<>]*)>\s*")
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII except ':' (RFC 5322 ftext)
 _CONTENT_ID = re.compile(r"[!-;=?-~]+")  # printable ASCII except '<' and '>'
 
-# Headers this vendor writes itself; Email.headers may not set them.
+# Headers written from the Email's fields; Email.headers may not set them.
 _MANAGED = {
     "from": "Email.sender or the sender setting",
     "to": "the recipients given to send()",
@@ -131,19 +137,13 @@ def parse_address(value: str, field: str, *, recipient: bool = False) -> Address
     ``recipient``) or ``InvalidMessage`` naming ``field`` and the value.
     """
     error = InvalidRecipient if recipient else InvalidMessage
-    if not isinstance(value, str):
-        raise error(f"{field}: an address must be a str, got {type(value).__name__}")
-    match = _NAMED.fullmatch(value)
-    name, addr = (match["name"], match["addr"]) if match else ("", value)
-    if any(ord(c) < 32 or c == "\x7f" for c in name):
-        raise error(f"{field}: display name in {value!r} contains control characters")
     try:
-        validate_email(addr)
+        name, addr = parse_mailbox(value)
     except InvalidRecipient as exc:
         raise error(f"{field}: {exc}") from None
     local, _, domain = addr.rpartition("@")
     ascii_domain = domain.encode("idna").decode("ascii").lower()
-    return Address(display_name=name.strip('"'), username=local, domain=ascii_domain)
+    return Address(display_name=name, username=local, domain=ascii_domain)
 
 
 def _bare(address: Address) -> str:
@@ -158,7 +158,7 @@ def build_envelope(email: object, to: tuple[str, ...], default_sender: str | Non
     """Check ``email`` and ``to`` and write the message; raise before any network call."""
     if not isinstance(email, Email):
         raise InvalidMessage(
-            f"the smtp vendor sends gocomm.messages.Email, got {type(email).__name__}"
+            f"an email vendor sends gocomm.messages.Email, got {type(email).__name__}"
         )
     if not to:
         raise InvalidRecipient("no recipient: give at least one address to send()")
@@ -169,7 +169,7 @@ def build_envelope(email: object, to: tuple[str, ...], default_sender: str | Non
     sender_text = email.sender if email.sender is not None else default_sender
     if sender_text is None:
         raise InvalidMessage(
-            "no sender: set Email.sender or the smtp vendor's `sender` setting (the From address)"
+            "no sender: set Email.sender or the vendor's `sender` setting (the From address)"
         )
     sender = parse_address(sender_text, "sender")
 
@@ -220,17 +220,14 @@ def build_envelope(email: object, to: tuple[str, ...], default_sender: str | Non
 def _put(msg: EmailMessage, name: str, value: str | list[Address]) -> None:
     """Set a header this module writes from values it has already checked.
 
-    A value that is ASCII and fits on one line is stored as it is (``set_raw``): the email
-    package's header parser and folder cost more than the rest of a pooled send, and such a
-    value needs neither encoding nor folding. Anything else (non-ASCII, long) goes through the
-    policy, which encodes and folds it. Addresses are formatted by ``Address`` (which quotes
-    display names); CR and LF were refused long before.
+    The value is written here, encoded and folded (see :mod:`gocomm.headers`), and stored
+    as it is (``set_raw``): the stdlib folder loses spaces around encoded words on Python
+    3.11/3.12, and its parser and folder cost more than the rest of a pooled send.
     """
-    text = value if isinstance(value, str) else ", ".join(str(a) for a in value)
-    if text.isascii() and len(name) + 2 + len(text) <= _LINE_LENGTH:
-        msg.set_raw(name, text)
+    if isinstance(value, str):
+        msg.set_raw(name, value if name in _GENERATED else text_header(name, value))
     else:
-        msg[name] = value
+        msg.set_raw(name, address_header(name, value))
 
 
 def _add_headers(msg: EmailMessage, headers: Mapping[str, str]) -> None:
@@ -242,12 +239,11 @@ def _add_headers(msg: EmailMessage, headers: Mapping[str, str]) -> None:
         managed = _MANAGED.get(name.lower())
         if managed is not None:
             raise InvalidMessage(
-                f"header {name!r} is written by the smtp vendor; set it through {managed}"
+                f"header {name!r} is written from the Email; set it through {managed}"
             )
-        try:
-            msg[name] = value
-        except (ValueError, TypeError) as exc:
-            raise InvalidMessage(f"value of header {name!r} is not valid: {exc}") from None
+        # Encoded and folded here: the stdlib folder loses spaces on 3.11/3.12; Email refused
+        # control characters and lone surrogates when it was built.
+        msg.set_raw(name, text_header(name, value))
 
 
 def _add_body(msg: EmailMessage, email: Email) -> None:

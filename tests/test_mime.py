@@ -6,10 +6,10 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from gocomm_smtp.message import Envelope, build_envelope, parse_address
 
 from gocomm.errors import InvalidMessage, InvalidRecipient
 from gocomm.messages import Attachment, Email
+from gocomm.mime import Envelope, build_envelope, parse_address
 
 SENDER = "App <app@example.com>"
 

@@ -1,0 +1,68 @@
+"""Sending from Celery tasks through one gocomm SyncClient per worker process.
+
+Run a worker with ``celery -A celery_tasks worker``; configure gocomm as usual (``GOCOMM_CONFIG``
+or ``GOCOMM_...`` variables), the broker with ``CELERY_BROKER_URL``. Install plain ``celery``
+(``celery[redis]`` pins an older redis-py than gocomm needs; the redis-py gocomm installs is
+all Celery's Redis transport needs).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_shutdown
+
+from gocomm.errors import CommError, is_retryable
+from gocomm.sync import SyncClient
+
+app = Celery(
+    "notifications",
+    broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
+    backend=os.environ.get("CELERY_RESULT_BACKEND"),
+)
+app.conf.update(
+    # Acknowledge after the task ran, and give the message back if its worker process dies
+    # mid-task, so that a crash never loses a send (it may repeat one that was in flight).
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+)
+
+_client: SyncClient | None = None
+
+
+def client() -> SyncClient:
+    """This worker process's client, built on first use.
+
+    The prefork pool forks after importing this module: a client built at import time would
+    carry the parent's loop thread and connections into every child. Building it lazily gives
+    each process its own.
+    """
+    global _client
+    if _client is None:
+        _client = SyncClient()
+    return _client
+
+
+@worker_process_shutdown.connect
+def close_client(**_: Any) -> None:
+    global _client
+    if _client is not None:
+        _client.close()
+        _client = None
+
+
+@app.task(bind=True, max_retries=5)
+def send(self: Task, channel: str, biz: str, args: dict[str, str], *to: str) -> list[str]:
+    """Send through ``channel``'s stack; retry later, only to those still owed, what may pass."""
+    try:
+        receipt = client().send(channel, biz, args, *to, timeout=60)
+    except CommError as exc:
+        if not is_retryable(exc):
+            raise
+        owed = exc.unsent if exc.unsent is not None else to
+        countdown = exc.retry_after or 2.0**self.request.retries
+        raise self.retry(args=(channel, biz, args, *owed), countdown=countdown, exc=exc) from exc
+    return list(receipt.message_ids) if receipt is not None else []

@@ -1,0 +1,288 @@
+"""gocomm.sync.SyncClient: the blocking facade for threads, forks and closed clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gocomm.containers import build_container
+from gocomm.errors import ConfigError, InvalidRecipient, Limited
+from gocomm.plugins import VendorRegistry, VendorSettings, VendorSpec, hookimpl, load_registry
+from gocomm.recipients import validate_phone
+from gocomm.sender import AsyncCloseable, Receipt
+from gocomm.sync import SyncClient
+
+PHONE = "+8613800000000"
+SETTINGS: dict[str, Any] = {
+    "sms": {"vendors": [{"plugin": "memory"}]},
+    "email": {"vendors": [{"plugin": "memory"}]},
+}
+
+
+class LoopRecorder(AsyncCloseable):
+    """A vendor that records which thread and loop ran each send, and its own closing."""
+
+    name = "recorder"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.sends: list[tuple[str, tuple[str, ...]]] = []
+        self.loops: set[int] = set()
+        self.threads: set[str] = set()
+        self.cancelled = 0
+
+    async def send(self, biz: str, args: Any, *to: str) -> Receipt:
+        for number in to:
+            validate_phone(number)
+        self.loops.add(id(asyncio.get_running_loop()))
+        self.threads.add(threading.current_thread().name)
+        if self.delay:
+            try:
+                await asyncio.sleep(self.delay)
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+        self.sends.append((biz, to))
+        return Receipt(vendor=self.name, message_ids=(f"id-{len(self.sends)}",))
+
+
+class RecorderSettings(VendorSettings):
+    pass
+
+
+class RecorderPlugin:
+    """Registers ``recorder``: every vendor it makes is the test's ``vendor``, so the test can
+    see the container (not the test) close it."""
+
+    def __init__(self, vendor: LoopRecorder) -> None:
+        self.vendor = vendor
+
+    @hookimpl
+    def gocomm_register_vendors(self, registry: VendorRegistry) -> None:
+        registry.add(
+            VendorSpec(
+                "recorder", frozenset({"sms"}), RecorderSettings, lambda _: self.vendor, "test"
+            )
+        )
+
+
+def _client_with(vendor: LoopRecorder) -> SyncClient:
+    registry = load_registry(entry_points=False, plugins=[RecorderPlugin(vendor)])
+    settings = {"sms": {"vendors": [{"plugin": "recorder"}]}}
+    return SyncClient(container=build_container(settings, registry=registry))
+
+
+def _loop_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "gocomm-sync-loop"]
+
+
+def test_send_from_plain_code_returns_the_vendors_receipt() -> None:
+    with SyncClient(SETTINGS) as client:
+        receipt = client.send("sms", "login", {"code": "1234"}, PHONE)
+    assert receipt is not None
+    assert receipt.vendor == "memory"
+
+
+def test_many_threads_share_one_loop_and_one_stack() -> None:
+    vendor = LoopRecorder(delay=0.001)
+    with _client_with(vendor) as client, ThreadPoolExecutor(16) as pool:
+        receipts = list(
+            pool.map(
+                lambda i: client.send("sms", "login", {"code": str(i)}, f"+86138000{i:05d}"),
+                range(200),
+            )
+        )
+    assert all(r is not None and r.vendor == "recorder" for r in receipts)
+    assert len(vendor.sends) == 200
+    assert len({to for _, to in vendor.sends}) == 200
+    assert len(vendor.loops) == 1  # one loop for the client's lifetime
+    assert vendor.threads == {"gocomm-sync-loop"}
+
+
+def test_errors_are_gocomms_own_with_their_traceback() -> None:
+    with SyncClient(SETTINGS) as client, pytest.raises(InvalidRecipient) as info:
+        client.send("sms", "login", {"code": "1"}, "13800138000")
+    assert "13800138000" in str(info.value)
+    frames = "".join(traceback.format_tb(info.value.__traceback__))
+    assert "gocomm/recipients.py" in frames  # raised where the stack found it, not re-created here
+
+
+def test_the_stack_keeps_its_state_between_calls() -> None:
+    settings = {
+        "sms": {
+            "vendors": [{"plugin": "memory"}],
+            "ratelimit": {
+                "algorithm": "sliding_window",
+                "key": "sms:{to}",
+                "rate": 1,
+                "window": 60,
+            },
+        }
+    }
+    with SyncClient(settings) as client:
+        client.send("sms", "login", {"code": "1"}, PHONE)
+        with pytest.raises(Limited):  # the limiter survived: one loop, one container
+            client.send("sms", "login", {"code": "2"}, PHONE)
+
+
+def test_timeout_raises_timeout_error_and_cancels_the_send() -> None:
+    vendor = LoopRecorder(delay=5.0)
+    with _client_with(vendor) as client:
+        with pytest.raises(TimeoutError):
+            client.send("sms", "login", {"code": "1"}, PHONE, timeout=0.05)
+        assert vendor.sends == []
+        assert vendor.cancelled == 1  # cancelled on the loop, not left running
+        vendor.delay = 0.0
+        assert client.send("sms", "login", {"code": "1"}, PHONE) is not None  # still usable
+
+
+def test_close_closes_the_vendors_and_stops_the_thread() -> None:
+    before = len(_loop_threads())
+    vendor = LoopRecorder()
+    client = _client_with(vendor)
+    client.send("sms", "login", {"code": "1"}, PHONE)
+    assert len(_loop_threads()) == before + 1
+    client.close()
+    client.close()  # idempotent
+    assert vendor.closed
+    assert len(_loop_threads()) == before
+
+
+def test_send_after_close_names_the_closed_client() -> None:
+    client = SyncClient(SETTINGS)
+    client.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.send("sms", "login", {"code": "1"}, PHONE)
+
+
+def test_no_thread_leaks_across_many_clients_timeouts_and_errors() -> None:
+    before = len(_loop_threads())
+    for _ in range(10):
+        vendor = LoopRecorder(delay=1.0)
+        with _client_with(vendor) as client:
+            with pytest.raises(TimeoutError):
+                client.send("sms", "login", {"code": "1"}, PHONE, timeout=0.01)
+            with pytest.raises(InvalidRecipient):
+                client.send("sms", "login", {"code": "1"}, "not a number")
+    assert len(_loop_threads()) == before
+
+
+def test_a_client_dropped_without_close_still_stops_its_thread() -> None:
+    import gc
+
+    before = len(_loop_threads())
+    vendor = LoopRecorder()
+    client = _client_with(vendor)
+    client.send("sms", "login", {"code": "1"}, PHONE)
+    del client
+    gc.collect()
+    assert vendor.closed
+    assert len(_loop_threads()) == before
+
+
+async def test_calling_it_from_a_running_loop_says_to_await_instead() -> None:
+    with SyncClient(SETTINGS) as client, pytest.raises(RuntimeError, match="await"):
+        client.send("sms", "login", {"code": "1"}, PHONE)
+
+
+def test_a_bad_configuration_fails_at_construction() -> None:
+    with pytest.raises(ConfigError):
+        SyncClient({"sms": {"vendors": [{"plugin": "no-such-vendor"}]}})
+
+
+def test_an_unknown_channel_is_refused_before_sending() -> None:
+    vendor = LoopRecorder()
+    with _client_with(vendor) as client, pytest.raises(ValueError, match="fax"):
+        client.send("fax", "login", {"code": "1"}, PHONE)
+    assert vendor.sends == []
+
+
+def test_a_forked_child_gets_a_working_client_of_its_own(tmp_path: Any) -> None:
+    settings = {"sms": {"vendors": [{"plugin": "file", "directory": str(tmp_path)}]}}
+    with SyncClient(settings) as client:
+        client.send("sms", "login", {"code": "parent"}, PHONE)  # the parent's loop is running
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's loop thread does not exist here
+            code = 1
+            try:
+                receipt = client.send("sms", "login", {"code": "child"}, PHONE, timeout=10)
+                code = 0 if receipt is not None and _loop_threads() else 3
+                client.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        client.send("sms", "login", {"code": "parent again"}, PHONE)  # the parent is unharmed
+    written = sorted(p.read_text() for p in tmp_path.iterdir())
+    assert len(written) == 3
+    assert sum("child" in text for text in written) == 1
+
+
+def test_a_client_built_from_a_container_refuses_use_after_fork() -> None:
+    vendor = LoopRecorder()
+    with _client_with(vendor) as client:
+        client.send("sms", "login", {"code": "1"}, PHONE)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                client.send("sms", "login", {"code": "child"}, PHONE)
+            except RuntimeError as exc:
+                code = 0 if "after the fork" in str(exc) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    assert len(vendor.sends) == 1
+
+
+# -- the page's examples run as shown ------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "sync.md"
+_FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def _page_block(marker: str) -> str:
+    (block,) = [b for b in _FENCE.findall(DOCS.read_text()) if marker in b]
+    return block
+
+
+def _run_block(block: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    for name in list(os.environ):
+        if name.startswith("GOCOMM_"):
+            monkeypatch.delenv(name)  # the examples use the embedded default
+    namespace: dict[str, Any] = {"__name__": "docs_example"}
+    exec(compile(block, str(DOCS), "exec"), namespace)
+    return namespace
+
+
+def test_the_pages_first_example_sends(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run_block(_page_block("with SyncClient() as client"), monkeypatch)
+    assert "Receipt(vendor='console'" in capsys.readouterr().out
+
+
+def test_the_flask_example_answers_202_422_and_429(monkeypatch: pytest.MonkeyPatch) -> None:
+    namespace = _run_block(_page_block("Flask(__name__)"), monkeypatch)
+    http = namespace["app"].test_client()
+    try:
+        assert http.post("/login-code", json={"phone": "+8613800138000"}).status_code == 202
+        bad = http.post("/login-code", json={"phone": "13800138000"})
+        assert bad.status_code == 422
+        assert "13800138000" in bad.get_json()["error"]
+        for _ in range(20):  # the embedded default allows 20 per number per minute
+            http.post("/login-code", json={"phone": "+8613800138001"})
+        limited = http.post("/login-code", json={"phone": "+8613800138001"})
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) > 0
+    finally:
+        namespace["sms"].close()
