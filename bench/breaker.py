@@ -116,12 +116,15 @@ async def redis_rows(url: str, tasks: int, seconds: float, rounds: int) -> list[
     try:
         limiter = RedisSlidingWindowLimiter(client, 60, RATE)
         without = stack(limiter, None)
-        with_breaker = stack(limiter, RedisCircuitBreaker(client))
+        breaker = RedisCircuitBreaker(client)
+        with_breaker = stack(limiter, breaker)
         best = [0.0, 0.0]
         for _ in range(rounds):
             best[0] = max(best[0], await throughput(without.send, tasks, seconds))
             best[1] = max(best[1], await throughput(with_breaker.send, tasks, seconds))
+            await breaker.flush()
             await client.flushdb()
+        await breaker.aclose()
         return best
     finally:
         await client.aclose()

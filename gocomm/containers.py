@@ -152,11 +152,15 @@ async def _open_failover(
     mode = settings.failover if settings is not None else ErrorFailover()
     breaker = settings.breaker if settings is not None else None
     entries = settings.vendors if settings is not None else []
-    stage = await _failover_stage(f"{channel}.vendors", senders, entries, mode, breaker, redis)
+    breakers: list[object] = []
+    stage: Sender[Any] | None = None
     try:
+        where = f"{channel}.vendors"
+        stage = await _failover_stage(where, senders, entries, mode, breaker, redis, breakers)
         yield stage
     finally:
-        await aclose_all(stage)
+        # After the stage, a Redis breaker sends the outcomes it still holds.
+        await aclose_all(stage, *breakers)
 
 
 async def _failover_stage(
@@ -166,10 +170,12 @@ async def _failover_stage(
     mode: ErrorFailover | TimeoutFailover | WeightedFailover,
     breaker_settings: BreakerSettings | None,
     redis: Callable[[], Awaitable[Redis]],
+    breakers: list[object],
 ) -> Sender[Any]:
     """Borrowed views of ``senders``, each in a breaker if configured, under ``mode``.
 
-    Closing the result closes no vendor. Breakers are named by the vendor's place in the
+    Closing the result closes no vendor; the breaker made is added to ``breakers``, for the
+    caller to close after the stage. Breakers are named by the vendor's place in the
     configuration (``sms.vendors[0].aliyun``), which is how processes share a circuit.
     """
     from gocomm.failover import FailoverSender, TimeoutFailoverSender
@@ -179,6 +185,7 @@ async def _failover_stage(
     stages: list[Sender[Any]] = [BorrowedSender(sender) for sender in senders]
     if breaker_settings is not None:
         breaker = await _make_breaker(breaker_settings, redis)
+        breakers.append(breaker)
         names = [
             f"{where}[{i}].{entries[i].plugin if i < len(entries) else vendor_name(sender)}"
             for i, sender in enumerate(senders)
@@ -235,6 +242,7 @@ async def _open_routing(
         return
     vendors: list[Sender[Any]] = []
     stages: list[Sender[Any]] = []
+    breakers: list[object] = []
     try:  # closes what was built, even when a later route fails to build
         routes = []
         for index, route in enumerate(settings.routes):
@@ -242,13 +250,19 @@ async def _open_routing(
             start = len(vendors)
             _build_vendors(where, route.vendors, registry, vendors)
             stage = await _failover_stage(
-                where, vendors[start:], route.vendors, route.failover, route.breaker, redis
+                where,
+                vendors[start:],
+                route.vendors,
+                route.failover,
+                route.breaker,
+                redis,
+                breakers,
             )
             stages.append(stage)
             routes.append(Route(tuple(route.prefixes), stage))
         yield RoutingSender(routes, default=_borrow(failover))
     finally:
-        await aclose_all(*stages, *vendors)
+        await aclose_all(*stages, *breakers, *vendors)
 
 
 async def _make_limiter(

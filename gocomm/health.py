@@ -332,7 +332,8 @@ class RedisCircuitBreaker(_Settings):
         self._pending: dict[str, list[int]] = {}  # name -> [successes, failures] to send
         self._asking: set[str] = set()  # the names with a decision in flight
         self._last: dict[str, tuple[bool, int, float]] = {}  # name -> last answer, loop time
-        self._flush_loop: asyncio.AbstractEventLoop | None = None  # where a flush is scheduled
+        self._flush_timer: asyncio.TimerHandle | None = None  # the pending flush, if any
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # the loop it is on
 
     def __repr__(self) -> str:
         return f"RedisCircuitBreaker({self._describe()}, prefix={self.prefix!r})"
@@ -378,10 +379,10 @@ class RedisCircuitBreaker(_Settings):
         """:meth:`record` without the coroutine (needs a running event loop)."""
         pending = self._pending
         loop = asyncio.get_running_loop()
-        if self._flush_loop is not loop:
+        if self._flush_timer is None or self._flush_loop is not loop:
             # Most outcomes leave with the next decision on their vendor; this sends the rest.
             self._flush_loop = loop
-            loop.call_later(FLUSH_AFTER, self._flush)
+            self._flush_timer = loop.call_later(FLUSH_AFTER, self._flush)
         counts = pending.get(name)
         if counts is None:
             counts = pending[name] = [0, 0]
@@ -401,9 +402,16 @@ class RedisCircuitBreaker(_Settings):
         if futures:
             await asyncio.wait(futures)
 
+    async def aclose(self) -> None:
+        """Send the outcomes not sent yet and wait for them (at most ``timeout``). The Redis
+        client stays open: it is not the breaker's."""
+        await self.flush()
+
     def _flush(self) -> list[asyncio.Future[Any]]:
         pending, self._pending = self._pending, {}
-        self._flush_loop = None
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         futures = []
         for name, (successes, failures) in pending.items():
             future = self._runner.submit_detached(

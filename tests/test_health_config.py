@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from gocomm_aliyun.testing import FakeAliyun
 from gocomm_twilio.testing import FakeTwilio
+from redis.asyncio import Redis
 from typer.testing import CliRunner
 
 from gocomm.cli import app
@@ -280,3 +281,19 @@ sms:
         assert text in result.output
     settings = Settings.from_mapping({"sms": {"vendors": ["console"], "routes": []}})
     assert settings.sms is not None and settings.sms.routes == []
+
+
+async def test_shutdown_sends_the_outcomes_a_redis_breaker_still_holds(
+    redis_client: Redis, redis_url: str
+) -> None:
+    container = build_container(
+        {
+            "redis": {"url": redis_url},
+            "sms": {"vendors": ["memory"], "breaker": {"backend": "redis"}},
+        }
+    )
+    sender = await container.sms.sender()
+    await sender.send("login", ARGS, "+15550000001")  # its outcome is not awaited
+    await container.shutdown_resources()
+    fields = await redis_client.hgetall("gocomm:breaker:{sms.vendors[0].memory}")
+    assert sum(int(v) for k, v in fields.items() if k.startswith(b"c")) == 1
