@@ -6,13 +6,16 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import get_args
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 from pydantic import BaseModel
+from pymdownx import superfences
 
 from gocomm.config import REFERENCE_SECTIONS, Settings
 from gocomm.plugins import load_registry
@@ -68,6 +71,17 @@ def _models_in(annotation: object) -> list[type[BaseModel]]:
     return [model for argument in get_args(annotation) for model in _models_in(argument)]
 
 
+def test_the_committed_reference_is_current() -> None:
+    """docs/reference.md is committed so that it reads on the repository: it must be what the
+    build would render."""
+    hooks = load_hooks()
+    committed = (DOCS / "reference.md").read_text(encoding="utf-8")
+    assert committed == hooks.render_reference(), (
+        "docs/reference.md is stale: a configuration or vendor settings model changed; "
+        "regenerate it with `python docs/hooks.py` and commit it"
+    )
+
+
 def test_reference_documents_every_model_a_configuration_can_hold() -> None:
     """A section model added to Settings (a new failover mode, say) gets its own section."""
     reachable: set[type[BaseModel]] = set()
@@ -107,6 +121,54 @@ def test_nav_lists_every_page_and_only_pages_that_exist() -> None:
     assert config["strict"] is True
 
 
+_DIAGRAM_KINDS = ("flowchart ", "sequenceDiagram", "stateDiagram-v2")
+
+
+@pytest.mark.parametrize("page", ["index.md", "strategies.md", "configuration.md"])
+def test_pictures_render_as_mermaid_diagrams(page: str) -> None:
+    """The pictures are Mermaid fences that the site's superfences configuration turns into
+    diagrams (a fence it did not know would come out as a code block)."""
+    import markdown
+
+    diagrams = _fenced(page, "mermaid")
+    assert diagrams, f"{page} has no diagram"
+    for diagram in diagrams:
+        assert diagram.startswith(_DIAGRAM_KINDS), diagram.splitlines()[0]
+        # Mermaid ends a statement at ';': in a label it cuts the diagram short.
+        assert ";" not in diagram, diagram
+    html = markdown.markdown(
+        (DOCS / page).read_text(),
+        extensions=["pymdownx.superfences"],
+        extension_configs={
+            "pymdownx.superfences": {
+                "custom_fences": [
+                    {
+                        "name": "mermaid",
+                        "class": "mermaid",
+                        "format": superfences.fence_code_format,
+                    }
+                ]
+            }
+        },
+    )
+    assert html.count('<pre class="mermaid"><code>') == len(diagrams)
+
+
+def test_the_site_renders_mermaid_fences() -> None:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda _, tag, node: tag)
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)
+    (fences,) = [
+        e["pymdownx.superfences"]["custom_fences"]
+        for e in config["markdown_extensions"]
+        if isinstance(e, dict) and "pymdownx.superfences" in e
+    ]
+    assert {"name": "mermaid", "class": "mermaid"}.items() <= fences[0].items()
+    assert fences[0]["format"].endswith("pymdownx.superfences.fence_code_format")
+
+
 # -- the examples in the pages run as shown ----------------------------------------------------
 
 _FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -136,13 +198,34 @@ def test_page_examples_run(
     exec(compile(script, f"docs/{page}", "exec"), {"__name__": "__main__"})
 
 
-def test_the_testing_page_examples_pass_under_pytest(pytester: pytest.Pytester) -> None:
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-    )
+def _fenced(page: str, language: str) -> list[str]:
+    fence = re.compile(rf"^```{language}\n(.*?)^```", re.DOTALL | re.MULTILINE)
+    return fence.findall((DOCS / page).read_text())
+
+
+def test_the_pytest_extra_brings_what_the_testing_page_configures() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extra = {Requirement(r).name for r in project["optional-dependencies"]["pytest"]}
+    assert extra == {"pytest", "pytest-asyncio"}
+    (config,) = [b for b in _fenced("testing.md", "toml") if "[tool.pytest.ini_options]" in b]
+    assert tomllib.loads(config)["tool"]["pytest"]["ini_options"]["asyncio_mode"] == "auto"
+
+
+def test_the_testing_page_examples_pass_in_a_project_laid_out_as_it_says(
+    pytester: pytest.Pytester,
+) -> None:
+    # A fresh project: its pyproject.toml holds the page's configuration and nothing else,
+    # the examples live in tests/, and pytest runs in its own process, as in a user's shell.
+    (config,) = [b for b in _fenced("testing.md", "toml") if "[tool.pytest.ini_options]" in b]
+    pytester.makefile(".toml", pyproject=config)
+    (pytester.path / "myapp").mkdir()
+    (pytester.path / "myapp" / "__init__.py").write_text("")
+    tests = pytester.mkdir("tests")
     blocks = [block for block in _blocks("testing.md") if "def test_" in block]
-    assert len(blocks) >= 2
+    assert len(blocks) >= 3
+    tests_in_blocks = 0
     for index, block in enumerate(blocks):
-        pytester.makepyfile(**{f"test_example_{index}": block})
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=len(blocks))
+        (tests / f"test_example_{index}.py").write_text(block)
+        tests_in_blocks += len(re.findall(r"^(?:async )?def test_", block, re.MULTILINE))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=tests_in_blocks)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -19,7 +20,10 @@ from typing import IO, Any
 import pytest
 from pydantic import SecretStr
 
-from gocomm.errors import ConfigError
+from gocomm.config import load_settings
+from gocomm.containers import build_container
+from gocomm.errors import CommError, ConfigError
+from gocomm.messages import Email
 from gocomm.plugins import VendorRegistry, VendorSettings, VendorSpec, hookimpl, load_registry
 from gocomm.testing import MemorySender
 from gocomm.testing.fakes import configuration_entry, environment, load_fake
@@ -28,8 +32,30 @@ from gocomm.testing.httpserver import FakeVendorServer, HttpRequest, HttpRespons
 # Run the command with pytest made unimportable: the fakes must not need it.
 WITHOUT_PYTEST = "import sys; sys.modules['pytest'] = None; from gocomm.cli import main; main()"
 
-# What a send needs beyond what the fake prints: Twilio sends a template's body text.
-TEMPLATES: dict[str, Any] = {"twilio": {"login": "Your code is {code}"}}
+# What a send needs beyond what the fake prints: Twilio sends a template's body text, an
+# email needs a From.
+EXTRA_SETTINGS: dict[str, dict[str, Any]] = {
+    "twilio": {"templates": {"login": "Your code is {code}"}},
+}
+EMAIL_EXTRA = {"sender": "shop@example.com"}
+
+# One send per channel: (biz, args, recipient, marker).
+SENDS: dict[str, tuple[str, Any, str, str]] = {
+    "sms": ("login", {"code": "4321"}, "+8613800138000", "4321"),
+    "email": ("welcome", Email(subject="Hi 4321", text="Hello"), "ada@example.com", "4321"),
+}
+OTHER_RECIPIENT = {"sms": "+8613900139000", "email": "bob@example.com"}
+
+
+async def send_through_the_stack(variables: dict[str, str], channel: str, to: str) -> None:
+    """One send through the whole stack that ``variables`` (GOCOMM_... only) configure."""
+    container = build_container(load_settings(environ=variables))
+    try:
+        sender = await getattr(container, channel).sender()
+        biz, args, _, _ = SENDS[channel]
+        await sender.send(biz, args, to)
+    finally:
+        await container.shutdown_resources()
 
 
 @dataclass
@@ -103,13 +129,13 @@ def vendors_with_a_fake() -> list[str]:
     return [name for name in registry.names() if registry.get(name).fake is not None]
 
 
-def test_the_sms_vendors_ship_fakes() -> None:
-    assert {"aliyun", "tencentcloud", "twilio"} <= set(vendors_with_a_fake())
+def test_the_http_vendors_ship_fakes() -> None:
+    assert {"aliyun", "tencentcloud", "twilio", "ses"} <= set(vendors_with_a_fake())
 
 
 @pytest.mark.parametrize("vendor", vendors_with_a_fake())
 def test_fake_serves_prints_its_configuration_and_logs_each_request(
-    vendor: str, fake_process: Any, clean_env: dict[str, str]
+    vendor: str, fake_process: Any
 ) -> None:
     port = free_port()
     process = fake_process(vendor, "--port", str(port))
@@ -120,37 +146,26 @@ def test_fake_serves_prints_its_configuration_and_logs_each_request(
     name, _, value = shlex.split(printed[-1].removeprefix("export "))[0].partition("=")
     (entry,) = json.loads(value)
     assert entry["endpoint"] == f"http://127.0.0.1:{port}"
-    if vendor in TEMPLATES:
-        entry["templates"] = TEMPLATES[vendor]
+    channel = name.removeprefix("GOCOMM_").removesuffix("__VENDORS").lower()
+    entry.update(EXTRA_SETTINGS.get(vendor, EMAIL_EXTRA if channel == "email" else {}))
 
     # The printed variable points a configuration at the fake: the whole stack sends to it.
-    channel = name.removeprefix("GOCOMM_").removesuffix("__VENDORS").lower()
-    assert channel == "sms"
-    send = subprocess.run(
-        [sys.executable, "-m", "gocomm", "send", "sms", "--to", "+8613800138000",
-         "--biz", "login", "--param", "code=4321"],
-        env={**clean_env, name: json.dumps([entry])},
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert send.returncode == 0, send.stdout + send.stderr
+    _, _, recipient, marker = SENDS[channel]
+    asyncio.run(send_through_the_stack({name: json.dumps([entry])}, channel, recipient))
     # A request the fake refuses (wrong credentials) is logged too, as refused.
-    secret = next(k for k in entry if k in ("access_key_secret", "secret_key", "auth_token"))
+    secret = next(k for k in entry if "secret" in k or k == "auth_token")
     wrong = {**entry, secret: "not-the-fakes-secret"}
-    refused = subprocess.run(
-        [sys.executable, "-m", "gocomm", "send", "sms", "--to", "+8613900139000",
-         "--biz", "login", "--param", "code=9999"],
-        env={**clean_env, name: json.dumps([wrong])},
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert refused.returncode == 1, refused.stdout + refused.stderr
+    other = OTHER_RECIPIENT[channel]
+    with pytest.raises(CommError):
+        asyncio.run(send_through_the_stack({name: json.dumps([wrong])}, channel, other))
 
     process.send_signal(signal.SIGINT)
     _, log = process.communicate(timeout=20)
     assert process.returncode == 0, log
     delivered = [line for line in log.splitlines() if "delivered to" in line]
     assert len(delivered) == 1, log
-    assert "delivered to +8613800138000: " in delivered[0] and "4321" in delivered[0]
-    assert "nothing delivered" in log and "+8613900139000" not in log
+    assert f"delivered to {recipient}: " in delivered[0] and marker in delivered[0]
+    assert "nothing delivered" in log and other not in log
     assert f"fake {vendor} stopped" in log
 
 

@@ -56,9 +56,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import email.message
-import email.parser
-import email.policy
 import logging
 import time
 import uuid
@@ -72,7 +69,7 @@ from gocomm.errors import InvalidMessage, InvalidRecipient, PermanentError, Send
 from gocomm.messages import Email
 from gocomm.recipients import validate_email, validate_phone
 from gocomm.sender import Receipt
-from gocomm.testing.outbox import Delivery, Outbox
+from gocomm.testing.outbox import Delivery, Outbox, mime_text
 
 __all__ = [
     "ConnectionsNotCounted",
@@ -86,19 +83,6 @@ __all__ = [
 
 Channel = Literal["email", "sms"]
 FailureKind = Literal["retryable", "permanent"]
-
-
-def mime_text(data: bytes) -> str:
-    """The decoded text of a raw RFC 5322 message, for outboxes that see wire bytes (an SMTP
-    server): the subject and every text part, with encoded words and transfer encodings
-    (base64, quoted-printable) undone, so the suite's markers can be found in it."""
-    message = email.parser.BytesParser(policy=email.policy.default).parsebytes(data)
-    texts = [str(message.get("Subject", ""))]
-    for part in message.walk():
-        if part.get_content_maintype() == "text" and not part.is_attachment():
-            assert isinstance(part, email.message.EmailMessage)
-            texts.append(str(part.get_content()))
-    return "\n".join(texts)
 
 
 class ConnectionsNotCounted(UserWarning):

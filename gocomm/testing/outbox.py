@@ -7,11 +7,14 @@ any test.
 
 from __future__ import annotations
 
+import email.message
+import email.parser
+import email.policy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["CountsConnections", "Delivery", "Outbox"]
+__all__ = ["CountsConnections", "Delivery", "Outbox", "mime_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,19 @@ class Delivery:
     recipient: str
     text: str
     raw: Any = None
+
+
+def mime_text(data: bytes) -> str:
+    """The decoded text of a raw RFC 5322 message, for outboxes that see wire bytes (an SMTP
+    server): the subject and every text part, with encoded words and transfer encodings
+    (base64, quoted-printable) undone, so the suite's markers can be found in it."""
+    message = email.parser.BytesParser(policy=email.policy.default).parsebytes(data)
+    texts = [str(message.get("Subject", ""))]
+    for part in message.walk():
+        if part.get_content_maintype() == "text" and not part.is_attachment():
+            assert isinstance(part, email.message.EmailMessage)
+            texts.append(str(part.get_content()))
+    return "\n".join(texts)
 
 
 class Outbox(Protocol):

@@ -23,6 +23,7 @@ SPEC = VendorSpec(
     settings=SesSettings,
     factory=_build,
     description="Amazon SES, API v2 SendEmail (simple, raw MIME or template content)",
+    fake="gocomm_ses.testing:FakeSes",  # `gocomm fake ses`
 )
 
 

@@ -5,7 +5,7 @@ Signature Version 4 of every request with code of its own (not the vendor's sign
 access key, the credential scope (date, region, service ``ses``), the signed headers (``host``
 and ``x-amz-date`` must be among them, and ``x-amz-security-token`` when the credentials are
 temporary), a clock skew of at most five minutes, and the signature recomputed from what
-arrived. It records one :class:`~gocomm.testing.contract.Delivery` per recipient (to, cc and
+arrived. It records one :class:`~gocomm.testing.outbox.Delivery` per recipient (to, cc and
 bcc) of every message it accepts, and every accepted body in :attr:`FakeSes.accepted`::
 
     from gocomm.messages import Email
@@ -18,7 +18,7 @@ bcc) of every message it accepts, and every accepted body in :attr:`FakeSes.acce
         assert [d.recipient for d in fake.deliveries] == ["ada@example.com"]
 
 Script failures with :meth:`FakeSes.fail_next` (an AWS error type and HTTP status for the next
-answer). This module is for tests: it imports pytest (through the contract suite).
+answer). It needs no pytest: ``gocomm fake ses`` runs it for local development.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from gocomm.testing.contract import Delivery, mime_text
 from gocomm.testing.httpserver import FakeVendorServer, HttpRequest, HttpResponse
+from gocomm.testing.outbox import Delivery, mime_text
 from gocomm_ses.settings import SesSettings
 
 __all__ = ["ACCESS_KEY_ID", "REGION", "SECRET_ACCESS_KEY", "SESSION_TOKEN", "FakeSes"]
