@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
+from gocomm.channels import CHANNELS
 from gocomm.config import (
     BreakerSettings,
     ChannelSettings,
@@ -342,7 +343,7 @@ def _validating_stage(inner: Sender[Any], channel: str) -> Sender[Any]:
     any retry waits or any vendor sees it."""
     from gocomm.recipients import ValidatingSender
 
-    if channel not in ("email", "sms"):
+    if channel not in CHANNELS:
         raise ConfigError(f"unknown channel {channel!r}: gocomm has the email and sms channels")
     return ValidatingSender(_borrow(inner), "email" if channel == "email" else "sms")
 
@@ -444,7 +445,7 @@ class _ContainerInstance(containers.DynamicContainer):
         """Build what the configuration uses now rather than at the first send: each configured
         channel's vendors and failover stage, and the Redis client if a limit needs it."""
         settings: Settings = self.settings()
-        for name in ("email", "sms"):
+        for name in CHANNELS:
             channel = settings.channel(name)
             if channel is None:
                 continue  # resolving it would raise; it may be overridden before use
