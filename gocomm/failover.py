@@ -20,7 +20,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from gocomm.errors import (
     AllSendersFailed,
@@ -34,9 +34,9 @@ from gocomm.errors import (
     unsent_of,
 )
 from gocomm.sender import (
-    AsyncCloseable,
     Receipt,
     Sender,
+    Stage,
     aclose_all,
     merge_refused,
     vendor_name,
@@ -68,7 +68,7 @@ def _check_senders(owner: str, senders: object) -> tuple[Sender[T], ...]:
     return checked
 
 
-class _IndexedSenders(AsyncCloseable, Generic[T]):
+class _IndexedSenders(Stage[T]):
     """Vendors in failover order with the index of the one currently preferred."""
 
     def __init__(self, senders: Sequence[Sender[Any]], logger: logging.Logger | None) -> None:
@@ -133,7 +133,7 @@ class FailoverSender(_IndexedSenders[T]):
     ) -> None:
         super().__init__(senders, logger)
 
-    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
+    async def send_to(self, biz: str, args: T, to: tuple[str, ...]) -> Receipt | None:
         # Fast path: one index read and one await.
         start = self._index
         try:
@@ -299,12 +299,10 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
         self._count = 0
         self._epoch += 1
 
-    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
-        return await self._send(biz, args, to, len(self._senders) - 1)
-
-    async def _send(
-        self, biz: str, args: T, to: tuple[str, ...], skips: int
+    async def send_to(
+        self, biz: str, args: T, to: tuple[str, ...], skips: int | None = None
     ) -> Receipt | None:
+        # skips: how many more vendors an open circuit breaker may still move this send to.
         if self._count >= self._threshold:
             self._switch()
         index = self._index
@@ -322,11 +320,12 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
         except CircuitOpen:
             # Its circuit breaker says the vendor keeps failing (gocomm.health): switch now and
             # send through the next one, as long as some vendor was not tried yet.
+            skips = len(self._senders) - 1 if skips is None else skips
             if skips <= 0:
                 raise
             if self._epoch == epoch:
                 self._switch("has its circuit breaker open")
-            return await self._send(biz, args, to, skips - 1)
+            return await self.send_to(biz, args, to, skips - 1)
         if self._epoch == epoch:
             self._count = 0
         return receipt
