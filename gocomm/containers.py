@@ -50,11 +50,11 @@ from gocomm.config import (
     UniformInterval,
     VendorEntry,
     WeightedFailover,
-    key_function,
     load_settings,
     uses_redis,
 )
 from gocomm.errors import ConfigError
+from gocomm.ratelimit.keys import key_function
 from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
 
 if TYPE_CHECKING:
