@@ -32,6 +32,7 @@ from gocomm.errors import (
     refused_of,
     unsent_of,
 )
+from gocomm.events import FailoverSwitched, _listeners, emit, log_fields
 from gocomm.sender import (
     AsyncCloseable,
     Receipt,
@@ -171,6 +172,7 @@ class FailoverSender(_IndexedSenders[T]):
                     vendor_name(senders[position]),
                     type(error).__name__,
                     len(refused),
+                    extra=log_fields(senders[position], error),
                 )
                 vendor = getattr(error, "vendor", None)
                 name = vendor if isinstance(vendor, str) else vendor_name(senders[position])
@@ -188,7 +190,14 @@ class FailoverSender(_IndexedSenders[T]):
                 next_position,
                 vendor_name(senders[next_position]),
                 len(owed),
+                extra=log_fields(senders[position], error),
             )
+            if _listeners:
+                emit(
+                    FailoverSwitched(
+                        vendor_name(senders[position]), vendor_name(senders[next_position]), "error"
+                    )
+                )
             position = next_position
             try:
                 receipt = await senders[position].send(biz, args, *owed)
@@ -344,7 +353,11 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
             self._count,
             new,
             vendor_name(self._senders[new]),
+            extra={"gocomm_vendor": vendor_name(self._senders[previous])},
         )
+        if _listeners:
+            switched = (vendor_name(self._senders[previous]), vendor_name(self._senders[new]))
+            emit(FailoverSwitched(*switched, "timeouts"))
         self._move_to(new)
         self._cancel_restore()  # a newer switch replaces the pending restore
         if new != 0 and self._restore_after is not None and not self.closed:
@@ -358,7 +371,16 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
                 "restoring vendor 0 (%s) after %gs",
                 vendor_name(self._senders[0]),
                 self._restore_after,
+                extra={"gocomm_vendor": vendor_name(self._senders[0])},
             )
+            if _listeners:
+                emit(
+                    FailoverSwitched(
+                        vendor_name(self._senders[self._index]),
+                        vendor_name(self._senders[0]),
+                        "restore",
+                    )
+                )
             self._move_to(0)
 
     def _cancel_restore(self) -> None:
