@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
+from gocomm.sender import Receipt, Sender, Stage, aclose_all, send_to_of, vendor_name
 
 __all__ = [
     "BreakerChanged",
@@ -297,7 +297,7 @@ async def observe_send(
         _current.reset(token)
 
 
-class ObservedVendor(AsyncCloseable):
+class ObservedVendor(Stage[Any]):
     """Sends through ``sender`` (one vendor) and emits a :class:`VendorAttempted` for each
     call while listeners exist; otherwise it only hands the call over.
 
@@ -309,23 +309,26 @@ class ObservedVendor(AsyncCloseable):
     def __init__(self, sender: Sender[Any], *, vendor: str | None = None) -> None:
         self.sender = sender
         self.vendor = vendor if vendor is not None else vendor_name(sender)
+        self._send_inner = send_to_of(sender)
 
     @property
     def name(self) -> str:
         """The vendor's name, so that logs name the vendor, not this stage."""
         return self.vendor
 
-    def send(self, biz: str, args: Any, *to: str) -> Coroutine[Any, Any, Receipt | None]:
-        # No coroutine of its own without listeners: the vendor's is returned as it is.
+    def send_to(
+        self, biz: str, args: Any, to: tuple[str, ...]
+    ) -> Coroutine[Any, Any, Receipt | None]:
+        # No coroutine of its own without listeners: the inner one is returned as it is.
         if _listeners:
             return self._observed(biz, args, to)
-        return self.sender.send(biz, args, *to)
+        return self._send_inner(biz, args, to)
 
     async def _observed(self, biz: str, args: Any, to: tuple[str, ...]) -> Receipt | None:
         started = time.time()
         start = time.perf_counter()
         try:
-            receipt = await self.sender.send(biz, args, *to)
+            receipt = await self._send_inner(biz, args, to)
         except (Exception, asyncio.CancelledError) as exc:
             if _listeners:
                 duration = time.perf_counter() - start

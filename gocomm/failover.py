@@ -20,7 +20,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from gocomm.errors import (
     AllSendersFailed,
@@ -34,9 +34,9 @@ from gocomm.errors import (
 )
 from gocomm.events import FailoverSwitched, _listeners, emit, log_fields
 from gocomm.sender import (
-    AsyncCloseable,
     Receipt,
     Sender,
+    Stage,
     aclose_all,
     merge_refused,
     vendor_name,
@@ -68,7 +68,7 @@ def _check_senders(owner: str, senders: object) -> tuple[Sender[T], ...]:
     return checked
 
 
-class _IndexedSenders(AsyncCloseable, Generic[T]):
+class _IndexedSenders(Stage[T]):
     """Vendors in failover order with the index of the one currently preferred."""
 
     def __init__(self, senders: Sequence[Sender[Any]], logger: logging.Logger | None) -> None:
@@ -133,7 +133,7 @@ class FailoverSender(_IndexedSenders[T]):
     ) -> None:
         super().__init__(senders, logger)
 
-    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
+    async def send_to(self, biz: str, args: T, to: tuple[str, ...]) -> Receipt | None:
         # Fast path: one index read and one await.
         start = self._index
         try:
@@ -307,7 +307,7 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
         self._count = 0
         self._epoch += 1
 
-    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
+    async def send_to(self, biz: str, args: T, to: tuple[str, ...]) -> Receipt | None:
         if self._count >= self._threshold:
             self._switch()
         index = self._index
