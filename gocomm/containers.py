@@ -53,12 +53,12 @@ from gocomm.config import (
     UniformInterval,
     VendorEntry,
     WeightedFailover,
-    key_function,
     load_settings,
     uses_redis,
 )
 from gocomm.errors import ConfigError
 from gocomm.events import ObservedVendor
+from gocomm.ratelimit.keys import key_function
 from gocomm.sender import (
     Receipt,
     Sender,

@@ -14,7 +14,7 @@ import pytest
 from dependency_injector import providers
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from gocomm.config import Settings, describe_stack, load_settings
+from gocomm.config import Settings, load_settings
 from gocomm.containers import BorrowedSender, build_container
 from gocomm.errors import ConfigError, InvalidRecipient, Limited
 from gocomm.events import ObservedVendor
@@ -31,6 +31,7 @@ from gocomm.ratelimit.redis import RedisSlidingWindowLimiter
 from gocomm.recipients import ValidatingSender
 from gocomm.retryable import IntervalRetrySender, RetrySender
 from gocomm.sender import AsyncCloseable, Receipt
+from gocomm.stacks import describe_stack
 from gocomm.testing import MemorySender, ScriptedSender
 from gocomm.vendors.memory import MemoryVendor
 
