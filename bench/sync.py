@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -96,6 +97,29 @@ def sync_rate(sends: int, threads: int) -> float:
             return sends / (time.perf_counter() - begin)
 
 
+def handoff_floor(rounds: int = 20_000) -> float:
+    """Seconds for one round trip between two threads (lock ping-pong): what any blocking
+    facade over a loop thread pays at least once per call, whatever it does."""
+    ping, pong = threading.Lock(), threading.Lock()
+    ping.acquire()
+    pong.acquire()
+
+    def echo() -> None:
+        for _ in range(rounds):
+            ping.acquire()
+            pong.release()
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    begin = time.perf_counter()
+    for _ in range(rounds):
+        ping.release()
+        pong.acquire()
+    elapsed = time.perf_counter() - begin
+    thread.join()
+    return elapsed / rounds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sends", type=int, default=20_000)
@@ -112,6 +136,11 @@ def main() -> None:
         am, sm = statistics.median(a), statistics.median(s)
         target = "  (target >= 0.50)" if n == 8 else ""
         print(f"{n:>16} {am:>14,.0f} {sm:>19,.0f} {sm / am:>6.2f}{target}")
+    floor = handoff_floor()
+    print(
+        f"floor: one thread hand-off round trip takes {floor * 1e6:.1f} µs here, so one "
+        f"calling thread can make at most {1 / floor:,.0f} blocking calls/s"
+    )
 
 
 if __name__ == "__main__":

@@ -114,6 +114,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 ALIAS_BUDGET = 10_000
 #: Deepest nesting of lists and mappings read (the YAML composer itself recurses too).
 MAX_DEPTH = 100
+#: Most YAML events (values, keys, starts and ends of lists and mappings) in a configuration:
+#: a real one has hundreds; a megabyte of values would take seconds and a hundred MB to read.
+MAX_EVENTS = 20_000
 
 
 class _Reader:
@@ -229,6 +232,13 @@ def read_yaml(text: str, filename: str, environ: Mapping[str, str]) -> tuple[Any
     """Parse ``text``, interpolating placeholders from ``environ``; returns data and sources."""
     reader = _Reader(filename, environ)
     try:
+        # Counted on the event stream first, which is cheap, before any node is built.
+        for count, _ in enumerate(yaml.parse(text, Loader=_LOADER), start=1):
+            if count > MAX_EVENTS:
+                raise ConfigError(
+                    f"{filename}: holds more than {MAX_EVENTS} YAML values; a gocomm "
+                    "configuration needs a few hundred (is this the right file?)"
+                )
         node = yaml.compose(text, Loader=_LOADER)
         data = None if node is None else reader.read(node, ())
     except yaml.MarkedYAMLError as exc:

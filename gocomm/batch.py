@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from gocomm.channels import CHANNELS
 from gocomm.errors import (
     AllSendersFailed,
     CommError,
@@ -70,7 +71,6 @@ __all__ = [
     "run_batch",
 ]
 
-CHANNELS = ("email", "sms")
 Format = Literal["csv", "jsonl"]
 _ERROR_FIELD = "error"
 _EMAIL_FIELDS = ("to", "subject", "text", "html", "cc", "bcc", "sender", "reply_to", "biz")

@@ -57,6 +57,7 @@ from gocomm._config_sources import (
     read_yaml,
     scrubbed_problems,
 )
+from gocomm.channels import CHANNELS
 from gocomm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -94,7 +95,6 @@ __all__ = [
 ]
 
 #: The channels a configuration may have, in the order they are shown.
-CHANNELS: tuple[str, ...] = ("email", "sms")
 
 MASK = "**********"
 

@@ -30,11 +30,12 @@ Overrides apply to the next resolve of a Resource: before the first resolve or a
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
+from gocomm.channels import CHANNELS
 from gocomm.config import (
     BreakerSettings,
     ChannelSettings,
@@ -54,7 +55,14 @@ from gocomm.config import (
     uses_redis,
 )
 from gocomm.errors import ConfigError
-from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
+from gocomm.sender import (
+    Receipt,
+    Sender,
+    Stage,
+    aclose_all,
+    send_to_of,
+    vendor_name,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -67,23 +75,32 @@ if TYPE_CHECKING:
 __all__ = ["BorrowedSender", "ChannelContainer", "Container", "build_container"]
 
 
-class BorrowedSender(AsyncCloseable):
+class BorrowedSender(Stage[Any]):
     """A non-owning view of a shared sender: sends through it; closing it closes nothing.
 
     The container hands these out so that closing one resolved stack never closes the vendors
-    or failover state that every other stack shares; those close with the container.
+    or failover state that every other stack shares; those close with the container. A send
+    is handed straight to the target's (no coroutine of its own).
     """
 
     def __init__(self, target: Sender[Any]) -> None:
-        self.target = target
+        self._target = target
+        self._send_target = send_to_of(target)
+
+    @property
+    def target(self) -> Sender[Any]:
+        """The shared sender."""
+        return self._target
 
     @property
     def name(self) -> str:
         """The shared sender's name, so that logs name the vendor, not the view."""
         return vendor_name(self.target)
 
-    async def send(self, biz: str, args: Any, *to: str) -> Receipt | None:
-        return await self.target.send(biz, args, *to)
+    def send_to(
+        self, biz: str, args: Any, to: tuple[str, ...]
+    ) -> Coroutine[Any, Any, Receipt | None]:
+        return self._send_target(biz, args, to)
 
     def __repr__(self) -> str:
         return f"BorrowedSender({self.target!r})"
@@ -342,7 +359,7 @@ def _validating_stage(inner: Sender[Any], channel: str) -> Sender[Any]:
     any retry waits or any vendor sees it."""
     from gocomm.recipients import ValidatingSender
 
-    if channel not in ("email", "sms"):
+    if channel not in CHANNELS:
         raise ConfigError(f"unknown channel {channel!r}: gocomm has the email and sms channels")
     return ValidatingSender(_borrow(inner), "email" if channel == "email" else "sms")
 
@@ -444,7 +461,7 @@ class _ContainerInstance(containers.DynamicContainer):
         """Build what the configuration uses now rather than at the first send: each configured
         channel's vendors and failover stage, and the Redis client if a limit needs it."""
         settings: Settings = self.settings()
-        for name in ("email", "sms"):
+        for name in CHANNELS:
             channel = settings.channel(name)
             if channel is None:
                 continue  # resolving it would raise; it may be overridden before use

@@ -20,10 +20,11 @@ import asyncio
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from gocomm.errors import (
     AllSendersFailed,
+    CircuitOpen,
     ConfigError,
     InvalidMessage,
     InvalidRecipient,
@@ -33,9 +34,9 @@ from gocomm.errors import (
     unsent_of,
 )
 from gocomm.sender import (
-    AsyncCloseable,
     Receipt,
     Sender,
+    Stage,
     aclose_all,
     merge_refused,
     vendor_name,
@@ -67,7 +68,7 @@ def _check_senders(owner: str, senders: object) -> tuple[Sender[T], ...]:
     return checked
 
 
-class _IndexedSenders(AsyncCloseable, Generic[T]):
+class _IndexedSenders(Stage[T]):
     """Vendors in failover order with the index of the one currently preferred."""
 
     def __init__(self, senders: Sequence[Sender[Any]], logger: logging.Logger | None) -> None:
@@ -132,7 +133,7 @@ class FailoverSender(_IndexedSenders[T]):
     ) -> None:
         super().__init__(senders, logger)
 
-    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
+    async def send_to(self, biz: str, args: T, to: tuple[str, ...]) -> Receipt | None:
         # Fast path: one index read and one await.
         start = self._index
         try:
@@ -298,7 +299,10 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
         self._count = 0
         self._epoch += 1
 
-    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
+    async def send_to(
+        self, biz: str, args: T, to: tuple[str, ...], skips: int | None = None
+    ) -> Receipt | None:
+        # skips: how many more vendors an open circuit breaker may still move this send to.
         if self._count >= self._threshold:
             self._switch()
         index = self._index
@@ -313,6 +317,15 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
             if self._epoch == epoch:  # a late timeout of a former vendor is not counted
                 self._count += 1
             raise
+        except CircuitOpen:
+            # Its circuit breaker says the vendor keeps failing (gocomm.health): switch now and
+            # send through the next one, as long as some vendor was not tried yet.
+            skips = len(self._senders) - 1 if skips is None else skips
+            if skips <= 0:
+                raise
+            if self._epoch == epoch:
+                self._switch("has its circuit breaker open")
+            return await self.send_to(biz, args, to, skips - 1)
         if self._epoch == epoch:
             self._count = 0
         return receipt
@@ -334,14 +347,14 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
                 vendor=name,
             ) from exc
 
-    def _switch(self) -> None:
+    def _switch(self, reason: str | None = None) -> None:
         previous = self._index
         new = (previous + 1) % len(self._senders)
         self._logger.warning(
-            "vendor %d (%s) timed out %d times in a row; switching to vendor %d (%s)",
+            "vendor %d (%s) %s; switching to vendor %d (%s)",
             previous,
             vendor_name(self._senders[previous]),
-            self._count,
+            reason or f"timed out {self._count} times in a row",
             new,
             vendor_name(self._senders[new]),
         )

@@ -1,6 +1,8 @@
 """The hooks a gocomm plugin implements (pytest's ``hookspec.py`` is the model).
 
-A plugin is a module (or any object) with functions marked ``@gocomm.plugins.hookimpl`` whose
+This module imports nothing of gocomm's at run time, so plugins and the loader both import
+it without a cycle. A plugin is a module (or any object) with functions marked
+``@gocomm.plugins.hookimpl`` (the same marker as ``gocomm.hookspecs.hookimpl``) whose
 names are hooks declared here. An installed distribution exposes its plugin through the entry
 point group ``gocomm``::
 
@@ -14,12 +16,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gocomm.plugins import hookspec
+import pluggy
 
 if TYPE_CHECKING:
-    from gocomm.plugins import VendorRegistry
+    from gocomm.registry import VendorRegistry
 
-__all__ = ["gocomm_register_vendors"]
+__all__ = ["PROJECT", "gocomm_register_vendors", "hookimpl", "hookspec"]
+
+PROJECT = "gocomm"
+#: Marks the hook specifications below.
+hookspec = pluggy.HookspecMarker(PROJECT)
+#: Marks a plugin's hook implementations (also importable as ``gocomm.plugins.hookimpl``).
+hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec

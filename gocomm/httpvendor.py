@@ -50,8 +50,8 @@ from gocomm.errors import (
     is_retryable,
 )
 from gocomm.httpclient import HttpClient, Response, transport_errors
-from gocomm.plugins import VendorSettings
 from gocomm.recipients import validate_phone
+from gocomm.registry import VendorSettings
 from gocomm.sender import AsyncCloseable, Receipt
 
 __all__ = [

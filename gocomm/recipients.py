@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
+from gocomm.channels import CHANNELS, Channel
 from gocomm.errors import InvalidRecipient
 from gocomm.messages import Email
 from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
@@ -20,8 +21,6 @@ __all__ = [
     "validate_recipients",
 ]
 
-Channel = Literal["email", "sms"]
-CHANNELS: tuple[Channel, ...] = ("email", "sms")
 
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _PHONE_SEPARATORS = str.maketrans("", "", " -.()")

@@ -23,7 +23,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from gocomm.errors import (
     ConfigError,
@@ -34,11 +34,12 @@ from gocomm.errors import (
     unsent_of,
 )
 from gocomm.sender import (
-    AsyncCloseable,
     Receipt,
     Sender,
+    Stage,
     aclose_all,
     merge_refused,
+    send_to_of,
     vendor_name,
     with_refused,
 )
@@ -202,7 +203,7 @@ def _all_refused(to: tuple[str, ...], refused: tuple[str, ...]) -> bool:
     return bool(refused) and set(to) <= set(refused)
 
 
-class _RetryBase(AsyncCloseable, Generic[T]):
+class _RetryBase(Stage[T]):
     """What both retry strategies share: the inner sender, the attempt budget, closing."""
 
     def __init__(
@@ -217,6 +218,7 @@ class _RetryBase(AsyncCloseable, Generic[T]):
         if not callable(send):
             raise ConfigError(f"sender must have an async send() method, got {sender!r}")
         self._sender = sender
+        self._send_inner = send_to_of(sender)
         self._max_attempts = _check_attempts(max_attempts)
         self._retry_on = retry_on
         self._logger = logger if logger is not None else _DEFAULT_LOGGER
@@ -231,10 +233,10 @@ class _RetryBase(AsyncCloseable, Generic[T]):
         """The most calls one send makes, the first included."""
         return self._max_attempts
 
-    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
+    async def send_to(self, biz: str, args: T, to: tuple[str, ...]) -> Receipt | None:
         # Fast path: the first attempt costs one await and no bookkeeping.
         try:
-            receipt = await self._sender.send(biz, args, *to)
+            receipt = await self._send_inner(biz, args, to)
         except Exception as exc:
             first_error = exc
         else:
@@ -296,7 +298,7 @@ class _RetryBase(AsyncCloseable, Generic[T]):
                 await asyncio.sleep(wait)  # a cancellation here propagates at once
             attempt += 1
             try:
-                receipt = await self._sender.send(biz, args, *owed)
+                receipt = await self._send_inner(biz, args, owed)
             except Exception as exc:
                 error = exc
                 continue

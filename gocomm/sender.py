@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, Self, TypeVar, runtime_checkable
 
-__all__ = ["AsyncCloseable", "Receipt", "Sender", "aclose_all", "merge_refused", "with_refused"]
+__all__ = [
+    "AsyncCloseable",
+    "Receipt",
+    "SendTo",
+    "Sender",
+    "Stage",
+    "aclose_all",
+    "merge_refused",
+    "send_to_of",
+    "with_refused",
+]
 
+T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
 
 
@@ -122,3 +134,34 @@ def vendor_name(sender: Any) -> str:
         if isinstance(value, str):
             return value
     return type(sender).__name__
+
+
+#: A send with the recipients as one tuple: ``send_to(biz, args, to)``.
+SendTo = Callable[[str, Any, tuple[str, ...]], Coroutine[Any, Any, "Receipt | None"]]
+
+
+class Stage(AsyncCloseable, Generic[T]):
+    """A strategy that wraps senders (retry, failover, a limit...).
+
+    Its work is in :meth:`send_to`, which takes the recipients as one tuple: stages call each
+    other there (see :func:`send_to_of`), so that ``to`` is not unpacked and packed again at
+    every layer. :meth:`send` is the public protocol and only hands over to it: the coroutine it
+    returns is ``send_to``'s, and nothing runs before it is awaited.
+    """
+
+    def send(self, biz: str, args: T, *to: str) -> Coroutine[Any, Any, Receipt | None]:
+        return self.send_to(biz, args, to)
+
+    def send_to(
+        self, biz: str, args: T, to: tuple[str, ...]
+    ) -> Coroutine[Any, Any, Receipt | None]:
+        raise NotImplementedError
+
+
+def send_to_of(sender: Sender[Any]) -> SendTo:
+    """How a stage calls ``sender`` with the recipients as one tuple: ``sender.send_to`` when it
+    is a :class:`Stage` that sends through it, else through ``sender.send(biz, args, *to)`` (a
+    vendor, or a stage whose subclass overrides ``send``)."""
+    if isinstance(sender, Stage) and type(sender).send is Stage.send:
+        return sender.send_to
+    return lambda biz, args, to: sender.send(biz, args, *to)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from gocomm.config import CHANNELS
+from gocomm.channels import CHANNELS
 from gocomm.sender import Receipt, Sender
 
 if TYPE_CHECKING:

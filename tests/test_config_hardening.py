@@ -118,3 +118,23 @@ def test_aliases_within_the_budget_still_work(tmp_path: Path) -> None:
     assert settings.sms is not None and settings.email is not None
     assert settings.sms.retry is not None and settings.sms.retry.max_attempts == 4
     assert settings.email.retry is not None and settings.email.retry.max_attempts == 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("sms:\n  x:\n" + "    - 1\n" * 130_000, id="block-list"),
+        pytest.param("sms: {x: [" + "1," * 500_000 + "1]}\n", id="flow-list"),
+        pytest.param("a: &a [1]\nsms: {x: [" + "*a," * 200_000 + "*a]}\n", id="many-aliases"),
+    ],
+)
+def test_a_megabyte_of_values_is_refused_before_it_is_built(tmp_path: Path, text: str) -> None:
+    assert len(text) < 2**20
+    tracemalloc.start()
+    try:
+        message = refused(tmp_path, text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert f"more than {_config_sources.MAX_EVENTS} YAML values" in message
+    assert peak < 20 * 2**20

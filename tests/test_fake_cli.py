@@ -130,7 +130,9 @@ def vendors_with_a_fake() -> list[str]:
 
 
 def test_the_http_vendors_ship_fakes() -> None:
-    assert {"aliyun", "tencentcloud", "twilio", "ses"} <= set(vendors_with_a_fake())
+    assert {"aliyun", "tencentcloud", "twilio", "ses", "sendgrid", "mailgun"} <= set(
+        vendors_with_a_fake()
+    )
 
 
 @pytest.mark.parametrize("vendor", vendors_with_a_fake())
@@ -153,7 +155,7 @@ def test_fake_serves_prints_its_configuration_and_logs_each_request(
     _, _, recipient, marker = SENDS[channel]
     asyncio.run(send_through_the_stack({name: json.dumps([entry])}, channel, recipient))
     # A request the fake refuses (wrong credentials) is logged too, as refused.
-    secret = next(k for k in entry if "secret" in k or k == "auth_token")
+    secret = next(k for k in entry if "secret" in k or k in ("auth_token", "api_key"))
     wrong = {**entry, secret: "not-the-fakes-secret"}
     other = OTHER_RECIPIENT[channel]
     with pytest.raises(CommError):

@@ -508,7 +508,7 @@ async def test_a_decision_limiter_with_refunds_is_asked_with_acquire() -> None:
 
         async def acquire(self, key: str) -> Decision:
             self.calls.append(("acquire", key))
-            return Decision(False, None, f"token-of-{key}")
+            return Decision(False, token=f"token-of-{key}")
 
         async def refund(self, key: str, token: object) -> None:
             self.calls.append(("refund", token))

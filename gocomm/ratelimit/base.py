@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 __all__ = ["ActiveLimiter", "Decision", "DecisionLimiter", "Limiter", "RefundableLimiter"]
@@ -20,7 +20,8 @@ class Decision:
 
     limited: bool
     retry_after: float | None = None
-    token: object = None
+    # Keyword-only, so that subclasses (the breaker's decision) keep their positional fields.
+    token: object = field(default=None, kw_only=True)
 
 
 @runtime_checkable

@@ -23,7 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gocomm.errors import ConfigError, Limited
 from gocomm.ratelimit._checks import positive_int, positive_number
@@ -51,29 +51,19 @@ def _check_clock(clock: object) -> Clock:
     return clock
 
 
-class _Admission:
-    """The token of one in-memory admission: its limiter and key, and what the admission left in
-    the key's state (the sliding window: the expiry of its entry; the token bucket: the tokens
-    left and the time), which is how the refund finds it. ``spent`` makes it refund once."""
-
-    __slots__ = ("at", "key", "limiter", "mark", "spent")
-
-    def __init__(self, limiter: object, key: str, mark: float, at: float = 0.0) -> None:
-        self.limiter = limiter
-        self.key = key
-        self.mark = mark
-        self.at = at
-        self.spent = False
-
-    def __repr__(self) -> str:
-        return f"<admission of {self.key!r}{' (given back)' if self.spent else ''}>"
+#: The token of one in-memory admission: ``[limiter, key, mark...]``, where the marks are what the
+#: admission left in the key's state (the sliding window: its entry's expiry; the token bucket:
+#: the tokens left and the time), which is how a refund finds it. A refund empties the list, so
+#: a token gives back once. A list because one is made on every admission, and a list literal is
+#: the cheapest record Python makes (a class with ``__slots__`` costs four times as much).
+_Token = list[object]
 
 
 class _KeyedRateLimiter(Generic[_State]):
     """What the sliding window and the token bucket share: per-key state in an ordered dict kept
     in admission order, the idle keys at its front forgotten a few at a time, and every way of
-    asking (``limit``, ``check``, ``acquire``, ``acquire_nowait``) answered from one
-    ``_decide``; refunds check the token and leave the rest to ``_give_back``."""
+    asking (``limit``, ``check``, ``acquire``) answered by the one decision, ``acquire_nowait``;
+    refunds check the token and leave the rest to ``_give_back``."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = _check_clock(clock)
@@ -86,29 +76,35 @@ class _KeyedRateLimiter(Generic[_State]):
         """The number of keys currently remembered."""
         return len(self._states)
 
+    def acquire_nowait(self, key: str) -> object:
+        """Count a request for ``key`` without a coroutine (nothing here waits for I/O): the
+        admission's token, or :class:`~gocomm.errors.Limited` with ``retry_after`` (and nothing
+        counted)."""
+        raise NotImplementedError
+
     async def limit(self, key: str) -> bool:
         """Count a request for ``key``; True means it is limited (and was not counted)."""
-        return self._decide(key) is not None
+        try:
+            self.acquire_nowait(key)
+        except Limited:
+            return True
+        return False
 
     async def check(self, key: str) -> Decision:
         """Count a request for ``key`` and say whether it is limited and for how long."""
-        retry_after = self._decide(key)
-        return _ADMITTED if retry_after is None else Decision(True, retry_after)
+        try:
+            self.acquire_nowait(key)
+        except Limited as limited:
+            return Decision(True, limited.retry_after)
+        return _ADMITTED
 
     async def acquire(self, key: str) -> Decision:
         """:meth:`check`, with a ``token`` to :meth:`refund` the admission by."""
-        retry_after = self._decide(key)
-        if retry_after is not None:
-            return Decision(True, retry_after)
-        return Decision(False, None, self._token(key))
-
-    def acquire_nowait(self, key: str) -> object:
-        """Count a request for ``key`` without a coroutine (nothing here waits for I/O): the
-        admission's token, or :class:`~gocomm.errors.Limited` with ``retry_after``."""
-        retry_after = self._decide(key)
-        if retry_after is not None:
-            raise Limited(key, retry_after)
-        return self._token(key)
+        try:
+            token = self.acquire_nowait(key)
+        except Limited as limited:
+            return Decision(True, limited.retry_after)
+        return Decision(False, token=token)
 
     async def refund(self, key: str, token: object) -> None:
         """Give back the admission ``token`` identifies (see
@@ -117,28 +113,16 @@ class _KeyedRateLimiter(Generic[_State]):
 
     def refund_nowait(self, key: str, token: object) -> None:
         """:meth:`refund` without a coroutine."""
-        if (
-            not isinstance(token, _Admission)
-            or token.limiter is not self
-            or token.key != key
-            or token.spent
-        ):
+        if type(token) is not list or len(token) < 3 or token[0] is not self or token[1] != key:
             return  # not an admission of this limiter and key, or already given back
-        token.spent = True
+        marks = token[2:]
+        token.clear()
         state = self._states.get(key)
         if state is not None:
-            self._give_back(key, state, token)
+            self._give_back(key, state, marks)
 
-    def _decide(self, key: str) -> float | None:
-        """None if admitted (and counted), else seconds until a request may pass."""
-        raise NotImplementedError
-
-    def _token(self, key: str) -> _Admission:
-        """The token of the admission ``_decide`` has just counted for ``key``."""
-        raise NotImplementedError
-
-    def _give_back(self, key: str, state: _State, token: _Admission) -> None:
-        """Undo the admission of ``token`` in ``state`` if it still counts."""
+    def _give_back(self, key: str, state: _State, marks: list[Any]) -> None:
+        """Undo the admission that left ``marks`` in ``state``, if it still counts."""
         raise NotImplementedError
 
     def _idle_at(self, state: _State) -> float:
@@ -184,44 +168,39 @@ class SlidingWindowLimiter(_KeyedRateLimiter[_Log]):
     def __repr__(self) -> str:
         return f"SlidingWindowLimiter(window={self.window!r}, rate={self.rate!r})"
 
-    def _decide(self, key: str) -> float | None:
+    def acquire_nowait(self, key: str) -> object:
         now = self._clock()
         if now >= self._sweep_at:
             self._sweep(now)
         logs = self._states
         log = logs.get(key)
+        expiry = now + self.window
         if log is None:
-            expiry = now + self.window
             if not logs:
                 self._sweep_at = expiry
             logs[key] = expiry
-            return None
+            return [self, key, expiry]
         if isinstance(log, float):
-            if log > now:  # still counted
-                if self.rate == 1:
-                    return log - now
-                logs[key] = deque((log, now + self.window))
+            if log <= now:  # out of the window: the key starts afresh
+                logs[key] = expiry
+            elif self.rate == 1:
+                raise Limited(key, log - now)
             else:
-                logs[key] = now + self.window
-            logs.move_to_end(key)
-            return None
-        while log and log[0] <= now:
-            log.popleft()
-        if len(log) < self.rate:
-            if log:
-                log.append(now + self.window)
+                logs[key] = deque((log, expiry))
+        else:
+            while log and log[0] <= now:
+                log.popleft()
+            if not log:
+                logs[key] = expiry
+            elif len(log) < self.rate:
+                log.append(expiry)
             else:
-                logs[key] = now + self.window
-            logs.move_to_end(key)
-            return None
-        return log[0] - now
+                raise Limited(key, log[0] - now)
+        logs.move_to_end(key)
+        return [self, key, expiry]
 
-    def _token(self, key: str) -> _Admission:
-        log = self._states[key]
-        return _Admission(self, key, log if isinstance(log, float) else log[-1])
-
-    def _give_back(self, key: str, state: _Log, token: _Admission) -> None:
-        expiry = token.mark
+    def _give_back(self, key: str, state: _Log, marks: list[Any]) -> None:
+        [expiry] = marks
         if expiry <= self._clock():
             return  # out of the window already: it counts no more
         if isinstance(state, float):
@@ -263,7 +242,7 @@ class TokenBucketLimiter(_KeyedRateLimiter[list[float]]):
     def __repr__(self) -> str:
         return f"TokenBucketLimiter(rate={self.rate!r}, burst={self.burst!r})"
 
-    def _decide(self, key: str) -> float | None:
+    def acquire_nowait(self, key: str) -> object:
         # State per key: [tokens after the last admission, time of the last admission].
         now = self._clock()
         if now >= self._sweep_at:
@@ -273,26 +252,23 @@ class TokenBucketLimiter(_KeyedRateLimiter[list[float]]):
         if state is None:
             if not buckets:
                 self._sweep_at = now + self._idle
-            buckets[key] = [self.burst - 1.0, now]
-            return None
+            left = self.burst - 1.0
+            buckets[key] = [left, now]
+            return [self, key, left, now]
         tokens = state[0] + (now - state[1]) * self.rate
         if tokens > self.burst:
             tokens = self.burst
-        if tokens >= 1.0 - _TOKEN_EPSILON:
-            tokens -= 1.0
-            state[0] = tokens if tokens > 0.0 else 0.0
-            state[1] = now
-            buckets.move_to_end(key)
-            return None
-        # A limited request changes nothing: the refill is computed from the last admission.
-        return (1.0 - tokens) / self.rate
+        if tokens < 1.0 - _TOKEN_EPSILON:
+            # A limited request changes nothing: the refill is computed from the last admission.
+            raise Limited(key, (1.0 - tokens) / self.rate)
+        tokens -= 1.0
+        left = state[0] = tokens if tokens > 0.0 else 0.0
+        state[1] = now
+        buckets.move_to_end(key)
+        return [self, key, left, now]
 
-    def _token(self, key: str) -> _Admission:
-        tokens, at = self._states[key]
-        return _Admission(self, key, tokens, at)
-
-    def _give_back(self, key: str, state: list[float], token: _Admission) -> None:
-        if state[0] == token.mark and state[1] == token.at:  # still the latest admission
+    def _give_back(self, key: str, state: list[float], marks: list[Any]) -> None:
+        if state == marks:  # still the latest admission: [tokens left, time] as it left them
             tokens = state[0] + 1.0
             state[0] = tokens if tokens < self.burst else float(self.burst)
 

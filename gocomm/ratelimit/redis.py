@@ -145,7 +145,7 @@ class _RedisRateLimiter(_RedisLimiter):
         """:meth:`check`, with a ``token`` to :meth:`refund` the admission by."""
         token = _tokens.next()
         decision = await self._decide(key, token)
-        return decision if decision.limited else Decision(False, None, token)
+        return decision if decision.limited else Decision(False, token=token)
 
 
 class RedisSlidingWindowLimiter(_RedisRateLimiter):

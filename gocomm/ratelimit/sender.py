@@ -14,11 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from gocomm.errors import ConfigError, Limited, LimiterError, refused_of, unsent_of
 from gocomm.ratelimit.base import ActiveLimiter, Decision, Limiter
-from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all
+from gocomm.sender import Receipt, Sender, Stage, aclose_all, send_to_of
 
 __all__ = ["ConcurrencyLimitSender", "KeyFunc", "RateLimitSender"]
 
@@ -78,7 +78,7 @@ def _limiter_failed(owner: _LimitSender[Any], kind: str, exc: Exception) -> None
     ) from exc
 
 
-class _LimitSender(AsyncCloseable, Generic[T]):
+class _LimitSender(Stage[T]):
     """What both limit senders share: the inner sender, the key (or key function), fail_open,
     the logger, the repr, and closing the inner sender (never the limiter)."""
 
@@ -93,13 +93,19 @@ class _LimitSender(AsyncCloseable, Generic[T]):
     ) -> None:
         _check_sender(sender)
         _check_key(key)
-        self.sender = sender
+        self._sender = sender
+        self._send_inner = send_to_of(sender)
         self.key = key
         self.fail_open = fail_open
         self.logger = logger if logger is not None else _RATE_LOG
         # Decided once here, so that a send does no type checks on its hot path.
         self._static_key: str | None = key if isinstance(key, str) else None
         self._key_func: KeyFunc[T] | None = None if isinstance(key, str) else key
+
+    @property
+    def sender(self) -> Sender[T]:
+        """The sender limited."""
+        return self._sender
 
     def __repr__(self) -> str:
         return (
@@ -177,7 +183,7 @@ class RateLimitSender(_LimitSender[T]):
             self._key_func is not None and getattr(key, "per_recipient", False) is True
         )
 
-    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
+    async def send_to(self, biz: str, args: T, to: tuple[str, ...]) -> Receipt | None:
         key = self._static_key
         acquire_nowait = self._acquire_nowait
         if key is not None and acquire_nowait is not None:
@@ -188,16 +194,16 @@ class RateLimitSender(_LimitSender[T]):
                 raise
             except Exception as exc:  # CancelledError is a BaseException: it passes untouched
                 _limiter_failed(self, "rate", exc)
-                return await self.sender.send(biz, args, *to)
+                return await self._send_inner(biz, args, to)
             if self._give_back is None:
-                return await self.sender.send(biz, args, *to)
-            held: list[_Held] = [(key, token, None)]
+                return await self._send_inner(biz, args, to)
+            held: Sequence[_Held] = ((key, token, None),)
         else:
             held = await self._admit_all(biz, args, to)
-        if not held:
-            return await self.sender.send(biz, args, *to)
+            if not held:
+                return await self._send_inner(biz, args, to)
         try:
-            receipt = await self.sender.send(biz, args, *to)
+            receipt = await self._send_inner(biz, args, to)
         except Exception as exc:  # a cancelled send gives nothing back: it may have gone out
             unreached = set(unsent_of(exc, to)).union(refused_of(exc))
             await self._refund_unreached(held, to, unreached)
@@ -335,7 +341,7 @@ class ConcurrencyLimitSender(_LimitSender[T]):
         super().__init__(sender, key, fail_open, logger)
         self.limiter: ActiveLimiter = limiter
 
-    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
+    async def send_to(self, biz: str, args: T, to: tuple[str, ...]) -> Receipt | None:
         key = self._static_key
         if key is None:
             assert self._key_func is not None
@@ -346,9 +352,9 @@ class ConcurrencyLimitSender(_LimitSender[T]):
         # One key, the common case: no AsyncExitStack on the hot path.
         slot = self.limiter.acquire(key)
         if not await self._enter(slot):
-            return await self.sender.send(biz, args, *to)
+            return await self._send_inner(biz, args, to)
         try:
-            receipt = await self.sender.send(biz, args, *to)
+            receipt = await self._send_inner(biz, args, to)
         except BaseException as exc:  # cancellation too: give the slot back, then re-raise
             await self._exit(slot, exc)
             raise
@@ -364,7 +370,7 @@ class ConcurrencyLimitSender(_LimitSender[T]):
                 if not await self._enter(slot):
                     break  # failing open: the limiter is down, asking it again only delays
                 held.push_async_exit(self._exiter(slot))
-            return await self.sender.send(biz, args, *to)
+            return await self._send_inner(biz, args, to)
 
     async def _enter(self, slot: AbstractAsyncContextManager[None]) -> bool:
         """Take the slot: True if held; False if the limiter failed and we fail open."""

@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pytest
 
+from gocomm.channels import Channel
 from gocomm.errors import InvalidMessage, InvalidRecipient, PermanentError, SendError, is_retryable
 from gocomm.messages import Email
 from gocomm.recipients import validate_email, validate_phone
@@ -81,7 +82,6 @@ __all__ = [
     "mime_text",
 ]
 
-Channel = Literal["email", "sms"]
 FailureKind = Literal["retryable", "permanent"]
 
 

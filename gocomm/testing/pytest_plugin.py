@@ -61,12 +61,13 @@ def gocomm_container(gocomm_settings: Any, gocomm_outbox: MemorySender) -> Itera
     """
     from contextlib import ExitStack
 
+    from gocomm.channels import CHANNELS
     from gocomm.containers import build_container
 
     container = build_container(gocomm_settings)
     settings = container.settings()
     with ExitStack() as overrides:
-        for name in ("email", "sms"):
+        for name in CHANNELS:
             # Only configured channels: one the settings leave out raises ConfigError when
             # resolved, as the production container does.
             if settings.channel(name) is not None:

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gocomm.plugins import VendorSpec, hookimpl
+from gocomm.channels import CHANNELS
+from gocomm.hookspecs import hookimpl
+from gocomm.registry import VendorSpec
 from gocomm.vendors.console import ConsoleSettings, ConsoleVendor
 from gocomm.vendors.file import FileSettings, FileVendor
 from gocomm.vendors.memory import MemorySettings, MemoryVendor
 
 if TYPE_CHECKING:
-    from gocomm.plugins import VendorRegistry
+    from gocomm.registry import VendorRegistry
 
 __all__ = ["BUILTIN_VENDORS", "gocomm_register_vendors"]
 
-BOTH = frozenset({"email", "sms"})
+BOTH = frozenset(CHANNELS)
 
 
 def _memory(settings: MemorySettings) -> MemoryVendor:

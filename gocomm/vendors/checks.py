@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from gocomm.channels import Channel
 from gocomm.errors import InvalidMessage
 from gocomm.messages import Email
-from gocomm.recipients import Channel, validate_recipients
+from gocomm.recipients import validate_recipients
 
 __all__ = ["Channel", "channel_of", "check_email_send", "check_sms_send"]
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from gocomm.messages import Email
-from gocomm.plugins import VendorSettings
+from gocomm.registry import VendorSettings
 from gocomm.sender import AsyncCloseable, Receipt
 from gocomm.vendors.checks import channel_of, check_email_send, check_sms_send
 

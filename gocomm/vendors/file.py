@@ -19,7 +19,7 @@ from typing import Any
 
 from gocomm.errors import PermanentError, SendError
 from gocomm.messages import Email
-from gocomm.plugins import VendorSettings
+from gocomm.registry import VendorSettings
 from gocomm.sender import AsyncCloseable, Receipt
 from gocomm.vendors.checks import channel_of, check_email_send, check_sms_send
 from gocomm.vendors.mime import build_mime

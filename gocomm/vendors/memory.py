@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from gocomm.plugins import VendorSettings
+from gocomm.registry import VendorSettings
 from gocomm.sender import Receipt
 from gocomm.testing import MemorySender
 from gocomm.vendors.checks import channel_of, check_email_send, check_sms_send

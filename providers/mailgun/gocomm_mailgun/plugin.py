@@ -23,6 +23,7 @@ SPEC = VendorSpec(
     settings=MailgunSettings,
     factory=_build,
     description="Mailgun, v3 messages (US and EU regions, stored templates)",
+    fake="gocomm_mailgun.testing:FakeMailgun",  # `gocomm fake mailgun`
 )
 
 

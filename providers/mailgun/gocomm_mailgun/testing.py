@@ -26,9 +26,8 @@ from __future__ import annotations
 import base64
 import binascii
 import email.message
-import email.parser
-import email.policy
 import hmac
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -69,23 +68,32 @@ def parse_form(content_type: str, body: bytes) -> Form:
     chunks = (b"\r\n" + body).split(delimiter)
     if chunks[0] or not chunks[-1].startswith(b"--"):
         raise ValueError("multipart body does not start and end with its boundary")
-    parser = email.parser.HeaderParser(policy=email.policy.HTTP)
     for chunk in chunks[1:-1]:
         head, separator, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
         if not separator:
             raise ValueError("a multipart part without a blank line after its headers")
-        part = parser.parsestr(head.decode("utf-8") + "\r\n\r\n")
-        name = part.get_param("name", header="content-disposition")
-        filename = part.get_param("filename", header="content-disposition")
-        if not isinstance(name, str) or not isinstance(filename, str | None):
-            raise ValueError("a multipart part without a plain field name")
-        field: str | FilePart = (
-            FilePart(_unquoted(filename), part.get_content_type(), data)
-            if filename is not None
-            else data.decode("utf-8")
-        )
-        form.setdefault(_unquoted(name), []).append(field)
+        headers = {}
+        for line in head.decode("utf-8").split("\r\n"):
+            key, colon, value = line.partition(":")
+            if not colon:
+                raise ValueError(f"a malformed part header {line!r}")
+            headers[key.strip().lower()] = value.strip()
+        disposition = headers.get("content-disposition", "")
+        params = dict(_PARAM.findall(disposition))
+        if not disposition.startswith("form-data") or "name" not in params:
+            raise ValueError(f"a part without a form-data field name: {disposition!r}")
+        field: str | FilePart
+        if "filename" in params:
+            part_type = headers.get("content-type", "application/octet-stream")
+            field = FilePart(_unquoted(params["filename"]), part_type, data)
+        else:
+            field = data.decode("utf-8")
+        form.setdefault(_unquoted(params["name"]), []).append(field)
     return form
+
+
+#: A ``name="value"`` parameter of a part's Content-Disposition (browsers percent-encode '"').
+_PARAM = re.compile(r';\s*(name|filename)="([^"]*)"')
 
 
 def _unquoted(value: str) -> str:

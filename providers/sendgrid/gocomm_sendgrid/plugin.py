@@ -23,6 +23,7 @@ SPEC = VendorSpec(
     settings=SendGridSettings,
     factory=_build,
     description="SendGrid, v3 mail/send (one personalization per recipient, dynamic templates)",
+    fake="gocomm_sendgrid.testing:FakeSendGrid",  # `gocomm fake sendgrid`
 )
 
 
