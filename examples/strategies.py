@@ -77,7 +77,7 @@ async def main() -> None:
         ("3. both vendors fail once; retry waits 50 ms and sends again", "+8613800000001"),
         ("4. a fourth message to the same phone within a minute is limited", "+8613800000001"),
         ("5. another phone has its own quota", "+8613800000002"),
-        ("6. a bad phone number: each vendor refuses it, nothing is retried", "12345"),
+        ("6. a bad phone number: refused as bad input, never retried", "12345"),
     ]
     async with stack:
         for title, number in steps:

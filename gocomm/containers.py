@@ -18,6 +18,9 @@ and one limiter, while the wrappers are made fresh per resolve and own nothing s
 resolved stack closes nothing that another stack uses. ``await container.shutdown_resources()``
 closes the vendors, timers and Redis client and resets the singletons.
 
+``tasks = await container.queue()`` is the application's side of the queue (a started
+:class:`~gocomm.tasks.GocommTasks`; ``await tasks.enqueue(...)``), closed at shutdown too.
+
 Tests override one piece::
 
     with container.sms.vendors.override([ScriptedSender([TimeoutError]), MemorySender()]):
@@ -50,11 +53,12 @@ from gocomm.config import (
     UniformInterval,
     VendorEntry,
     WeightedFailover,
-    key_function,
     load_settings,
     uses_redis,
 )
 from gocomm.errors import ConfigError
+from gocomm.events import ObservedVendor
+from gocomm.ratelimit.keys import key_function
 from gocomm.sender import (
     Receipt,
     Sender,
@@ -208,6 +212,11 @@ async def _failover_stage(
             BreakerSender(stage, breaker, name=name)
             for stage, name in zip(stages, names, strict=True)
         ]
+    # Outside the breaker: a call it refuses is an attempt too (CircuitOpen), seen in traces.
+    stages = [
+        ObservedVendor(stage, vendor=vendor_name(sender))
+        for stage, sender in zip(stages, senders, strict=True)
+    ]
     if isinstance(mode, ErrorFailover) and len(stages) == 1:
         return stages[0]
     strategy: FailoverSender[Any] | TimeoutFailoverSender[Any]

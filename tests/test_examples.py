@@ -20,7 +20,7 @@ def test_strategies_example_tells_each_step(capsys: pytest.CaptureFixture[str]) 
     assert outcomes[2] == "-> sent by 'healthy' after 2 attempt(s); failover index is now 1"
     assert outcomes[3].startswith("-> Limited (not retryable)")
     assert outcomes[5].startswith("-> sent by 'healthy'")
-    assert outcomes[6].startswith("-> AllSendersFailed (not retryable)")
+    assert outcomes[6].startswith("-> InvalidRecipient (not retryable)")
     assert "InvalidRecipient" in outcomes[6]
 
 
