@@ -228,8 +228,10 @@ class RateLimitSender(_LimitSender[T]):
                 recipients = distinct
         held: list[_Held] = []
         try:
+            nowait = self._acquire_nowait is not None
             for position, key in enumerate(keys):
-                token = await self._admit(key)
+                # In memory: no coroutine per key.
+                token = self._admit_nowait(key) if nowait else await self._admit(key)
                 if token is _FAILED_OPEN:
                     break  # failing open: the limiter is down, asking it again only delays
                 if token is not None and self._give_back is not None:
@@ -241,13 +243,22 @@ class RateLimitSender(_LimitSender[T]):
             raise
         return held
 
+    def _admit_nowait(self, key: str) -> object:
+        """:meth:`_admit` for a limiter with ``acquire_nowait``."""
+        assert self._acquire_nowait is not None
+        try:
+            return self._acquire_nowait(key)
+        except Limited:
+            raise
+        except Exception as exc:  # CancelledError is a BaseException: it passes untouched
+            _limiter_failed(self, "rate", exc)
+            return _FAILED_OPEN
+
     async def _admit(self, key: str) -> object:
         """Ask about ``key``: the admission's token (None if the limiter gives none), or
         ``_FAILED_OPEN`` when the limiter failed and we fail open; else raise :class:`Limited` or
         :class:`LimiterError`."""
         try:
-            if self._acquire_nowait is not None:
-                return self._acquire_nowait(key)
             if self._acquire is not None:
                 decision = await self._acquire(key)
             elif self._check is not None:
