@@ -24,6 +24,7 @@ from typing import Any, TypeVar, overload
 
 from gocomm.errors import (
     AllSendersFailed,
+    CircuitOpen,
     ConfigError,
     InvalidMessage,
     InvalidRecipient,
@@ -32,6 +33,7 @@ from gocomm.errors import (
     refused_of,
     unsent_of,
 )
+from gocomm.events import FailoverSwitched, _listeners, emit, log_fields
 from gocomm.sender import (
     Receipt,
     Sender,
@@ -171,6 +173,7 @@ class FailoverSender(_IndexedSenders[T]):
                     vendor_name(senders[position]),
                     type(error).__name__,
                     len(refused),
+                    extra=log_fields(senders[position], error),
                 )
                 vendor = getattr(error, "vendor", None)
                 name = vendor if isinstance(vendor, str) else vendor_name(senders[position])
@@ -188,7 +191,14 @@ class FailoverSender(_IndexedSenders[T]):
                 next_position,
                 vendor_name(senders[next_position]),
                 len(owed),
+                extra=log_fields(senders[position], error),
             )
+            if _listeners:
+                emit(
+                    FailoverSwitched(
+                        vendor_name(senders[position]), vendor_name(senders[next_position]), "error"
+                    )
+                )
             position = next_position
             try:
                 receipt = await senders[position].send(biz, args, *owed)
@@ -298,7 +308,10 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
         self._count = 0
         self._epoch += 1
 
-    async def send_to(self, biz: str, args: T, to: tuple[str, ...]) -> Receipt | None:
+    async def send_to(
+        self, biz: str, args: T, to: tuple[str, ...], skips: int | None = None
+    ) -> Receipt | None:
+        # skips: how many more vendors an open circuit breaker may still move this send to.
         if self._count >= self._threshold:
             self._switch()
         index = self._index
@@ -313,6 +326,15 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
             if self._epoch == epoch:  # a late timeout of a former vendor is not counted
                 self._count += 1
             raise
+        except CircuitOpen:
+            # Its circuit breaker says the vendor keeps failing (gocomm.health): switch now and
+            # send through the next one, as long as some vendor was not tried yet.
+            skips = len(self._senders) - 1 if skips is None else skips
+            if skips <= 0:
+                raise
+            if self._epoch == epoch:
+                self._switch("has its circuit breaker open")
+            return await self.send_to(biz, args, to, skips - 1)
         if self._epoch == epoch:
             self._count = 0
         return receipt
@@ -334,17 +356,21 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
                 vendor=name,
             ) from exc
 
-    def _switch(self) -> None:
+    def _switch(self, reason: str | None = None) -> None:
         previous = self._index
         new = (previous + 1) % len(self._senders)
         self._logger.warning(
-            "vendor %d (%s) timed out %d times in a row; switching to vendor %d (%s)",
+            "vendor %d (%s) %s; switching to vendor %d (%s)",
             previous,
             vendor_name(self._senders[previous]),
-            self._count,
+            reason or f"timed out {self._count} times in a row",
             new,
             vendor_name(self._senders[new]),
+            extra={"gocomm_vendor": vendor_name(self._senders[previous])},
         )
+        if _listeners:
+            switched = (vendor_name(self._senders[previous]), vendor_name(self._senders[new]))
+            emit(FailoverSwitched(*switched, "timeouts"))
         self._move_to(new)
         self._cancel_restore()  # a newer switch replaces the pending restore
         if new != 0 and self._restore_after is not None and not self.closed:
@@ -358,7 +384,16 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
                 "restoring vendor 0 (%s) after %gs",
                 vendor_name(self._senders[0]),
                 self._restore_after,
+                extra={"gocomm_vendor": vendor_name(self._senders[0])},
             )
+            if _listeners:
+                emit(
+                    FailoverSwitched(
+                        vendor_name(self._senders[self._index]),
+                        vendor_name(self._senders[0]),
+                        "restore",
+                    )
+                )
             self._move_to(0)
 
     def _cancel_restore(self) -> None:

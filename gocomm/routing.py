@@ -249,7 +249,7 @@ class WeightedFailoverSender(FailoverSender[T]):
         current[best] -= self._total
         return best
 
-    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
+    async def send_to(self, biz: str, args: T, to: tuple[str, ...]) -> Receipt | None:
         start = self.pick()
         try:
             return await self.senders[start].send(biz, args, *to)

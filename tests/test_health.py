@@ -442,3 +442,21 @@ async def test_concurrent_asks_on_a_closed_circuit_all_pass(backend: Backend) ->
     breaker = backend.make(**params())
     decisions = await asyncio.gather(*(breaker.allow("v") for _ in range(50)))
     assert not any(d.limited for d in decisions)
+
+
+async def test_timeout_failover_moves_past_an_open_breaker_within_the_send() -> None:
+    from gocomm.failover import TimeoutFailoverSender
+
+    breaker = MemoryCircuitBreaker(minimum_calls=1, open_for=60)
+    breaker.record_now("first", False)  # the first vendor's breaker is open
+    first, second = ScriptedSender(name="first"), ScriptedSender(name="second")
+    sender = TimeoutFailoverSender(
+        [BreakerSender(first, breaker), BreakerSender(second, breaker)], threshold=3
+    )
+    receipt = await sender.send("login", {}, "+15550000001")
+    assert receipt is not None and receipt.vendor == "second"
+    assert sender.current_index == 1 and first.calls == []
+    breaker.record_now("second", False)  # now both are open: the error, no endless loop
+    with pytest.raises(CircuitOpen):
+        await sender.send("login", {}, "+15550000001")
+    await sender.aclose()
