@@ -252,12 +252,17 @@ class RateLimitSender(_LimitSender[T]):
         """:meth:`_admit` for a limiter with ``acquire_nowait``."""
         assert self._acquire_nowait is not None
         try:
-            return self._acquire_nowait(key)
-        except Limited:
+            token = self._acquire_nowait(key)
+        except Limited as exc:
+            if _listeners:
+                emit(LimiterDecided(exc.key, True, exc.retry_after))
             raise
         except Exception as exc:  # CancelledError is a BaseException: it passes untouched
             _limiter_failed(self, "rate", exc)
             return _FAILED_OPEN
+        if _listeners:
+            emit(LimiterDecided(key, False, None))
+        return token
 
     async def _admit(self, key: str) -> object:
         """Ask about ``key``: the admission's token (None if the limiter gives none), or
