@@ -69,6 +69,7 @@ __all__ = [
     "ErrorFailover",
     "ExponentialInterval",
     "FixedInterval",
+    "PrometheusSettings",
     "QueueSettings",
     "RedisSettings",
     "RetrySettings",
@@ -76,6 +77,7 @@ __all__ = [
     "SecretUrl",
     "Settings",
     "SlidingWindowLimit",
+    "TelemetrySettings",
     "TimeoutFailover",
     "TokenBucketLimit",
     "UniformInterval",
@@ -608,6 +610,32 @@ class QueueSettings(_Section):
         return redis.connection_url() if redis is not None else None
 
 
+class PrometheusSettings(_Section):
+    """Prometheus metrics in ``prometheus_client``'s global registry (``gocomm[prometheus]``)."""
+
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`gocomm worker` and `gocomm batch` serve `/metrics` on this port; left "
+        "out, the metrics are only registered (your application exposes them).",
+    )
+    addr: str = Field(default="0.0.0.0", description="The address `/metrics` is served on.")
+
+
+class TelemetrySettings(_Section):
+    """What the container reports (see the Telemetry page), from its first sender on."""
+
+    opentelemetry: bool = Field(
+        default=False,
+        description="Spans and metrics through the OpenTelemetry API (`gocomm[otel]`); the "
+        "application configures the SDK and its exporters.",
+    )
+    prometheus: PrometheusSettings | None = Field(
+        default=None, description="Prometheus metrics (`gocomm[prometheus]`)."
+    )
+
+
 class Settings(_Section):
     """The whole configuration. ``repr`` and :meth:`masked_dict` never show a secret."""
 
@@ -620,6 +648,9 @@ class Settings(_Section):
         default=None,
         description="The queue to workers; left out, `gocomm.tasks` uses the in-process "
         "`memory` broker.",
+    )
+    telemetry: TelemetrySettings | None = Field(
+        default=None, description="OpenTelemetry and Prometheus reporting; left out, none."
     )
 
     _sources: SourceMap | None = None

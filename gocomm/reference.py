@@ -20,6 +20,7 @@ from gocomm.config import (
     ErrorFailover,
     ExponentialInterval,
     FixedInterval,
+    PrometheusSettings,
     QueueSettings,
     RedisSettings,
     RetrySettings,
@@ -27,6 +28,7 @@ from gocomm.config import (
     SecretUrl,
     Settings,
     SlidingWindowLimit,
+    TelemetrySettings,
     TimeoutFailover,
     TokenBucketLimit,
     UniformInterval,
@@ -60,6 +62,8 @@ REFERENCE_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("<channel>.retry.interval (kind: uniform)", UniformInterval),
     ("<channel>.retry.interval (kind: exponential)", ExponentialInterval),
     ("queue", QueueSettings),
+    ("telemetry", TelemetrySettings),
+    ("telemetry.prometheus", PrometheusSettings),
 )
 
 
