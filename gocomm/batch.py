@@ -37,20 +37,14 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from gocomm import events
 from gocomm.channels import CHANNELS
-from gocomm.errors import (
-    AllSendersFailed,
-    CommError,
-    InvalidMessage,
-    InvalidRecipient,
-    Limited,
-    RetryExhausted,
-    unsent_of,
-)
+from gocomm.errors import CommError, InvalidMessage, InvalidRecipient, unsent_of
 from gocomm.messages import Email
 from gocomm.recipients import validate_email, validate_phone
 from gocomm.sender import Receipt, Sender
@@ -124,6 +118,10 @@ class Outcome:
     unsent: tuple[str, ...] = ()
     skipped: bool = False
     """True when the journal says the row was sent by an earlier run."""
+    retries: int = 0
+    """Retries its send made (from its RetryScheduled events)."""
+    limited: bool = False
+    """True when it failed after a limiter refused it (from its LimiterDecided events)."""
 
     @property
     def ok(self) -> bool:
@@ -147,32 +145,44 @@ class Summary:
         if outcome.skipped:
             self.skipped += 1
             return
-        if outcome.receipt is not None:
-            self.retries += outcome.receipt.attempts - 1
-            self.per_vendor[outcome.receipt.vendor] += 1
+        self.retries += outcome.retries
         if outcome.error is None:
             self.sent += 1
-            if outcome.receipt is None:
-                self.per_vendor["(no receipt)"] += 1
+            vendor = outcome.receipt.vendor if outcome.receipt is not None else "(no receipt)"
+            self.per_vendor[vendor] += 1
             return
         self.failed += 1
-        self.retries += _retries_of(outcome.error)
-        if _is_limited(outcome.error):
+        if outcome.limited:
             self.limited += 1
 
 
-def _is_limited(exc: BaseException) -> bool:
-    if isinstance(exc, Limited):
-        return True
-    if isinstance(exc, RetryExhausted):
-        return _is_limited(exc.last_error)
-    if isinstance(exc, AllSendersFailed):
-        return all(_is_limited(e) for e in exc.exceptions)
-    return False
+@dataclass
+class _Tally:
+    """What the events of one row's send said (gocomm.events), for its :class:`Outcome`."""
+
+    run: object
+    retries: int = 0
+    limited: bool = False
 
 
-def _retries_of(exc: BaseException) -> int:
-    return exc.attempts - 1 if isinstance(exc, RetryExhausted) else 0
+#: The row whose send the current task runs (each worker task sets its own).
+_row_tally: ContextVar[_Tally | None] = ContextVar("gocomm_batch_row", default=None)
+
+
+def _tally(run: object) -> events.Listener:
+    """A listener counting the events of ``run``'s rows (other sends of the process, and
+    other runs, are not theirs)."""
+
+    def count(event: events.Event) -> None:
+        tally = _row_tally.get()
+        if tally is None or tally.run is not run:
+            return
+        if isinstance(event, events.RetryScheduled):
+            tally.retries += 1
+        elif isinstance(event, events.LimiterDecided) and event.limited:
+            tally.limited = True
+
+    return count
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -707,6 +717,8 @@ async def run_batch(
             if not owed:
                 await report(Outcome(row, skipped=True))
                 continue
+            tally = _Tally(summary)
+            _row_tally.set(tally)  # this worker task's context only
             try:
                 receipt = await sender.send(row.biz, row.args, *owed)
             except Exception as exc:  # the row failed; the batch goes on (CancelledError escapes)
@@ -714,13 +726,20 @@ async def run_batch(
                 reached = tuple(t for t in owed if t not in unsent)
                 if reached:
                     await journal.arecord(row, reached)
-                await report(Outcome(row, error=exc, sent_to=reached, unsent=unsent))
+                failed = Outcome(
+                    row, error=exc, sent_to=reached, unsent=unsent, retries=tally.retries,
+                    limited=tally.limited,
+                )  # fmt: skip
+                await report(failed)
                 continue
             await journal.arecord(row, owed)
-            await report(Outcome(row, receipt=receipt, sent_to=owed))
+            await report(Outcome(row, receipt=receipt, sent_to=owed, retries=tally.retries))
 
     opened_here = not journal.is_open  # a journal opened by the caller stays open
     journal.open()
+    # Retries and limits come from the events of each row's send, not from its error.
+    listener = _tally(summary)
+    events.add_listener(listener)
     try:
         async with asyncio.TaskGroup() as group:
             committer = group.create_task(journal.commit_loop())
@@ -732,6 +751,7 @@ async def run_batch(
         # Workers fail together for one reason (the journal, the callback): raise it plainly.
         raise _first_leaf(group) from None
     finally:
+        events.remove_listener(listener)
         if opened_here:
             journal.close()  # and with it the lock, for the next run
     return summary
