@@ -1,4 +1,4 @@
-"""The ``gocomm`` command: send, batch, plugins, config, fake.
+"""The ``gocomm`` command: send, batch, worker, dead-letter, plugins, config, fake.
 
 Exit codes: 0 everything was sent (or the command had nothing to send), 1 a send failed,
 2 a usage, configuration or input error found before anything was sent. Errors print as one
@@ -386,6 +386,13 @@ def batch(
         FileFormat | None,
         typer.Option("--format", help="csv or jsonl (default: from FILE's suffix)."),
     ] = None,
+    enqueue: Annotated[
+        bool,
+        typer.Option(
+            "--enqueue",
+            help="Put each row on the queue for `gocomm worker` instead of sending it here.",
+        ),
+    ] = False,
 ) -> None:
     """Send every row of FILE; a run stopped halfway resumes where it stopped.
 
@@ -421,6 +428,8 @@ def batch(
             _print_error(_one_line(error))
         if errors:
             raise errors[-1]
+        if enqueue:
+            return _enqueue_batch(options, name, file, file_format, journal_path, concurrency)
         run_journal = Journal(journal_path)
         run_journal.open()  # locked before anything is touched: one run per journal
         remember_journal(file, journal_path, state)
@@ -440,6 +449,44 @@ def batch(
         return EXIT_SEND_FAILED if summary.failed else EXIT_OK
 
     _run(options, command, quiet=True, resumable=True)
+
+
+def _enqueue_batch(
+    options: Options, channel: str, file: Path, fmt: Format, journal_path: Path, concurrency: int
+) -> int:
+    """``batch --enqueue``: each row not journaled goes on the queue under its journal key."""
+    from gocomm.batch import Journal, read_rows
+    from gocomm.tasks import GocommTasks, enqueue_rows, make_broker, require_queue
+
+    settings = _settings(options)
+    require_queue(settings, "gocomm batch --enqueue")
+    run_journal = Journal(journal_path)
+    run_journal.open()  # one run per journal
+
+    async def enqueue_all() -> tuple[int, int]:
+        async with GocommTasks(make_broker(settings), settings=settings) as tasks:
+            rows = read_rows(file, channel, fmt)
+            return await enqueue_rows(tasks, channel, rows, run_journal, concurrency=concurrency)
+
+    try:
+        enqueued, skipped = asyncio.run(enqueue_all())
+    finally:
+        run_journal.close()
+    stdout.print(
+        f"enqueued {enqueued} {channel} rows of {file.name}"
+        + (f" ({skipped} already enqueued, per the journal)" if skipped else ""),
+        markup=False,
+    )
+    stdout.print(f"journal: {journal_path}", markup=False)
+    return EXIT_OK
+
+
+def _settings(options: Options, registry: VendorRegistry | None = None) -> Settings:
+    """The validated settings (vendor entries by their plugins' models)."""
+    from gocomm.config import load_settings
+    from gocomm.plugins import load_registry
+
+    return load_settings(options.config, registry=registry or load_registry())
 
 
 def _failed_path(file: Path, fmt: Format) -> Path:
@@ -558,6 +605,126 @@ def _print_summary(summary: Summary, channel: str, journal: Path, failed: Path) 
             f"gocomm batch {channel} {failed}",
             markup=False,
         )
+
+
+# -- worker and dead letters -----------------------------------------------------------------
+
+
+@app.command("worker")
+def worker(
+    ctx: typer.Context,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, max=256, help="Worker processes.")
+    ] = 2,
+) -> None:
+    """Run workers that send what the application enqueues (the `queue` section).
+
+    Each process sends `queue.concurrency` messages at once; a process that dies is restarted.
+    SIGTERM or Ctrl-C finishes the sends in flight, then stops.
+    """
+    options = _options(ctx)
+
+    def command() -> int:
+        from gocomm.plugins import load_registry
+        from gocomm.tasks import require_queue, run_workers
+
+        registry = load_registry()
+        settings = _settings(options, registry)
+        require_queue(settings, "gocomm worker")
+        level = logging.DEBUG if options.debug else logging.WARNING
+        return run_workers(settings, workers=workers, registry=registry, log_level=level)
+
+    _run(options, command)
+
+
+dead_app = typer.Typer(help="Show, send again or remove the dead letters of the queue.")
+app.add_typer(dead_app, name="dead-letter")
+
+
+@dead_app.callback(invoke_without_command=True)
+def _dead_group(ctx: typer.Context) -> None:
+    _help_without_command(ctx)
+
+
+IdsArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help="Dead letter ids (default: all of them).", metavar="[ID]..."),
+]
+
+
+def _dead_letter_command(
+    ctx: typer.Context, what: Callable[[Any, Any, list[Any]], Any], ids: list[str] | None
+) -> None:
+    options = _options(ctx)
+
+    def command() -> int:
+        from gocomm.tasks import GocommTasks, make_broker, require_queue
+
+        settings = _settings(options)
+        require_queue(settings, "gocomm dead-letter")
+
+        async def run() -> None:
+            async with GocommTasks(make_broker(settings), settings=settings) as tasks:
+                store = tasks.dead_letter_store()
+                letters = await store.list()
+                if ids:
+                    known = {letter.id for letter in letters}
+                    unknown = [i for i in ids if i not in known]
+                    if unknown:
+                        raise UsageError(
+                            f"no dead letter {unknown[0]!r}; `gocomm dead-letter list` shows them"
+                        )
+                    letters = [letter for letter in letters if letter.id in set(ids)]
+                await what(tasks, store, letters)
+
+        asyncio.run(run())
+        return EXIT_OK
+
+    _run(options, command)
+
+
+@dead_app.command("list")
+def dead_letter_list(ctx: typer.Context) -> None:
+    """Show the dead letters: id, channel, biz, recipients and the error."""
+
+    async def show(tasks: Any, store: Any, letters: list[Any]) -> None:
+        from rich.text import Text
+
+        table = Table(title=f"dead letters ({len(letters)})", title_justify="left")
+        for column in ("id", "channel", "biz", "to", "error"):
+            table.add_column(column, overflow="fold")
+        for letter in letters:
+            table.add_row(
+                Text(letter.id), Text(letter.channel), Text(letter.biz),
+                Text(", ".join(letter.to)), Text(letter.error, style="red"),
+            )  # fmt: skip
+        stdout.print(table)
+
+    _dead_letter_command(ctx, show, None)
+
+
+@dead_app.command("retry")
+def dead_letter_retry(ctx: typer.Context, ids: IdsArgument = None) -> None:
+    """Enqueue dead letters again (same idempotency key: nobody already sent gets a copy)."""
+
+    async def retry(tasks: Any, store: Any, letters: list[Any]) -> None:
+        for letter in letters:
+            await tasks.kick({**letter.task, "attempt": 0})
+            await store.delete([letter.id])
+        stdout.print(f"enqueued {len(letters)} dead letters again", markup=False)
+
+    _dead_letter_command(ctx, retry, ids)
+
+
+@dead_app.command("purge")
+def dead_letter_purge(ctx: typer.Context, ids: IdsArgument = None) -> None:
+    """Remove dead letters for good."""
+
+    async def purge(tasks: Any, store: Any, letters: list[Any]) -> None:
+        removed = await store.delete([letter.id for letter in letters])
+        stdout.print(f"removed {removed} dead letters", markup=False)
+
+    _dead_letter_command(ctx, purge, ids)
 
 
 # -- plugins ---------------------------------------------------------------------------------

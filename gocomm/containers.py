@@ -18,6 +18,9 @@ and one limiter, while the wrappers are made fresh per resolve and own nothing s
 resolved stack closes nothing that another stack uses. ``await container.shutdown_resources()``
 closes the vendors, timers and Redis client and resets the singletons.
 
+``tasks = await container.queue()`` is the application's side of the queue (a started
+:class:`~gocomm.tasks.GocommTasks`; ``await tasks.enqueue(...)``), closed at shutdown too.
+
 Tests override one piece::
 
     with container.sms.vendors.override([ScriptedSender([TimeoutError]), MemorySender()]):

@@ -449,15 +449,26 @@ class IdempotentSender(AsyncCloseable, Generic[T]):
     async def _settle(
         self, key: str, token: str, sent: Sequence[str], receipt: str, release: Sequence[str]
     ) -> None:
-        try:
-            await self.store.settle(key, token, sent, receipt, release, self.ttl)
-        except CommError as exc:
-            # The send's outcome stands; raising now would make the caller send again. The
-            # holds end with their lease, and a duplicate after that is possible (logged).
-            self._log.error(
-                "idempotency key %r: could not record the outcome for %d recipient(s): %s",
-                key, len(sent) + len(release), exc,
-            )  # fmt: skip
+        # A store that is briefly away (a Redis restart) gets until half the lease: the holds
+        # still stand meanwhile, so nobody else sends.
+        deadline = time.monotonic() + self.lease / 2
+        pause = 0.05
+        while True:
+            try:
+                await self.store.settle(key, token, sent, receipt, release, self.ttl)
+                return
+            except CommError as exc:
+                if time.monotonic() + pause < deadline:
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 1.0)
+                    continue
+                # The send's outcome stands; raising now would make the caller send again.
+                # The holds end with their lease; a duplicate after that is possible.
+                self._log.error(
+                    "idempotency key %r: could not record the outcome for %d recipient(s): %s",
+                    key, len(sent) + len(release), exc,
+                )  # fmt: skip
+                return
 
     def _release_later(self, key: str, token: str, owed: Sequence[str]) -> None:
         task = asyncio.get_running_loop().create_task(

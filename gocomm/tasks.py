@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
-import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends, TaskiqEvents, TaskiqState
 
 from gocomm.config import QueueSettings, Settings, load_settings
+from gocomm.dead_letters import DeadLetters, MemoryDeadLetters, RedisDeadLetters
 from gocomm.errors import ConfigError, DuplicateInFlight, Limited, is_retryable
 from gocomm.idempotency import (
     IdempotencyStore,
@@ -47,17 +46,17 @@ from gocomm.stream_broker import GocommStreamBroker
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from gocomm.batch import Journal, Row
     from gocomm.containers import Container
     from gocomm.plugins import VendorRegistry
 
 __all__ = [
     "SEND_TASK",
-    "DeadLetter",
-    "DeadLetters",
     "GocommTasks",
-    "MemoryDeadLetters",
-    "RedisDeadLetters",
+    "enqueue_rows",
     "make_broker",
+    "require_queue",
+    "run_workers",
 ]
 
 #: The name of gocomm's task on the broker.
@@ -84,119 +83,6 @@ def make_broker(settings: Settings) -> AsyncBroker:
         prefetch=queue.concurrency,
         max_connections=2 * queue.concurrency + 8,
     )
-
-
-# --------------------------------------------------------------------------- dead letters
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A message no worker could send: the error's text and the original task."""
-
-    id: str
-    channel: str
-    biz: str
-    to: tuple[str, ...]
-    error: str
-    at: float
-    task: Mapping[str, Any]
-
-
-class DeadLetters:
-    """Where dead letters are kept (the protocol of both kinds)."""
-
-    async def add(self, task_id: str, task: Mapping[str, Any], error: str) -> None:
-        """Record ``task`` with ``error``, once per ``task_id`` (a redelivery adds nothing)."""
-        raise NotImplementedError
-
-    async def list(self, count: int | None = None) -> list[DeadLetter]:
-        """The dead letters, oldest first."""
-        raise NotImplementedError
-
-    async def delete(self, ids: Sequence[str]) -> int:
-        """Remove the dead letters ``ids``; the number removed."""
-        raise NotImplementedError
-
-
-def _letter_fields(task: Mapping[str, Any], error: str) -> dict[str, str]:
-    return {
-        "channel": str(task.get("channel", "")),
-        "biz": str(task.get("biz", "")),
-        "to": json.dumps(list(task.get("to", ()))),
-        "error": error,
-        "at": f"{time.time():.3f}",
-        "task": json.dumps(task),
-    }
-
-
-def _letter(entry_id: str, fields: Mapping[str, str]) -> DeadLetter:
-    return DeadLetter(
-        id=entry_id,
-        channel=fields["channel"],
-        biz=fields["biz"],
-        to=tuple(json.loads(fields["to"])),
-        error=fields["error"],
-        at=float(fields["at"]),
-        task=json.loads(fields["task"]),
-    )
-
-
-class MemoryDeadLetters(DeadLetters):
-    """Dead letters in this process (the ``memory`` broker); gone when it exits."""
-
-    def __init__(self) -> None:
-        self._letters: dict[str, dict[str, str]] = {}
-        self._seen: set[str] = set()
-        self._next = 0
-
-    async def add(self, task_id: str, task: Mapping[str, Any], error: str) -> None:
-        if task_id in self._seen:
-            return
-        self._seen.add(task_id)
-        self._next += 1
-        self._letters[f"{self._next}-0"] = _letter_fields(task, error)
-
-    async def list(self, count: int | None = None) -> list[DeadLetter]:
-        letters = [_letter(i, f) for i, f in self._letters.items()]
-        return letters[:count] if count is not None else letters
-
-    async def delete(self, ids: Sequence[str]) -> int:
-        return sum(self._letters.pop(i, None) is not None for i in ids)
-
-
-# Add a dead letter unless this task id already has one (a redelivered message).
-_ADD_ONCE = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', tonumber(ARGV[1])) then
-  redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
-  return 1
-end
-return 0
-"""
-
-
-class RedisDeadLetters(DeadLetters):
-    """Dead letters in the Redis stream ``stream``; ``redis`` is the caller's (not closed)."""
-
-    def __init__(self, redis: Redis, stream: str = "gocomm:dead") -> None:
-        self.redis = redis
-        self.stream = stream
-        self._add_once = redis.register_script(_ADD_ONCE)
-
-    async def add(self, task_id: str, task: Mapping[str, Any], error: str) -> None:
-        flat = [item for pair in _letter_fields(task, error).items() for item in pair]
-        await self._add_once(
-            keys=[self.stream, f"{self.stream}:seen:{task_id}"], args=[7 * 86400 * 1000, *flat]
-        )
-
-    async def list(self, count: int | None = None) -> list[DeadLetter]:
-        entries: Any = await self.redis.xrange(self.stream, count=count)
-        return [
-            _letter(_text(i), {_text(k): _text(v) for k, v in fields.items()})
-            for i, fields in entries
-        ]
-
-    async def delete(self, ids: Sequence[str]) -> int:
-        return int(await self.redis.xdel(self.stream, *ids)) if ids else 0
 
 
 # --------------------------------------------------------------------------------- tasks
@@ -453,10 +339,6 @@ class GocommTasks:
         await self.dead_letters.add(task_id, task, why)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -490,3 +372,90 @@ def _wake_loop_on_signals() -> None:
 
         signal.signal(signum, handler)
 
+
+
+# ------------------------------------------------------------------------ the command line
+
+
+def require_queue(settings: Settings, command: str) -> QueueSettings:
+    """The queue section a worker-side command needs: configured, and shared by processes."""
+    queue = settings.queue
+    if queue is None:
+        raise ConfigError(
+            f"{command} needs a queue: add a `queue:` section (e.g. `queue: {{broker: "
+            "redis_stream}` with a `redis` section), or set GOCOMM_QUEUE__BROKER=redis_stream "
+            "and GOCOMM_REDIS__URL"
+        )
+    if queue.broker == "memory":
+        raise ConfigError(
+            f"{command} needs a queue that processes share: queue.broker is memory (in one "
+            "process only); use broker redis_stream"
+        )
+    return queue
+
+
+def run_workers(
+    settings: Settings,
+    *,
+    workers: int = 2,
+    registry: VendorRegistry | None = None,
+    log_level: int = logging.WARNING,
+) -> int:
+    """Run ``workers`` taskiq worker processes for ``settings.queue`` until SIGTERM/SIGINT;
+    taskiq restarts a child that dies. Blocks; the exit status."""
+    from taskiq.cli.common_args import LogLevel
+    from taskiq.cli.worker.args import WorkerArgs
+    from taskiq.cli.worker.run import run_worker
+
+    queue = require_queue(settings, "gocomm worker")
+    broker = make_broker(settings)
+    GocommTasks(broker, settings=settings, registry=registry)
+    args = WorkerArgs(
+        broker=broker,  # type: ignore[arg-type]  # taskiq takes an instance as well as a path
+        modules=[],
+        tasks_pattern=(),
+        workers=workers,
+        max_async_tasks=queue.concurrency,
+        log_level=LogLevel(log_level),
+        configure_logging=False,
+    )
+    return run_worker(args) or 0
+
+
+async def enqueue_rows(
+    tasks: GocommTasks,
+    channel: str,
+    rows: Iterable[Row],
+    journal: Journal,
+    *,
+    concurrency: int = 8,
+) -> tuple[int, int]:
+    """Enqueue every row of a batch not in ``journal``, each under its journal key as the
+    idempotency key, and journal it once enqueued; (enqueued, skipped). A rerun enqueues
+    nothing twice, and a row enqueued twice (the journal lost) is still sent once."""
+    pending = iter(rows)
+    counts = [0, 0]
+
+    async def one_at_a_time() -> None:
+        for row in pending:
+            owed = journal.owed(row)
+            if not owed:
+                counts[1] += 1
+                continue
+            key = f"gocomm:batch:{channel}:{row.key}"
+            await tasks.enqueue(channel, row.biz, row.args, *owed, idempotency_key=key)
+            await journal.arecord(row, owed)
+            counts[0] += 1
+
+    committer = asyncio.create_task(journal.commit_loop())
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(concurrency):
+                group.create_task(one_at_a_time())
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the first failure stops the run; say which
+    finally:
+        committer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await committer
+    return counts[0], counts[1]

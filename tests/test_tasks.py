@@ -21,11 +21,12 @@ from taskiq.receiver import Receiver
 from gocomm import ConfigError, Email, InvalidRecipient
 from gocomm.config import Settings
 from gocomm.containers import build_container
+from gocomm.dead_letters import RedisDeadLetters
 from gocomm.messages import Attachment
 from gocomm.payload import PayloadError
 from gocomm.plugins import VendorRegistry, load_registry
 from gocomm.stream_broker import GocommStreamBroker
-from gocomm.tasks import GocommTasks, RedisDeadLetters, make_broker
+from gocomm.tasks import GocommTasks, make_broker
 
 PLUGIN_DIR = Path(__file__).parent / "queue_plugin"
 

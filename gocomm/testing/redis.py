@@ -99,7 +99,8 @@ class RedisServer:
     """A ``redis-server`` process on ``127.0.0.1:<port>`` that lives as long as the context.
 
     ``executable`` defaults to :func:`find_redis_server`; ``port`` to a free one.
-    ``startup_timeout`` bounds the wait for the first ``PING`` answer.
+    ``startup_timeout`` bounds the wait for the first ``PING`` answer. ``persistent`` keeps
+    the data across :meth:`restart` (an append-only file); by default a restart loses it.
     """
 
     def __init__(
@@ -108,11 +109,14 @@ class RedisServer:
         executable: str | Path | None = None,
         port: int | None = None,
         startup_timeout: float = 10.0,
+        persistent: bool = False,
     ) -> None:
         self.executable = Path(executable) if executable is not None else find_redis_server()
         self.port = port if port is not None else _free_port()
         self._port_fixed = port is not None
         self.startup_timeout = startup_timeout
+        #: Keep data across a restart (append-only file, fsync'd on every write).
+        self.persistent = persistent
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -166,7 +170,8 @@ class RedisServer:
                 "--dir", str(directory),
                 "--logfile", str(log),
                 "--save", "",
-                "--appendonly", "no",
+                "--appendonly", "yes" if self.persistent else "no",
+                "--appendfsync", "always",
                 "--daemonize", "no",
             ],
             stdin=subprocess.DEVNULL,
@@ -189,7 +194,8 @@ class RedisServer:
                 )
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 5 s). Its data is gone."""
+        """Stop the server (SIGTERM, then SIGKILL after 5 s). Its data is gone unless
+        ``persistent``."""
         process, self._process = self._process, None
         if process is None:
             return

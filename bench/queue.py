@@ -1,0 +1,223 @@
+"""Messages per second through one taskiq worker process: gocomm's task against a bare one.
+
+    .venv/bin/python bench/queue.py [--messages 3000] [--rounds 2] [--concurrency 10]
+
+Starts its own ``redis-server`` (``gocomm.testing.redis``). For each contender the messages are
+enqueued first, then one worker process (a taskiq ``Receiver``, as ``gocomm worker`` runs it,
+``--concurrency`` tasks at once) drains them; the time runs from the worker's start to the last
+acknowledgement. Rounds alternate between contenders; the best round of each is kept.
+
+* ``bare task, taskiq-redis``: a task that does nothing, on taskiq-redis's ``RedisStreamBroker``;
+* ``bare task, gocomm broker``: the same task on gocomm's ``GocommStreamBroker``;
+* ``gocomm.send``: gocomm's task on ``GocommStreamBroker``: decode, idempotency claim and
+  settle on Redis, the SMS stack (validation) and a no-op vendor, manual acknowledgement.
+
+Then the enqueue rate from one process (64 concurrent callers): ``GocommTasks.enqueue``
+(validation, JSON, idempotency key) against a bare ``kiq`` of the same payload.
+Target: gocomm's task costs at most 1.3x the bare task on the same broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gocomm.testing.redis import RedisServer
+
+PARAMS = {"code": "123456"}
+
+
+def number(i: int) -> str:
+    return f"+86138{i % 100_000_000:08d}"
+
+
+# ------------------------------------------------------------------------- the contenders
+
+
+def _settings(url: str, queue: str, concurrency: int) -> Any:
+    from gocomm.config import Settings
+
+    return Settings.from_mapping(
+        {
+            "redis": {"url": url},
+            "queue": {"broker": "redis_stream", "queue_name": queue, "concurrency": concurrency},
+            "sms": {"vendors": [{"plugin": "noop"}]},
+        }
+    )
+
+
+def _registry() -> Any:
+    """The built-in vendors and ``noop``: succeeds at once, keeps nothing."""
+    from gocomm.plugins import VendorRegistry, VendorSettings, VendorSpec, hookimpl, load_registry
+    from gocomm.sender import Receipt
+
+    class NoopSettings(VendorSettings):
+        pass
+
+    class Noop:
+        name = "noop"
+
+        async def send(self, biz: str, args: Any, *to: str) -> Receipt:
+            return Receipt(vendor="noop")
+
+    class Plugin:
+        @hookimpl
+        def gocomm_register_vendors(self, registry: VendorRegistry) -> None:
+            registry.add(VendorSpec("noop", frozenset({"sms"}), NoopSettings, lambda s: Noop()))
+
+    return load_registry(entry_points=False, plugins=[Plugin()])
+
+
+def _bare_broker(kind: str, url: str, queue: str, concurrency: int) -> Any:
+    from taskiq_redis import RedisStreamBroker
+
+    from gocomm.stream_broker import GocommStreamBroker
+
+    if kind == "taskiq-redis":
+        return RedisStreamBroker(
+            url, queue_name=queue, consumer_id="0", xread_count=concurrency, xread_block=500
+        )
+    return GocommStreamBroker(url, queue_name=queue, prefetch=concurrency)
+
+
+def _contender(kind: str, url: str, queue: str, concurrency: int) -> tuple[Any, Any]:
+    """(broker, kicker) of a contender, its task registered."""
+    if kind == "gocomm":
+        from gocomm.tasks import GocommTasks, make_broker
+
+        settings = _settings(url, queue, concurrency)
+        tasks = GocommTasks(make_broker(settings), settings=settings, registry=_registry())
+        return tasks.broker, tasks
+    broker = _bare_broker(kind, url, queue, concurrency)
+
+    async def nothing(payload: dict[str, Any]) -> None:
+        return None
+
+    return broker, broker.register_task(nothing, task_name="bench.nothing")
+
+
+# ---------------------------------------------------------------------- the worker process
+
+
+async def serve(kind: str, url: str, queue: str, count: int, concurrency: int) -> None:
+    """Drain ``count`` messages with one Receiver; print the seconds it took."""
+    from taskiq.receiver import Receiver
+
+    broker, _ = _contender(kind, url, queue, concurrency)
+    broker.is_worker_process = True
+    redis = Redis.from_url(url)
+    group = "gocomm" if kind != "taskiq-redis" else "taskiq"
+    receiver = Receiver(broker, max_async_tasks=concurrency)
+    finish = asyncio.Event()
+    started = time.perf_counter()
+    listening = asyncio.create_task(receiver.listen(finish))
+    while True:  # done: every message delivered to the group and acknowledged
+        info = await redis.xinfo_groups(queue)
+        state = next(g for g in info if g["name"].decode() == group)
+        last = last_id(await redis.xinfo_stream(queue))
+        if state["pending"] == 0 and state["last-delivered-id"] == last:
+            break
+        await asyncio.sleep(0.002)
+    elapsed = time.perf_counter() - started
+    finish.set()
+    await listening
+    await broker.shutdown()
+    await redis.aclose()
+    print(json.dumps({"seconds": elapsed}))
+
+
+def last_id(info: dict[Any, Any]) -> bytes:
+    last: bytes = info["last-generated-id"]
+    return last
+
+
+# ----------------------------------------------------------------------------- the driver
+
+
+async def enqueue_all(kind: str, url: str, queue: str, count: int, concurrency: int) -> float:
+    """Enqueue ``count`` messages from 64 concurrent callers; messages per second."""
+    broker, kicker = _contender(kind, url, queue, concurrency)
+    await broker.startup()
+    sent = iter(range(count))
+
+    async def caller() -> None:
+        for i in sent:
+            if kind == "gocomm":
+                await kicker.enqueue("sms", "login", PARAMS, number(i))
+            else:
+                await kicker.kiq({"channel": "sms", "biz": "login", "args": PARAMS,
+                                  "to": [number(i)], "key": f"k{i}", "attempt": 0})  # fmt: skip
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(64)))
+    rate = count / (time.perf_counter() - started)
+    await broker.shutdown()
+    return rate
+
+
+def drain(kind: str, url: str, queue: str, count: int, concurrency: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--serve", kind, "--url", url, "--queue", queue,
+         "--messages", str(count), "--concurrency", str(concurrency)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    seconds: float = json.loads(out.strip().splitlines()[-1])["seconds"]
+    return count / seconds
+
+
+async def main(args: argparse.Namespace) -> None:
+    kinds = ["taskiq-redis", "gocomm-broker", "gocomm"]
+    labels = {
+        "taskiq-redis": "bare task, taskiq-redis broker",
+        "gocomm-broker": "bare task, gocomm broker",
+        "gocomm": "gocomm.send, gocomm broker",
+    }
+    drained: dict[str, float] = dict.fromkeys(kinds, 0.0)
+    enqueued: dict[str, float] = {"gocomm-broker": 0.0, "gocomm": 0.0}
+    with RedisServer() as server:
+        redis = Redis.from_url(server.url)
+        for round_ in range(args.rounds):
+            for kind in kinds:
+                await redis.flushdb()
+                queue = f"bench-{kind}-{round_}"
+                rate = await enqueue_all(kind, server.url, queue, args.messages, args.concurrency)
+                if kind in enqueued:
+                    enqueued[kind] = max(enqueued[kind], rate)
+                rate = await asyncio.to_thread(
+                    drain, kind, server.url, queue, args.messages, args.concurrency
+                )
+                drained[kind] = max(drained[kind], rate)
+        await redis.aclose()
+    bare = drained["gocomm-broker"]
+    print(f"\none worker process, {args.concurrency} tasks at once, {args.messages} messages, "
+          f"best of {args.rounds} rounds")  # fmt: skip
+    print(f"{'':34} {'messages/s':>11} {'cost per message':>17}")
+    for kind in kinds:
+        print(f"{labels[kind]:34} {drained[kind]:11.0f} {bare / drained[kind]:16.2f}x")
+    print("\nenqueue from one process (64 callers)")
+    print(f"{'bare kiq, gocomm broker':34} {enqueued['gocomm-broker']:11.0f}")
+    print(f"{'GocommTasks.enqueue':34} {enqueued['gocomm']:11.0f}")
+    print(f"\ngocomm.send costs {bare / drained['gocomm']:.2f}x the bare task (target <= 1.3x)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--queue", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.serve:
+        asyncio.run(serve(arguments.serve, arguments.url, arguments.queue, arguments.messages,
+                          arguments.concurrency))  # fmt: skip
+    else:
+        asyncio.run(main(arguments))
