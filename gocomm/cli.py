@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     from rich.tree import Tree
 
     from gocomm.batch import Format, Journal, Outcome, Summary
-    from gocomm.config import Settings, StackNode
+    from gocomm.config import Settings
     from gocomm.containers import Container
     from gocomm.plugins import PluginFailure, VendorRegistry, VendorSpec
+    from gocomm.stacks import StackNode
     from gocomm.testing.fakes import LocalFake
 
 __all__ = ["app", "main"]
@@ -444,7 +445,10 @@ def batch(
                     concurrency,
                 )
 
-        summary = asyncio.run(send_all())
+        from gocomm.telemetry.install import metrics_endpoint
+
+        with metrics_endpoint(container.settings()):  # telemetry.prometheus.port
+            summary = asyncio.run(send_all())
         _print_summary(summary, name, journal_path, failed_path)
         return EXIT_SEND_FAILED if summary.failed else EXIT_OK
 
@@ -632,7 +636,11 @@ def worker(
         settings = _settings(options, registry)
         require_queue(settings, "gocomm worker")
         level = logging.DEBUG if options.debug else logging.WARNING
-        return run_workers(settings, workers=workers, registry=registry, log_level=level)
+        from gocomm.telemetry.install import metrics_endpoint
+
+        # telemetry.prometheus.port: the metrics of every worker process, added up
+        with metrics_endpoint(settings, processes=True):
+            return run_workers(settings, workers=workers, registry=registry, log_level=level)
 
     _run(options, command)
 
@@ -803,7 +811,7 @@ def _print_config(settings: Settings) -> None:
     from rich.syntax import Syntax
     from rich.tree import Tree
 
-    from gocomm.config import describe_stacks
+    from gocomm.stacks import describe_stacks
 
     masked = yaml.safe_dump(_plain(settings.masked_dict()), sort_keys=False, allow_unicode=True)
     stdout.print("[bold]configuration[/bold] (secrets masked)")
