@@ -1,4 +1,5 @@
-"""gocomm's strategies at work: rate limit -> retry -> failover over two in-process vendors.
+"""gocomm's strategies at work: validation -> rate limit -> retry -> failover over two
+in-process vendors.
 
 Run it with ``.venv/bin/python examples/strategies.py`` (``scripts/demo`` does). Nothing leaves
 the process: the "vendors" are gocomm's test doubles, one flaky and one healthy, and every call
@@ -6,8 +7,8 @@ that reaches them is printed, so you can watch each stage do its job:
 
 * failover moves to the healthy vendor when the flaky one fails, and stays there;
 * retry sends again when every vendor failed for a reason that may pass;
-* a permanent error (a bad recipient) is not retried;
-* the rate limit, outermost, refuses a send without calling any vendor.
+* the rate limit refuses a send without calling any vendor;
+* a bad recipient is refused first, by validation: no quota, no vendor, no retry.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from gocomm import CommError, Receipt, SendError, is_retryable
 from gocomm.failover import FailoverSender
 from gocomm.ratelimit import RateLimitSender, SlidingWindowLimiter
-from gocomm.recipients import validate_phone
+from gocomm.recipients import ValidatingSender, validate_phone
 from gocomm.retryable import IntervalRetrySender, fixed
 from gocomm.testing import ScriptedSender
 
@@ -65,10 +66,14 @@ async def main() -> None:
     healthy = Traced(ScriptedSender([None, None, unavailable], name="healthy"))
 
     failover = FailoverSender([flaky, healthy])
-    stack = RateLimitSender(
-        IntervalRetrySender(failover, 3, fixed(0.05)),
-        per_recipient,
-        SlidingWindowLimiter(window=60.0, rate=3),
+    # The stack the container builds: validation first, then the limit, retry and failover.
+    stack = ValidatingSender(
+        RateLimitSender(
+            IntervalRetrySender(failover, 3, fixed(0.05)),
+            per_recipient,
+            SlidingWindowLimiter(window=60.0, rate=3),
+        ),
+        "sms",
     )
 
     steps = [
@@ -77,7 +82,7 @@ async def main() -> None:
         ("3. both vendors fail once; retry waits 50 ms and sends again", "+8613800000001"),
         ("4. a fourth message to the same phone within a minute is limited", "+8613800000001"),
         ("5. another phone has its own quota", "+8613800000002"),
-        ("6. a bad phone number: each vendor refuses it, nothing is retried", "12345"),
+        ("6. a bad phone number: refused before the limit and the vendors", "12345"),
     ]
     async with stack:
         for title, number in steps:

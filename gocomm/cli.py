@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     from rich.tree import Tree
 
     from gocomm.batch import Format, Journal, Outcome, Summary
-    from gocomm.config import Settings, StackNode
+    from gocomm.config import Settings
     from gocomm.containers import Container
     from gocomm.plugins import PluginFailure, VendorRegistry, VendorSpec
+    from gocomm.stacks import StackNode
     from gocomm.testing.fakes import LocalFake
 
 __all__ = ["app", "main"]
@@ -803,7 +804,7 @@ def _print_config(settings: Settings) -> None:
     from rich.syntax import Syntax
     from rich.tree import Tree
 
-    from gocomm.config import describe_stacks
+    from gocomm.stacks import describe_stacks
 
     masked = yaml.safe_dump(_plain(settings.masked_dict()), sort_keys=False, allow_unicode=True)
     stdout.print("[bold]configuration[/bold] (secrets masked)")

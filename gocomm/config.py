@@ -23,13 +23,10 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import string
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from functools import partial
 from importlib import resources
-from types import UnionType
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args, get_origin
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import (
@@ -59,6 +56,7 @@ from gocomm._config_sources import (
 )
 from gocomm.channels import CHANNELS
 from gocomm.errors import ConfigError
+from gocomm.ratelimit.keys import check_key_template
 
 if TYPE_CHECKING:
     from gocomm.plugins import VendorRegistry
@@ -71,7 +69,7 @@ __all__ = [
     "ErrorFailover",
     "ExponentialInterval",
     "FixedInterval",
-    "KeyTemplate",
+    "PrometheusSettings",
     "QueueSettings",
     "RedisSettings",
     "RetrySettings",
@@ -79,22 +77,16 @@ __all__ = [
     "SecretUrl",
     "Settings",
     "SlidingWindowLimit",
-    "StackNode",
+    "TelemetrySettings",
     "TimeoutFailover",
     "TokenBucketLimit",
     "UniformInterval",
     "VendorEntry",
     "WeightedFailover",
-    "describe_stack",
-    "describe_stacks",
-    "key_function",
     "load_settings",
-    "reference_markdown",
     "render_masked",
     "uses_redis",
 ]
-
-#: The channels a configuration may have, in the order they are shown.
 
 MASK = "**********"
 
@@ -268,23 +260,6 @@ FailoverSettings = Annotated[
 
 # ----------------------------------------------------------------------------------- ratelimit
 
-KEY_FIELDS = ("to", "biz")
-
-
-def _check_key_template(template: str) -> str:
-    """A key template may use ``{to}`` and ``{biz}`` and nothing else."""
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError:
-        raise ValueError("is not a valid template (an unmatched brace?)") from None
-    for _, field, spec, conversion in parsed:
-        if field is None:
-            continue
-        if field not in KEY_FIELDS or spec or conversion:
-            raise ValueError("may use only the fields {to} and {biz}, without format specs")
-    return template
-
-
 class _RateLimitBase(_Section):
     backend: Literal["memory", "redis"] = Field(
         default="memory",
@@ -306,7 +281,7 @@ class _RateLimitBase(_Section):
     @field_validator("key")
     @classmethod
     def _key_fields(cls, key: str) -> str:
-        return _check_key_template(key)
+        return check_key_template(key)
 
 
 class _RefundableRateLimit(_RateLimitBase):
@@ -635,6 +610,32 @@ class QueueSettings(_Section):
         return redis.connection_url() if redis is not None else None
 
 
+class PrometheusSettings(_Section):
+    """Prometheus metrics in ``prometheus_client``'s global registry (``gocomm[prometheus]``)."""
+
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`gocomm worker` and `gocomm batch` serve `/metrics` on this port; left "
+        "out, the metrics are only registered (your application exposes them).",
+    )
+    addr: str = Field(default="0.0.0.0", description="The address `/metrics` is served on.")
+
+
+class TelemetrySettings(_Section):
+    """What the container reports (see the Telemetry page), from its first sender on."""
+
+    opentelemetry: bool = Field(
+        default=False,
+        description="Spans and metrics through the OpenTelemetry API (`gocomm[otel]`); the "
+        "application configures the SDK and its exporters.",
+    )
+    prometheus: PrometheusSettings | None = Field(
+        default=None, description="Prometheus metrics (`gocomm[prometheus]`)."
+    )
+
+
 class Settings(_Section):
     """The whole configuration. ``repr`` and :meth:`masked_dict` never show a secret."""
 
@@ -647,6 +648,9 @@ class Settings(_Section):
         default=None,
         description="The queue to workers; left out, `gocomm.tasks` uses the in-process "
         "`memory` broker.",
+    )
+    telemetry: TelemetrySettings | None = Field(
+        default=None, description="OpenTelemetry and Prometheus reporting; left out, none."
     )
 
     _sources: SourceMap | None = None
@@ -713,7 +717,7 @@ class Settings(_Section):
 
         Vendor keys not validated yet (see :meth:`bind`) are all masked.
         """
-        masked: dict[str, Any] = _mask(self.model_dump())
+        masked: dict[str, Any] = mask_value(self.model_dump())
         return masked
 
     def plain_dict(self) -> dict[str, Any]:
@@ -805,23 +809,23 @@ def _allowed_keys(data: Any, path: Path) -> list[str] | None:
     return [name for name in candidates[0].model_fields if name not in ("options", "settings")]
 
 
-def _mask(value: Any) -> Any:
+def mask_value(value: Any) -> Any:
     if isinstance(value, SecretUrl):
         return value._display()
     if isinstance(value, SecretStr):
         return MASK
     if isinstance(value, Mapping):
-        return {key: _mask(item) for key, item in value.items()}
+        return {key: mask_value(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_mask(item) for item in value]
+        return [mask_value(item) for item in value]
     if isinstance(value, BaseModel):
-        return _mask(value.model_dump())
+        return mask_value(value.model_dump())
     if isinstance(value, str):
         # Any URL may carry a password, a third-party vendor's plain `str` or `AnyUrl` too.
         return mask_url(value) if "://" in value else value
     if value is None or isinstance(value, int | float | bool):
         return value
-    return _mask(str(value))  # a path, a date, a URL object: as text, that YAML and JSON carry
+    return mask_value(str(value))  # a path, a date, a URL object: as text, that YAML and JSON carry
 
 
 def _validate(data: Any, sources: SourceMap) -> Settings:
@@ -945,282 +949,3 @@ def load_settings(
         env_overrides(data, sources, env, sections=("redis", *CHANNELS, "queue"))
     settings = _validate(data, sources)
     return settings.bind(registry) if registry is not None else settings
-
-
-# ------------------------------------------------------------------------------ key templates
-
-
-class KeyTemplate:
-    """A rate limit key callable ``(biz, args, to)`` from a template with ``{to}`` and ``{biz}``.
-
-    With ``{to}`` it gives one key per recipient (a recipient named twice spends one unit of
-    quota); without, one key per send.
-    """
-
-    def __init__(self, template: str) -> None:
-        self.template = _check_key_template(template)
-        self.per_recipient = "{to}" in template
-
-    def __call__(self, biz: str, args: Any, to: tuple[str, ...]) -> str | list[str]:
-        if not self.per_recipient:
-            return self.template.format_map({"biz": biz})
-        return [self.template.format_map({"biz": biz, "to": r}) for r in dict.fromkeys(to)]
-
-    def __repr__(self) -> str:
-        return f"KeyTemplate({self.template!r})"
-
-
-def key_function(template: str) -> KeyTemplate:
-    """The rate limit key callable for ``template`` (see :class:`KeyTemplate`)."""
-    return KeyTemplate(template)
-
-
-# ----------------------------------------------------------------------------- stack drawing
-
-
-@dataclass(frozen=True)
-class StackNode:
-    """One stage of a channel's stack, for drawing (``gocomm config`` draws it as a tree)."""
-
-    label: str
-    detail: str = ""
-    children: tuple[StackNode, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data: ``{label, detail, children: [...]}``."""
-        return {
-            "label": self.label,
-            "detail": self.detail,
-            "children": [child.to_dict() for child in self.children],
-        }
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g}s"
-
-
-def _interval_detail(interval: FixedInterval | UniformInterval | ExponentialInterval) -> str:
-    if isinstance(interval, FixedInterval):
-        return f"wait {_seconds(interval.seconds)}"
-    if isinstance(interval, UniformInterval):
-        return f"wait {_seconds(interval.low)}–{_seconds(interval.high)} at random"
-    jitter = ", jitter" if interval.jitter else ""
-    return (
-        f"wait {_seconds(interval.initial)} ×{interval.multiplier:g} up to "
-        f"{_seconds(interval.maximum)}{jitter}"
-    )
-
-
-def _breaker_detail(breaker: BreakerSettings) -> str:
-    probes = "probe" if breaker.half_open_calls == 1 else "probes"
-    return (
-        f"{breaker.backend}; opens at {breaker.failure_ratio:.0%} failed of at least "
-        f"{breaker.minimum_calls} calls in {_seconds(breaker.window)}, for "
-        f"{_seconds(breaker.open_for)}, then {breaker.half_open_calls} {probes}"
-    )
-
-
-def _vendors_stage(
-    entries: Sequence[VendorEntry],
-    failover: ErrorFailover | TimeoutFailover | WeightedFailover,
-    breaker: BreakerSettings | None,
-) -> StackNode:
-    """The failover stage over ``entries``, each in its breaker when there is one."""
-    vendors = tuple(StackNode(entry.plugin, "vendor") for entry in entries)
-    if breaker is not None:
-        detail = _breaker_detail(breaker)
-        vendors = tuple(StackNode("BreakerSender", detail, (vendor,)) for vendor in vendors)
-    if isinstance(failover, TimeoutFailover):
-        parts = [f"switch after {failover.threshold} consecutive timeouts"]
-        if failover.attempt_timeout is not None:
-            parts.append(f"each call {_seconds(failover.attempt_timeout)} at most")
-        if failover.restore_after is not None:
-            parts.append(f"back to the first after {_seconds(failover.restore_after)}")
-        return StackNode("TimeoutFailoverSender", "; ".join(parts), vendors)
-    if isinstance(failover, WeightedFailover):
-        weights = ":".join(f"{weight:g}" for weight in failover.weights)
-        detail = f"start by weight {weights}, then next vendor on error"
-        return StackNode("WeightedFailoverSender", detail, vendors)
-    if len(vendors) > 1:
-        return StackNode("FailoverSender", "next vendor on error", vendors)
-    return vendors[0]
-
-
-def describe_stack(channel: ChannelSettings | None) -> StackNode | None:
-    """The stack ``channel`` builds, outermost stage first; None when it is not configured."""
-    if channel is None:
-        return None
-    node = _vendors_stage(channel.vendors, channel.failover, channel.breaker)
-    if channel.routes:
-        routes = [
-            StackNode(
-                f"route {' '.join(route.prefixes)}",
-                "",
-                (_vendors_stage(route.vendors, route.failover, route.breaker),),
-            )
-            for route in channel.routes
-        ]
-        routes.append(StackNode("default route", "numbers no prefix matches", (node,)))
-        node = StackNode("RoutingSender", "by longest number prefix", tuple(routes))
-    retry = channel.retry
-    if retry is not None:
-        if retry.interval is None:
-            node = StackNode("RetrySender", f"{retry.max_attempts} attempts, no wait", (node,))
-        else:
-            detail = f"{retry.max_attempts} attempts, {_interval_detail(retry.interval)}"
-            if retry.max_delay is not None:
-                detail += f", each wait {_seconds(retry.max_delay)} at most"
-            node = StackNode("IntervalRetrySender", detail, (node,))
-    limit = channel.ratelimit
-    if limit is not None:
-        failing = "fail open" if limit.fail_open else "fail closed"
-        if isinstance(limit, ConcurrencyLimit):
-            what = f"{limit.max_active} in flight"
-            label = "ConcurrencyLimitSender"
-        elif isinstance(limit, SlidingWindowLimit):
-            what = f"sliding window {limit.rate} per {_seconds(limit.window)}"
-            label = "RateLimitSender"
-        else:
-            what = f"token bucket {limit.rate:g}/s, burst {limit.burst}"
-            label = "RateLimitSender"
-        detail = f"{limit.backend} {what}, key {limit.key!r}, {failing}"
-        if isinstance(limit, _RefundableRateLimit) and not limit.refund:
-            detail += ", no refunds"
-        node = StackNode(label, detail, (node,))
-    return node
-
-
-def describe_stacks(settings: Settings) -> dict[str, StackNode | None]:
-    """:func:`describe_stack` for every channel, by channel name, under the validation stage
-    that starts every stack the container builds."""
-    stacks: dict[str, StackNode | None] = {}
-    for name in CHANNELS:
-        stack = describe_stack(settings.channel(name))
-        if stack is not None:
-            check = "E.164 numbers" if name == "sms" else "addresses"
-            stack = StackNode("ValidatingSender", f"{check} checked first", (stack,))
-        stacks[name] = stack
-    return stacks
-
-
-# ----------------------------------------------------------------------------- the reference
-
-#: Every model the reference documents, with the YAML path it appears at.
-REFERENCE_SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
-    ("top level", Settings),
-    ("redis", RedisSettings),
-    ("<channel>", ChannelSettings),
-    ("<channel>.vendors[]", VendorEntry),
-    ("<channel>.failover (mode: error)", ErrorFailover),
-    ("<channel>.failover (mode: timeout)", TimeoutFailover),
-    ("<channel>.failover (mode: weighted)", WeightedFailover),
-    ("<channel>.breaker", BreakerSettings),
-    ("<channel>.routes[]", RouteSettings),
-    ("<channel>.ratelimit (algorithm: sliding_window)", SlidingWindowLimit),
-    ("<channel>.ratelimit (algorithm: token_bucket)", TokenBucketLimit),
-    ("<channel>.ratelimit (algorithm: concurrency)", ConcurrencyLimit),
-    ("<channel>.retry", RetrySettings),
-    ("<channel>.retry.interval (kind: fixed)", FixedInterval),
-    ("<channel>.retry.interval (kind: uniform)", UniformInterval),
-    ("<channel>.retry.interval (kind: exponential)", ExponentialInterval),
-    ("queue", QueueSettings),
-)
-
-
-_SCALAR_NAMES = {str: "text", int: "integer", float: "number", bool: "boolean"}
-
-
-def _type_text(annotation: Any) -> str:
-    """A reader's name for a field's type: `memory` or `redis`, number or null, mapping..."""
-    origin = get_origin(annotation)
-    arguments = get_args(annotation)
-    if origin is Annotated:
-        return _type_text(arguments[0])
-    if origin is Literal:
-        return " or ".join(f"`{value}`" for value in arguments)
-    if origin is list:
-        return f"list of {_type_text(arguments[0])}"
-    if arguments and origin in (Union, UnionType):
-        return " or ".join(_type_text(argument) for argument in arguments)
-    if annotation is type(None):
-        return "null"
-    if isinstance(annotation, type):
-        if issubclass(annotation, SecretUrl):
-            return "URL (secret)"
-        if issubclass(annotation, SecretStr):
-            return "text (secret)"
-        if issubclass(annotation, BaseModel):
-            return f"mapping ({annotation.__name__})"
-        if annotation in _SCALAR_NAMES:
-            return _SCALAR_NAMES[annotation]
-    return str(getattr(annotation, "__name__", annotation))
-
-
-def _default_text(model: type[BaseModel], name: str) -> str:
-    field = model.model_fields[name]
-    if field.is_required():
-        return "required"
-    if field.default_factory is not None:
-        return "see below" if name == "failover" else "empty"
-    value = _mask(field.default)
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    return f"`{value}`"
-
-
-def _reference_fields(model: type[BaseModel], hidden: Sequence[str] = ()) -> list[str]:
-    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
-    for name, field in model.model_fields.items():
-        if name in hidden:
-            continue
-        description = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        kind = _type_text(field.annotation)
-        lines.append(f"| `{name}` | {kind} | {_default_text(model, name)} | {description} |")
-    return lines
-
-
-def reference_markdown(registry: VendorRegistry | None = None) -> str:
-    """The configuration reference, rendered from the models (``docs/configuration.md``).
-
-    With ``registry``, each registered vendor's own keys are listed too.
-    """
-    out = [
-        "# Configuration reference",
-        "",
-        "Generated from the models in `gocomm.config`. A configuration is a YAML file "
-        "(`gocomm --config FILE` or `$GOCOMM_CONFIG`); `${VAR}` and `${VAR:default}` are "
-        "replaced from the environment. Each key can also be set through the environment as "
-        "`GOCOMM_<SECTION>__<KEY>` (e.g. `GOCOMM_SMS__RETRY__MAX_ATTEMPTS=5`); a list or a "
-        'mapping is given whole as JSON (e.g. `GOCOMM_SMS__VENDORS=\'[{"plugin": '
-        '"console"}]\'`). The environment wins over the file. `GOCOMM_CONFIG`, '
-        "`GOCOMM_DISABLE_PLUGINS` and `GOCOMM_TEST_REDIS_URL` are reserved; any other unknown "
-        "`GOCOMM_` variable is an error.",
-        "",
-        f"The channels are {', '.join(f'`{c}`' for c in CHANNELS)}; each has the keys of "
-        "`<channel>` below. With no file and no `GOCOMM_` variable, the embedded default "
-        "applies:",
-        "",
-        "```yaml",
-        default_settings_text().rstrip(),
-        "```",
-        "",
-    ]
-    for path, model in REFERENCE_SECTIONS:
-        doc = (model.__doc__ or "").strip().splitlines()[0]
-        out += [f"## `{path}`", "", doc, ""]
-        out += _reference_fields(model, hidden=("options", "settings"))
-        out.append("")
-    if registry is not None:
-        out += ["## Vendor keys", ""]
-        for name in registry.names():
-            spec = registry.get(name)
-            channels = ", ".join(sorted(spec.channels))
-            out += [f"### `plugin: {name}` ({channels})", "", spec.description or "", ""]
-            if spec.settings.model_fields:
-                out += _reference_fields(spec.settings)
-            else:
-                out.append("No keys.")
-            out.append("")
-    return "\n".join(out).rstrip() + "\n"

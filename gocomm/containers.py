@@ -53,11 +53,12 @@ from gocomm.config import (
     UniformInterval,
     VendorEntry,
     WeightedFailover,
-    key_function,
     load_settings,
     uses_redis,
 )
 from gocomm.errors import ConfigError
+from gocomm.events import ObservedVendor
+from gocomm.ratelimit.keys import key_function
 from gocomm.sender import (
     Receipt,
     Sender,
@@ -211,6 +212,11 @@ async def _failover_stage(
             BreakerSender(stage, breaker, name=name)
             for stage, name in zip(stages, names, strict=True)
         ]
+    # Outside the breaker: a call it refuses is an attempt too (CircuitOpen), seen in traces.
+    stages = [
+        ObservedVendor(stage, vendor=vendor_name(sender))
+        for stage, sender in zip(stages, senders, strict=True)
+    ]
     if isinstance(mode, ErrorFailover) and len(stages) == 1:
         return stages[0]
     strategy: FailoverSender[Any] | TimeoutFailoverSender[Any]
@@ -357,9 +363,10 @@ def _rate_limit_stage(
     return RateLimitSender(view, key, limiter, fail_open=limit.fail_open, refund=limit.refund)
 
 
-def _validating_stage(inner: Sender[Any], channel: str) -> Sender[Any]:
+def _validating_stage(inner: Sender[Any], channel: str, telemetry: object = None) -> Sender[Any]:
     """The first stage of every stack: a bad recipient is refused before any quota is taken,
-    any retry waits or any vendor sees it."""
+    any retry waits or any vendor sees it. (``telemetry`` is only resolved: the exporters
+    listen from the first sender on.)"""
     from gocomm.recipients import ValidatingSender
 
     if channel not in CHANNELS:
@@ -412,6 +419,19 @@ async def _open_queue(settings: Settings) -> AsyncIterator[GocommTasks]:
         await tasks.shutdown()
 
 
+async def _open_telemetry(settings: Settings) -> AsyncIterator[list[Any]]:
+    """The exporters the ``telemetry`` section names, listening from the first resolved
+    sender until shutdown (gocomm.telemetry)."""
+    from gocomm.telemetry.install import install_telemetry
+
+    installed = install_telemetry(settings.telemetry)
+    try:
+        yield installed
+    finally:
+        for instrumentation in reversed(installed):
+            instrumentation.uninstrument()
+
+
 # --------------------------------------------------------------------------------- containers
 
 
@@ -426,6 +446,7 @@ class ChannelContainer(containers.DeclarativeContainer):
     settings: providers.Object[ChannelSettings | None] = providers.Object(None)
     registry: providers.Dependency[VendorRegistry] = providers.Dependency()
     redis: providers.Dependency[Redis] = providers.Dependency()
+    telemetry: providers.Dependency[list[Any]] = providers.Dependency()
 
     vendors = providers.Resource(_open_vendors, name, settings, registry)
     failover = providers.Resource(_open_failover, name, vendors, settings, redis.provider)
@@ -435,7 +456,7 @@ class ChannelContainer(containers.DeclarativeContainer):
     limiter = providers.Singleton(_make_limiter, settings, redis.provider)
     retry = providers.Factory(_retry_stage, routing, settings)
     ratelimit = providers.Factory(_rate_limit_stage, retry, limiter, settings)
-    sender = providers.Factory(_validating_stage, ratelimit, name)
+    sender = providers.Factory(_validating_stage, ratelimit, name, telemetry)
 
 
 class _ContainerInstance(containers.DynamicContainer):
@@ -453,6 +474,7 @@ class _ContainerInstance(containers.DynamicContainer):
             for resource in (channel.routing, channel.failover, channel.vendors):
                 await _shutdown(resource, errors)
         await _shutdown(self.queue, errors)
+        await _shutdown(self.telemetry, errors)
         await _shutdown(self.redis, errors)
         self.reset_singletons()  # in-memory limiter state goes with them
         if len(errors) == 1:
@@ -500,6 +522,9 @@ class Container(containers.DeclarativeContainer):
     redis = providers.Resource(_open_redis, settings)
     #: ``tasks = await container.queue()``: enqueue sends for workers (gocomm.tasks).
     queue = providers.Resource(_open_queue, settings)
+    #: The exporters of the ``telemetry`` section (gocomm.telemetry), installed with the
+    #: first sender resolved and removed at shutdown.
+    telemetry = providers.Resource(_open_telemetry, settings)
 
     email = providers.Container(
         ChannelContainer,
@@ -507,6 +532,7 @@ class Container(containers.DeclarativeContainer):
         settings=settings.provided.email,
         registry=registry,
         redis=redis,
+        telemetry=telemetry,
     )
     sms = providers.Container(
         ChannelContainer,
@@ -514,6 +540,7 @@ class Container(containers.DeclarativeContainer):
         settings=settings.provided.sms,
         registry=registry,
         redis=redis,
+        telemetry=telemetry,
     )
 
     if TYPE_CHECKING:
@@ -561,6 +588,9 @@ def build_container(
 
         registry = load_registry()
     bound = settings.bind(registry)
+    from gocomm.telemetry.install import check_telemetry
+
+    check_telemetry(bound.telemetry)  # a missing extra is named now, before any send
     # Container() is a _ContainerInstance, typed by Container's declarations above.
     container: Container = Container()
     container.settings.set_provides(bound)

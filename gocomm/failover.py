@@ -33,6 +33,7 @@ from gocomm.errors import (
     refused_of,
     unsent_of,
 )
+from gocomm.events import FailoverSwitched, _listeners, emit, log_fields
 from gocomm.sender import (
     Receipt,
     Sender,
@@ -172,6 +173,7 @@ class FailoverSender(_IndexedSenders[T]):
                     vendor_name(senders[position]),
                     type(error).__name__,
                     len(refused),
+                    extra=log_fields(senders[position], error),
                 )
                 vendor = getattr(error, "vendor", None)
                 name = vendor if isinstance(vendor, str) else vendor_name(senders[position])
@@ -189,7 +191,14 @@ class FailoverSender(_IndexedSenders[T]):
                 next_position,
                 vendor_name(senders[next_position]),
                 len(owed),
+                extra=log_fields(senders[position], error),
             )
+            if _listeners:
+                emit(
+                    FailoverSwitched(
+                        vendor_name(senders[position]), vendor_name(senders[next_position]), "error"
+                    )
+                )
             position = next_position
             try:
                 receipt = await senders[position].send(biz, args, *owed)
@@ -357,7 +366,11 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
             reason or f"timed out {self._count} times in a row",
             new,
             vendor_name(self._senders[new]),
+            extra={"gocomm_vendor": vendor_name(self._senders[previous])},
         )
+        if _listeners:
+            switched = (vendor_name(self._senders[previous]), vendor_name(self._senders[new]))
+            emit(FailoverSwitched(*switched, "timeouts"))
         self._move_to(new)
         self._cancel_restore()  # a newer switch replaces the pending restore
         if new != 0 and self._restore_after is not None and not self.closed:
@@ -371,7 +384,16 @@ class TimeoutFailoverSender(_IndexedSenders[T]):
                 "restoring vendor 0 (%s) after %gs",
                 vendor_name(self._senders[0]),
                 self._restore_after,
+                extra={"gocomm_vendor": vendor_name(self._senders[0])},
             )
+            if _listeners:
+                emit(
+                    FailoverSwitched(
+                        vendor_name(self._senders[self._index]),
+                        vendor_name(self._senders[0]),
+                        "restore",
+                    )
+                )
             self._move_to(0)
 
     def _cancel_restore(self) -> None:

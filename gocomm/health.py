@@ -40,6 +40,7 @@ from gocomm.errors import (
     SendError,
     is_retryable,
 )
+from gocomm.events import BreakerChanged, _listeners, emit
 from gocomm.ratelimit._checks import positive_int, positive_number
 from gocomm.ratelimit.base import Decision
 from gocomm.ratelimit.redis_scripts import runner_for
@@ -465,6 +466,7 @@ class BreakerSender(AsyncCloseable, Generic[T]):
         self.name = name if name is not None else vendor_name(sender)
         self._logger = logger if logger is not None else _DEFAULT_LOGGER
         self._release = getattr(breaker, "release", None)
+        self._state = "closed"  # as the last decision showed it, for BreakerChanged events
         # gocomm's breakers answer without awaiting where they can: skip those coroutines on
         # the hot path (the in-memory one decides at once, both record at once).
         self._memory = breaker if isinstance(breaker, MemoryCircuitBreaker) else None
@@ -491,6 +493,8 @@ class BreakerSender(AsyncCloseable, Generic[T]):
                     exc,
                 )
                 decision = _CLOSED
+        if _listeners:
+            self._observe(decision)
         if decision.limited:
             raise self._open(decision, to)
         try:
@@ -511,6 +515,16 @@ class BreakerSender(AsyncCloseable, Generic[T]):
         else:
             await self._record(True)
         return receipt
+
+    def _observe(self, decision: Decision) -> None:
+        """Emit BreakerChanged when a decision shows another state than the last one did."""
+        if decision.limited:
+            state = "open"
+        else:
+            state = "half_open" if getattr(decision, "probe", False) else "closed"
+        old, self._state = self._state, state
+        if old != state:
+            emit(BreakerChanged(self.name, old, state))
 
     async def _record(self, ok: bool) -> None:
         try:

@@ -155,13 +155,7 @@ class HttpEmailVendor(HttpVendor):
             )
         sender = self._mailbox("sender", sender_text)
         reply_to = tuple(self._mailbox("reply_to", r) for r in args.reply_to)
-        count = len(to_list) + len(cc) + len(bcc)
-        if count > self.max_recipients:
-            raise InvalidMessage(
-                f"{self.name}: {count} recipients (to, cc and bcc) in one message; the vendor "
-                f"takes at most {self.max_recipients}: split the send",
-                vendor=self.name,
-            )
+        self.check_recipient_count(len(dict.fromkeys(to_list)), len(cc), len(bcc))
         size = sum(len(a.content) for a in args.attachments)
         if size > self.max_attachment_bytes:
             raise InvalidMessage(
@@ -186,6 +180,18 @@ class HttpEmailVendor(HttpVendor):
             bcc=tuple(bcc),
             template=self.templates.get(biz),
         )
+
+    def check_recipient_count(self, to: int, cc: int, bcc: int) -> None:
+        """Raise ``InvalidMessage`` when one request cannot carry ``to`` + ``cc`` + ``bcc``
+        recipients (:attr:`max_recipients`); a vendor that counts otherwise (one message per
+        ``to`` in a batch) overrides it."""
+        count = to + cc + bcc
+        if count > self.max_recipients:
+            raise InvalidMessage(
+                f"{self.name}: {count} recipients (to, cc and bcc) in one message; the vendor "
+                f"takes at most {self.max_recipients}: split the send",
+                vendor=self.name,
+            )
 
     def _bare(self, field: str, addresses: Iterable[str]) -> list[str]:
         checked = []

@@ -347,6 +347,8 @@ class HttpVendor(AsyncCloseable):
     #: ``authorization``: a server or proxy echoing them back never gets them into an error.
     #: (A per-request signature is no credential; leave signed headers out.)
     secret_headers: ClassVar[frozenset[str]] = frozenset()
+    #: What the recipients are called in a combined error's message.
+    recipient_noun: ClassVar[str] = "recipients"
 
     def __init__(
         self,
@@ -468,6 +470,81 @@ class HttpVendor(AsyncCloseable):
             retry_after=retry_after,
         )
 
+    def outcome(
+        self,
+        recipients: Sequence[tuple[str, str]],
+        message_ids: Sequence[str],
+        failed: Mapping[str, SendError],
+    ) -> Receipt:
+        """The receipt of a send whose requests are over, or the one error to raise.
+
+        ``recipients`` pairs each caller's recipient with the key ``failed`` uses for it (a
+        vendor's number form, or the address itself); ``failed`` maps the keys not sent to
+        their errors. A failure whose error names its key in ``refused`` refused it for good.
+        When every recipient either got the message or was refused for good, and at least one
+        got it, the receipt's ``refused`` names the others; otherwise the error's ``unsent``
+        names those still owed the message and ``refused`` those refused for good.
+        """
+        if not failed:
+            return Receipt(vendor=self.name, message_ids=tuple(message_ids))
+        gone = {key for key, error in failed.items() if key in error.refused}
+        unsent = [r for r, key in recipients if key in failed.keys() - gone]
+        refused = [r for r, key in recipients if key in gone]
+        sent = len({key for _, key in recipients}) - len(failed)
+        if not unsent and sent:
+            # Everyone else got it: the send went through, naming those refused for good.
+            self.logger.warning("%s: refused for good: %s", self.name, _causes(failed))
+            return Receipt(vendor=self.name, message_ids=tuple(message_ids), refused=tuple(refused))
+        raise self._combine(failed, unsent, sent=sent, refused=refused)
+
+    def _combine(
+        self,
+        failed: Mapping[str, SendError],
+        unsent: Sequence[str],
+        *,
+        sent: int,
+        refused: Sequence[str] = (),
+    ) -> SendError:
+        """One error for every failed recipient; ``unsent`` (still owed) and ``refused`` (refused
+        for good) are in the caller's spelling. Retryable if any owed recipient failed for a
+        retryable reason."""
+        errors = list({id(e): e for e in failed.values()}.values())
+        if len(errors) == 1 and sent == 0:
+            # One failure that covers everyone: raise it as it is, naming all as unsent.
+            error = errors[0]
+            error.unsent = tuple(unsent)
+            error.refused = tuple(refused)
+            return error
+        owed = {n: e for n, e in failed.items() if n not in e.refused}
+        gone = {n: e for n, e in failed.items() if n in e.refused}
+        owed_errors = list({id(e): e for e in owed.values()}.values())
+        retryable = [e for e in owed_errors if is_retryable(e)]
+        retry_afters = [e.retry_after for e in retryable if e.retry_after is not None]
+        message = f"{self.name}: sent to {sent} of {sent + len(failed)} {self.recipient_noun}"
+        if owed:
+            message += f"; not sent to {_causes(owed)}"
+        if gone:
+            message += f"; refused for good: {_causes(gone)}"
+        cls: type[SendError]
+        if not retryable:
+            invalid = all(isinstance(e, InvalidRecipient) for e in errors)
+            cls = InvalidRecipient if invalid and not owed else PermanentError
+            advice = f"fix these {self.recipient_noun} or the message"
+        elif all(isinstance(e, SendTimeout) for e in owed_errors):
+            cls, advice = SendTimeout, f"retry the unsent {self.recipient_noun} later"
+        else:
+            cls, advice = SendError, f"retry the unsent {self.recipient_noun} later"
+        combined = cls(
+            f"{message}; {advice}",
+            vendor=self.name,
+            code=(retryable or errors)[0].code,
+            retry_after=max(retry_afters) if retry_afters else None,
+            unsent=unsent,
+            refused=refused,
+        )
+        combined.__cause__ = (retryable or errors)[0]
+        return combined
+
 
 class HttpSmsVendor(HttpVendor):
     """Base of an HTTP SMS vendor: validation, templates, batching, over :class:`HttpVendor`.
@@ -479,6 +556,7 @@ class HttpSmsVendor(HttpVendor):
     """
 
     batch_size: ClassVar[int] = 1
+    recipient_noun = "numbers"
     permanent_advice: ClassVar[str] = "check the number, template, signature or credentials"
 
     def __init__(
@@ -574,66 +652,7 @@ class HttpSmsVendor(HttpVendor):
         template = self._resolve(biz, args)
         numbers = list(dict.fromkeys(vendor_number for _, vendor_number in pairs))
         message_ids, failed = await self._send_all(template, numbers)
-        if not failed:
-            return Receipt(vendor=self.name, message_ids=tuple(message_ids))
-        # A failure whose error names its number in ``refused`` refused it for good.
-        gone = {number for number, error in failed.items() if number in error.refused}
-        unsent = [n for n, vendor_number in pairs if vendor_number in failed.keys() - gone]
-        refused = [n for n, vendor_number in pairs if vendor_number in gone]
-        sent = len(numbers) - len(failed)
-        if not unsent and sent:
-            # Everyone else got it: the send went through, naming those refused for good.
-            self.logger.warning("%s: refused for good: %s", self.name, _causes(failed))
-            return Receipt(vendor=self.name, message_ids=tuple(message_ids), refused=tuple(refused))
-        raise self._combine(failed, unsent, sent=sent, refused=refused)
-
-    def _combine(
-        self,
-        failed: Mapping[str, SendError],
-        unsent: Sequence[str],
-        *,
-        sent: int,
-        refused: Sequence[str] = (),
-    ) -> SendError:
-        """One error for every failed number; ``unsent`` (still owed) and ``refused`` (refused
-        for good) are in the caller's spelling. Retryable if any owed number failed for a
-        retryable reason."""
-        errors = list({id(e): e for e in failed.values()}.values())
-        if len(errors) == 1 and sent == 0:
-            # One failure that covers everyone: raise it as it is, naming all as unsent.
-            error = errors[0]
-            error.unsent = tuple(unsent)
-            error.refused = tuple(refused)
-            return error
-        owed = {n: e for n, e in failed.items() if n not in e.refused}
-        gone = {n: e for n, e in failed.items() if n in e.refused}
-        owed_errors = list({id(e): e for e in owed.values()}.values())
-        retryable = [e for e in owed_errors if is_retryable(e)]
-        retry_afters = [e.retry_after for e in retryable if e.retry_after is not None]
-        message = f"{self.name}: sent to {sent} of {sent + len(failed)} numbers"
-        if owed:
-            message += f"; not sent to {_causes(owed)}"
-        if gone:
-            message += f"; refused for good: {_causes(gone)}"
-        cls: type[SendError]
-        if not retryable:
-            invalid = all(isinstance(e, InvalidRecipient) for e in errors)
-            cls = InvalidRecipient if invalid and not owed else PermanentError
-            advice = "fix these numbers or the template"
-        elif all(isinstance(e, SendTimeout) for e in owed_errors):
-            cls, advice = SendTimeout, "retry the unsent numbers later"
-        else:
-            cls, advice = SendError, "retry the unsent numbers later"
-        combined = cls(
-            f"{message}; {advice}",
-            vendor=self.name,
-            code=(retryable or errors)[0].code,
-            retry_after=max(retry_afters) if retry_afters else None,
-            unsent=unsent,
-            refused=refused,
-        )
-        combined.__cause__ = (retryable or errors)[0]
-        return combined
+        return self.outcome(pairs, message_ids, failed)
 
 
 def _causes(failed: Mapping[str, SendError]) -> str:

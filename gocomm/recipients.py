@@ -9,6 +9,7 @@ from typing import Any
 
 from gocomm.channels import CHANNELS, Channel
 from gocomm.errors import InvalidRecipient
+from gocomm.events import _listeners, observe_send
 from gocomm.messages import Email
 from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
 
@@ -141,6 +142,12 @@ class ValidatingSender(AsyncCloseable):
         return vendor_name(self.sender)
 
     async def send(self, biz: str, args: Any, *to: str) -> Receipt | None:
+        if _listeners:  # the whole send is one SendFinished event (gocomm.events)
+            return await observe_send(self.channel, biz, len(to), self._send(biz, args, to))
+        recipients = validate_recipients(self.channel, args, to)
+        return await self.sender.send(biz, args, *recipients)
+
+    async def _send(self, biz: str, args: Any, to: tuple[str, ...]) -> Receipt | None:
         recipients = validate_recipients(self.channel, args, to)
         return await self.sender.send(biz, args, *recipients)
 

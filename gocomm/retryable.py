@@ -33,6 +33,7 @@ from gocomm.errors import (
     refused_of,
     unsent_of,
 )
+from gocomm.events import RetryScheduled, _listeners, emit, log_fields
 from gocomm.sender import (
     Receipt,
     Sender,
@@ -270,6 +271,7 @@ class _RetryBase(Stage[T]):
                     vendor_name(self._sender),
                     type(error).__name__,
                     len(refused),
+                    extra=log_fields(self._sender, error, attempt=attempt),
                 )
                 return _sent_anyway(error, self._sender, attempt, refused)
             if not self._retry_on(error):
@@ -293,7 +295,10 @@ class _RetryBase(Stage[T]):
                 error,
                 len(owed),
                 f" in {wait:.3g}s" if wait else "",
+                extra=log_fields(self._sender, error, attempt=attempt, wait=wait),
             )
+            if _listeners:
+                emit(RetryScheduled(attempt, wait, type(error).__name__))
             if wait:
                 await asyncio.sleep(wait)  # a cancellation here propagates at once
             attempt += 1
@@ -379,6 +384,7 @@ class IntervalRetrySender(_RetryBase[T]):
                     vendor_name(self._sender),
                     retry_after,
                     self._max_delay,
+                    extra=log_fields(self._sender, error, attempt=attempt, wait=retry_after),
                 )
                 return None
             wait = max(wait, retry_after)

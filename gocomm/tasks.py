@@ -31,6 +31,7 @@ from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends, TaskiqEv
 from gocomm.config import QueueSettings, Settings, load_settings
 from gocomm.dead_letters import DeadLetters, MemoryDeadLetters, RedisDeadLetters
 from gocomm.errors import ConfigError, DuplicateInFlight, Limited, is_retryable
+from gocomm.events import TaskDeadLettered, _listeners, emit
 from gocomm.idempotency import (
     IdempotencyStore,
     IdempotentSender,
@@ -337,6 +338,22 @@ class GocommTasks:
         assert self.dead_letters is not None
         task = payload if isinstance(payload, dict) else {"payload": repr(payload)}
         await self.dead_letters.add(task_id, task, why)
+        if _listeners:
+            emit(_dead_lettered(task_id, task, attempt + 1, exc))
+
+
+def _dead_lettered(
+    task_id: str, task: Mapping[str, Any], attempts: int, exc: BaseException
+) -> TaskDeadLettered:
+    to = task.get("to")
+    return TaskDeadLettered(
+        task_id,
+        str(task.get("channel", "")),
+        str(task.get("biz", "")),
+        len(to) if isinstance(to, list | tuple) else 0,
+        attempts,
+        type(exc).__name__,
+    )
 
 
 def _describe(exc: BaseException) -> str:

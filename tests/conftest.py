@@ -113,3 +113,18 @@ class RedisLimiterBackend:
 @pytest.fixture
 def redis_limiter_backend(redis_client: Redis) -> RedisLimiterBackend:
     return RedisLimiterBackend(redis_client)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _batch_state_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`gocomm batch` remembers each file's journal under $XDG_STATE_HOME: in the tests, a
+    temporary one (inherited by the subprocesses), never the user's own."""
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = previous

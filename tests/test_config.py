@@ -11,23 +11,21 @@ import pytest
 from pydantic import AnyUrl, BaseModel, SecretStr, field_validator
 
 from gocomm.config import (
-    REFERENCE_SECTIONS,
     ChannelSettings,
     ConcurrencyLimit,
     ExponentialInterval,
     RedisSettings,
     Settings,
     SlidingWindowLimit,
-    StackNode,
     TimeoutFailover,
-    describe_stacks,
-    key_function,
     load_settings,
-    reference_markdown,
     render_masked,
 )
 from gocomm.errors import ConfigError
 from gocomm.plugins import VendorRegistry, VendorSettings, VendorSpec, hookimpl, load_registry
+from gocomm.ratelimit.keys import key_function
+from gocomm.reference import REFERENCE_SECTIONS, reference_markdown
+from gocomm.stacks import StackNode, describe_stacks
 from gocomm.testing import MemorySender
 
 SECRET = "sk_live_7Hq2ZpX9TopSecret"
@@ -538,21 +536,26 @@ def test_describe_stacks() -> None:
     stacks = describe_stacks(settings)
     sms = stacks["sms"]
     assert sms is not None
-    assert sms.label == "ConcurrencyLimitSender" and "2 in flight" in sms.detail
-    (retry,) = sms.children
+    assert sms.label == "ValidatingSender"  # every stack validates recipients first
+    (limit,) = sms.children
+    assert limit.label == "ConcurrencyLimitSender" and "2 in flight" in limit.detail
+    (retry,) = limit.children
     assert retry.label == "IntervalRetrySender" and "3 attempts" in retry.detail
     (failover,) = retry.children
     assert failover.label == "FailoverSender"
     assert [v.label for v in failover.children] == ["aliyun", "tencentcloud"]
     email = stacks["email"]
-    assert email == StackNode(
+    assert email is not None
+    (timeout_failover,) = email.children
+    assert timeout_failover == StackNode(
         "TimeoutFailoverSender",
         "switch after 2 consecutive timeouts",
         (StackNode("smtp", "vendor"),),
     )
-    assert email.to_dict()["children"][0]["label"] == "smtp"
+    assert email.to_dict()["children"][0]["children"][0]["label"] == "smtp"
     single = describe_stacks(Settings.from_mapping({"sms": {"vendors": [{"plugin": "memory"}]}}))
-    assert single == {"email": None, "sms": StackNode("memory", "vendor")}
+    assert single["email"] is None
+    assert single["sms"] is not None and single["sms"].children == (StackNode("memory", "vendor"),)
 
 
 def _fields(model: type[BaseModel]) -> list[str]:

@@ -14,9 +14,10 @@ import pytest
 from dependency_injector import providers
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from gocomm.config import Settings, describe_stack, load_settings
+from gocomm.config import Settings, load_settings
 from gocomm.containers import BorrowedSender, build_container
 from gocomm.errors import ConfigError, InvalidRecipient, Limited
+from gocomm.events import ObservedVendor
 from gocomm.failover import FailoverSender, TimeoutFailoverSender
 from gocomm.plugins import VendorRegistry, VendorSettings, VendorSpec, hookimpl, load_registry
 from gocomm.ratelimit import (
@@ -30,6 +31,7 @@ from gocomm.ratelimit.redis import RedisSlidingWindowLimiter
 from gocomm.recipients import ValidatingSender
 from gocomm.retryable import IntervalRetrySender, RetrySender
 from gocomm.sender import AsyncCloseable, Receipt
+from gocomm.stacks import describe_stack
 from gocomm.testing import MemorySender, ScriptedSender
 from gocomm.vendors.memory import MemoryVendor
 
@@ -87,6 +89,9 @@ def chain(sender: Any) -> list[Any]:
         if isinstance(sender, BorrowedSender):
             sender = sender.target
             continue
+        if isinstance(sender, ObservedVendor):  # each vendor emits its calls (gocomm.events)
+            sender = sender.sender
+            continue
         stages.append(sender)
         sender = getattr(sender, "sender", None)
     return stages
@@ -115,9 +120,11 @@ async def test_stack_from_a_mapping(registry: VendorRegistry) -> None:
         assert isinstance(retry, IntervalRetrySender) and retry.max_attempts == 2
         assert isinstance(failover, FailoverSender)
         assert [s.name for s in failover.senders] == ["a", "b"]
-        assert all(isinstance(s, BorrowedSender) for s in failover.senders)
+        # Each vendor is observed (gocomm.events) through a borrowed view.
+        assert all(isinstance(s, ObservedVendor) for s in failover.senders)
+        assert all(isinstance(s.sender, BorrowedSender) for s in failover.senders)
         vendors = await container.sms.vendors()
-        assert [s.target for s in failover.senders] == vendors
+        assert [s.sender.target for s in failover.senders] == vendors
         assert await sender.send("login", SMS, PHONE) == Receipt(vendor="a")
         # A single vendor with no other stage is used directly, behind a borrowed view.
         (email,) = chain(await container.email.sender())

@@ -17,8 +17,9 @@ from packaging.requirements import Requirement
 from pydantic import BaseModel
 from pymdownx import superfences
 
-from gocomm.config import REFERENCE_SECTIONS, Settings
+from gocomm.config import Settings
 from gocomm.plugins import load_registry
+from gocomm.reference import REFERENCE_SECTIONS
 
 pytest_plugins = ["pytester"]
 

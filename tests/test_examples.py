@@ -14,14 +14,18 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "strategies.py"
 
 def test_strategies_example_tells_each_step(capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(EXAMPLE), run_name="__main__")
-    outcomes = [line.strip() for line in capsys.readouterr().out.splitlines() if "-> " in line]
+    out = capsys.readouterr().out
+    outcomes = [line.strip() for line in out.splitlines() if "-> " in line]
     assert outcomes[0] == "-> sent by 'healthy' after 1 attempt(s); failover index is now 1"
     assert outcomes[1] == outcomes[0]  # the index stayed on the healthy vendor
     assert outcomes[2] == "-> sent by 'healthy' after 2 attempt(s); failover index is now 1"
     assert outcomes[3].startswith("-> Limited (not retryable)")
     assert outcomes[5].startswith("-> sent by 'healthy'")
-    assert outcomes[6].startswith("-> AllSendersFailed (not retryable)")
-    assert "InvalidRecipient" in outcomes[6]
+    # Validation refused it before any stage: no vendor was called.
+    assert outcomes[6].startswith("-> InvalidRecipient (not retryable)")
+    assert "'12345'" in outcomes[6]
+    last_step = out[out.index("\n6. ") :]
+    assert "flaky:" not in last_step and "healthy:" not in last_step
 
 
 def test_strategies_example_logs_at_the_step_that_logged() -> None:

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from gocomm.config import KeyTemplate, key_function
 from gocomm.errors import ConfigError, Limited, LimiterError, SendError, is_retryable
 from gocomm.ratelimit import (
     ConcurrencyLimiter,
@@ -25,6 +24,7 @@ from gocomm.ratelimit import (
     SlidingWindowLimiter,
     TokenBucketLimiter,
 )
+from gocomm.ratelimit.keys import KeyTemplate, key_function
 from gocomm.sender import Receipt
 from gocomm.testing import MemorySender, ScriptedSender
 

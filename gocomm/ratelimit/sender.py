@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from gocomm.errors import ConfigError, Limited, LimiterError, refused_of, unsent_of
+from gocomm.events import LimiterDecided, _listeners, emit
 from gocomm.ratelimit.base import ActiveLimiter, Decision, Limiter
 from gocomm.sender import Receipt, Sender, Stage, aclose_all, send_to_of
 
@@ -190,11 +191,15 @@ class RateLimitSender(_LimitSender[T]):
             # The common case (one fixed key, an in-memory limiter), inlined: it is the hot path.
             try:
                 token = acquire_nowait(key)
-            except Limited:
+            except Limited as exc:
+                if _listeners:
+                    emit(LimiterDecided(exc.key, True, exc.retry_after))
                 raise
             except Exception as exc:  # CancelledError is a BaseException: it passes untouched
                 _limiter_failed(self, "rate", exc)
                 return await self._send_inner(biz, args, to)
+            if _listeners:
+                emit(LimiterDecided(key, False, None))
             if self._give_back is None:
                 return await self._send_inner(biz, args, to)
             held: Sequence[_Held] = ((key, token, None),)
@@ -245,6 +250,12 @@ class RateLimitSender(_LimitSender[T]):
         """Ask about ``key``: the admission's token (None if the limiter gives none), or
         ``_FAILED_OPEN`` when the limiter failed and we fail open; else raise :class:`Limited` or
         :class:`LimiterError`."""
+        token = await self._decide(key)
+        if _listeners and token is not _FAILED_OPEN:
+            emit(LimiterDecided(key, False, None))
+        return token
+
+    async def _decide(self, key: str) -> object:
         try:
             if self._acquire_nowait is not None:
                 return self._acquire_nowait(key)
@@ -256,12 +267,16 @@ class RateLimitSender(_LimitSender[T]):
                 decision = _LIMITED
             else:
                 return None
-        except Limited:
-            raise  # the limiter said no in its own way: that is a decision, not a failure
+        except Limited as exc:  # the limiter said no in its own way: a decision, not a failure
+            if _listeners:
+                emit(LimiterDecided(exc.key, True, exc.retry_after))
+            raise
         except Exception as exc:  # CancelledError is a BaseException: it passes untouched
             _limiter_failed(self, "rate", exc)
             return _FAILED_OPEN
         if decision.limited:
+            if _listeners:
+                emit(LimiterDecided(key, True, decision.retry_after))
             raise Limited(key, decision.retry_after)
         return decision.token
 
@@ -351,7 +366,7 @@ class ConcurrencyLimitSender(_LimitSender[T]):
             key = keys
         # One key, the common case: no AsyncExitStack on the hot path.
         slot = self.limiter.acquire(key)
-        if not await self._enter(slot):
+        if not await self._enter(slot, key):
             return await self._send_inner(biz, args, to)
         try:
             receipt = await self._send_inner(biz, args, to)
@@ -367,20 +382,24 @@ class ConcurrencyLimitSender(_LimitSender[T]):
         async with AsyncExitStack() as held:
             for key in keys:
                 slot = self.limiter.acquire(key)
-                if not await self._enter(slot):
+                if not await self._enter(slot, key):
                     break  # failing open: the limiter is down, asking it again only delays
                 held.push_async_exit(self._exiter(slot))
             return await self._send_inner(biz, args, to)
 
-    async def _enter(self, slot: AbstractAsyncContextManager[None]) -> bool:
+    async def _enter(self, slot: AbstractAsyncContextManager[None], key: str) -> bool:
         """Take the slot: True if held; False if the limiter failed and we fail open."""
         try:
             await slot.__aenter__()
-        except Limited:
+        except Limited as exc:
+            if _listeners:
+                emit(LimiterDecided(exc.key, True, exc.retry_after))
             raise
         except Exception as exc:  # CancelledError passes untouched
             _limiter_failed(self, "concurrency", exc)  # raises unless failing open
             return False
+        if _listeners:
+            emit(LimiterDecided(key, False, None))
         return True
 
     async def _exit(

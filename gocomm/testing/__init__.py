@@ -12,23 +12,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gocomm.recipients import validate_recipients
 from gocomm.sender import AsyncCloseable, Receipt
+from gocomm.vendors.checks import channel_of, check_sms_send
 
-__all__ = ["MemorySender", "ScriptedSender", "SentMessage", "Step", "TestChannel"]
+__all__ = ["DoubleChannel", "MemorySender", "ScriptedSender", "SentMessage", "Step"]
 
 #: What a test double validates: one channel's recipients, ``"both"`` (each send as the
 #: channel its args imply: an Email is email, a mapping of template parameters SMS, as the
 #: memory vendor does), or None (anything goes).
-TestChannel = Literal["email", "sms", "both"] | None
+DoubleChannel = Literal["email", "sms", "both"] | None
 
 
-def _checked(vendor: str, channel: TestChannel, args: Any, to: tuple[str, ...]) -> tuple[str, ...]:
+def _checked(
+    vendor: str, channel: DoubleChannel, args: Any, to: tuple[str, ...]
+) -> tuple[str, ...]:
     """``to`` validated and normalised as a vendor of ``channel`` would, or refused."""
     if channel is None:
         return to
-    from gocomm.recipients import validate_recipients
-    from gocomm.vendors.checks import channel_of, check_sms_send
-
     if channel == "both":
         channel = channel_of(vendor, args)
     if channel == "sms" and isinstance(args, Mapping):
@@ -36,7 +37,7 @@ def _checked(vendor: str, channel: TestChannel, args: Any, to: tuple[str, ...]) 
     return validate_recipients(channel, args, to, vendor=vendor)
 
 
-def _check_channel(channel: TestChannel) -> TestChannel:
+def _check_channel(channel: DoubleChannel) -> DoubleChannel:
     if channel not in (None, "email", "sms", "both"):
         raise ValueError(f"channel must be 'email', 'sms', 'both' or None, got {channel!r}")
     return channel
@@ -59,7 +60,7 @@ class MemorySender(AsyncCloseable):
     numbers are recorded in E.164 form.
     """
 
-    def __init__(self, name: str = "memory", *, channel: TestChannel = None) -> None:
+    def __init__(self, name: str = "memory", *, channel: DoubleChannel = None) -> None:
         self.name = name
         self.channel = _check_channel(channel)
         self.sent: list[SentMessage] = []
@@ -91,7 +92,7 @@ class ScriptedSender(AsyncCloseable):
     """
 
     def __init__(
-        self, steps: Iterable[Step] = (), *, name: str = "scripted", channel: TestChannel = None
+        self, steps: Iterable[Step] = (), *, name: str = "scripted", channel: DoubleChannel = None
     ) -> None:
         self.name = name
         self.channel = _check_channel(channel)
