@@ -520,6 +520,28 @@ async def test_a_decision_limiter_with_refunds_is_asked_with_acquire() -> None:
     assert limiter.calls == [("acquire", "k"), ("refund", "token-of-k")]
 
 
+@pytest.mark.parametrize(
+    "key",
+    [pytest.param("k", id="fixed_key"), pytest.param(key_function("sms:{to}"), id="per_recipient")],
+)
+async def test_an_in_memory_limiter_that_fails_without_a_coroutine(
+    key: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Failing(SlidingWindowLimiter):
+        def acquire_nowait(self, key: str) -> object:
+            raise RuntimeError("state corrupted")
+
+    vendor = MemorySender()
+    with pytest.raises(LimiterError, match="state corrupted"):
+        await RateLimitSender(vendor, key, Failing(60, 1)).send("login", None, "+1", "+2")
+    assert vendor.sent == []
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        sender = RateLimitSender(vendor, key, Failing(60, 1), fail_open=True)
+        assert await sender.send("login", None, "+1", "+2") is not None
+    assert len(vendor.sent) == 1
+    assert caplog.text.count("sending anyway") == 1
+
+
 # -- cancellation ----------------------------------------------------------------------------
 
 

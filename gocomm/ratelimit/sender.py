@@ -233,8 +233,10 @@ class RateLimitSender(_LimitSender[T]):
                 recipients = distinct
         held: list[_Held] = []
         try:
+            nowait = self._acquire_nowait is not None
             for position, key in enumerate(keys):
-                token = await self._admit(key)
+                # In memory: no coroutine per key.
+                token = self._admit_nowait(key) if nowait else await self._admit(key)
                 if token is _FAILED_OPEN:
                     break  # failing open: the limiter is down, asking it again only delays
                 if token is not None and self._give_back is not None:
@@ -245,6 +247,22 @@ class RateLimitSender(_LimitSender[T]):
             await self._refund_unreached(held, to, None)
             raise
         return held
+
+    def _admit_nowait(self, key: str) -> object:
+        """:meth:`_admit` for a limiter with ``acquire_nowait``."""
+        assert self._acquire_nowait is not None
+        try:
+            token = self._acquire_nowait(key)
+        except Limited as exc:
+            if _listeners:
+                emit(LimiterDecided(exc.key, True, exc.retry_after))
+            raise
+        except Exception as exc:  # CancelledError is a BaseException: it passes untouched
+            _limiter_failed(self, "rate", exc)
+            return _FAILED_OPEN
+        if _listeners:
+            emit(LimiterDecided(key, False, None))
+        return token
 
     async def _admit(self, key: str) -> object:
         """Ask about ``key``: the admission's token (None if the limiter gives none), or
@@ -257,8 +275,6 @@ class RateLimitSender(_LimitSender[T]):
 
     async def _decide(self, key: str) -> object:
         try:
-            if self._acquire_nowait is not None:
-                return self._acquire_nowait(key)
             if self._acquire is not None:
                 decision = await self._acquire(key)
             elif self._check is not None:
