@@ -445,7 +445,10 @@ def batch(
                     concurrency,
                 )
 
-        summary = asyncio.run(send_all())
+        from gocomm.telemetry.install import metrics_endpoint
+
+        with metrics_endpoint(container.settings()):  # telemetry.prometheus.port
+            summary = asyncio.run(send_all())
         _print_summary(summary, name, journal_path, failed_path)
         return EXIT_SEND_FAILED if summary.failed else EXIT_OK
 
@@ -633,7 +636,11 @@ def worker(
         settings = _settings(options, registry)
         require_queue(settings, "gocomm worker")
         level = logging.DEBUG if options.debug else logging.WARNING
-        return run_workers(settings, workers=workers, registry=registry, log_level=level)
+        from gocomm.telemetry.install import metrics_endpoint
+
+        # telemetry.prometheus.port: the metrics of every worker process, added up
+        with metrics_endpoint(settings, processes=True):
+            return run_workers(settings, workers=workers, registry=registry, log_level=level)
 
     _run(options, command)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,7 +144,7 @@ class _Circuit:
     """One name's state: ``open_until`` is None while closed; past it, the circuit is
     half-open and ``probes`` holds the expiry of each probe slot taken."""
 
-    __slots__ = ("calls", "epochs", "failures", "open_until", "probes")
+    __slots__ = ("bucket_end", "calls", "epochs", "failures", "open_until", "probes", "slot")
 
     def __init__(self) -> None:
         self.open_until: float | None = None
@@ -151,11 +152,14 @@ class _Circuit:
         self.epochs = [-1] * BUCKETS
         self.calls = [0] * BUCKETS
         self.failures = [0] * BUCKETS
+        self.slot = 0  # the bucket being filled, until bucket_end
+        self.bucket_end = -math.inf
 
     def reset(self, open_until: float | None) -> None:
         self.open_until = open_until
         self.probes = []
         self.epochs = [-1] * BUCKETS
+        self.bucket_end = -math.inf
 
 
 class MemoryCircuitBreaker(_Settings):
@@ -221,6 +225,9 @@ class MemoryCircuitBreaker(_Settings):
         if circuit is None:
             circuit = self._circuits[name] = _Circuit()
         now = self._clock()
+        if ok and now < circuit.bucket_end and circuit.open_until is None:
+            circuit.calls[circuit.slot] += 1  # the common case: a success in the same bucket
+            return
         if circuit.open_until is not None:
             if now < circuit.open_until:
                 return  # the late outcome of a call admitted before the circuit opened
@@ -241,6 +248,8 @@ class MemoryCircuitBreaker(_Settings):
             circuit.epochs[slot] = epoch
             circuit.calls[slot] = 0
             circuit.failures[slot] = 0
+            circuit.slot = slot
+            circuit.bucket_end = (epoch + 1) * self._width
         circuit.calls[slot] += 1
         if ok:
             return
@@ -482,7 +491,9 @@ class BreakerSender(AsyncCloseable, Generic[T]):
     async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
         memory = self._memory
         if memory is not None:
-            decision: Decision = memory.allow_now(self.name)
+            circuit = memory._circuits.get(self.name)
+            closed = circuit is None or circuit.open_until is None
+            decision: Decision = _CLOSED if closed else memory.allow_now(self.name)
         else:
             try:
                 decision = await self.breaker.allow(self.name)

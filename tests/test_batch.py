@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gocomm import events
 from gocomm.batch import (
     BatchInputError,
     FailedRowWriter,
@@ -21,8 +22,10 @@ from gocomm.batch import (
     read_rows,
     run_batch,
 )
-from gocomm.errors import Limited, PermanentError, RetryExhausted, SendError
+from gocomm.errors import PermanentError, SendError
 from gocomm.messages import Email
+from gocomm.ratelimit import RateLimitSender, SlidingWindowLimiter
+from gocomm.retryable import RetrySender
 from gocomm.sender import Receipt
 from gocomm.testing import MemorySender, ScriptedSender
 
@@ -239,42 +242,48 @@ async def test_run_batch_bounds_concurrency_and_journals_each_send(tmp_path: Pat
     assert (again.skipped, again.sent, len(vendor.sent)) == (20, 0, 20)
 
 
-async def test_run_batch_counts_failures_retries_and_limits(tmp_path: Path) -> None:
+async def test_run_batch_counts_failures_retries_and_limits_from_events(tmp_path: Path) -> None:
+    """Retries and limits are what the strategies' events said (gocomm.events), not guessed
+    from the errors: a real limit stage over a real retry stage over a scripted vendor."""
+    numbers = ["+8613800000000"] * 2 + [f"+861380000000{i}" for i in (2, 3, 4)]
     source = write(
         tmp_path / "rows.jsonl",
         "".join(
-            json.dumps({"to": f"+861380000000{i}", "biz": "x", "args": {"n": str(i)}}) + "\n"
-            for i in range(5)
+            json.dumps({"to": to, "biz": "x", "args": {"n": str(i)}}) + "\n"
+            for i, to in enumerate(numbers)
         ),
     )
-
-    class Scripted(ScriptedSender):
-        async def send(self, biz: str, args: Any, *to: str) -> Receipt:
-            receipt = await super().send(biz, args, *to)
-            return Receipt(receipt.vendor, receipt.message_ids, attempts=3)
-
-    boom = SendError("boom", vendor="v")
-    vendor = Scripted(
+    down = SendError("down", vendor="v")
+    vendor = ScriptedSender(
         [
-            None,
-            Limited("sms:x", 5.0),
-            RetryExhausted(2, boom),
-            PermanentError("no", unsent=()),
-            None,
+            down, down, None,  # row 0: sent at the third attempt
+            # row 1: the same number within the window: limited, the vendor is not called
+            down, down, down,  # row 2: RetryExhausted after 3 attempts
+            PermanentError("no", vendor="v"),  # row 3: not retried
+            None,  # row 4
         ],
         name="v",
-    )
+    )  # fmt: skip
+    limiter = SlidingWindowLimiter(60, 1)
+    stack = RateLimitSender(RetrySender(vendor, 3), lambda b, a, to: f"sms:{to[0]}", limiter)
     outcomes: list[Outcome] = []
     journal = Journal(tmp_path / "j")
     summary = await run_batch(
-        vendor, read_rows(source, "sms", "jsonl"), journal, concurrency=1,
+        stack, read_rows(source, "sms", "jsonl"), journal, concurrency=1,
         on_outcome=outcomes.append,
-    )
+    )  # fmt: skip
     journal.close()
     assert (summary.sent, summary.failed, summary.limited) == (2, 3, 1)
-    assert summary.retries == 2 + 2 + 1  # two receipts of 3 attempts, one RetryExhausted(2)
+    assert summary.retries == 2 + 2  # row 0 and row 2 each retried twice
     assert summary.per_vendor == {"v": 2}
-    assert [o.ok for o in outcomes] == [True, False, False, False, True]
+    assert [(o.ok, o.retries, o.limited) for o in outcomes] == [
+        (True, 2, False),
+        (False, 0, True),
+        (False, 2, False),
+        (False, 0, False),
+        (True, 0, False),
+    ]
+    assert not events._listeners  # the run's listener is gone with it
 
 
 async def test_cancellation_stops_the_batch(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ in any attribute or label."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -273,3 +274,87 @@ def test_telemetry_without_its_library_names_the_extra_to_install(
         monkeypatch.delitem(sys.modules, name, raising=False)
     with pytest.raises(ConfigError, match=re.escape(extra)):
         build_container({"sms": {"vendors": [{"plugin": "memory"}]}, "telemetry": section})
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _scrape(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text: str = answer.read().decode()
+        return text
+
+
+async def test_batch_serves_the_metrics_on_the_configured_port() -> None:
+    from gocomm.config import Settings
+    from gocomm.telemetry.install import metrics_endpoint
+
+    port = _free_port()
+    settings = Settings.from_mapping(
+        {
+            "sms": {"vendors": [{"plugin": "memory"}]},
+            "telemetry": {"prometheus": {"port": port, "addr": "127.0.0.1"}},
+        }
+    )
+    container = build_container(settings)
+    with metrics_endpoint(settings):
+        sender = await container.sms.sender()
+        await sender.send("login", SMS, PHONE)
+        scraped = await asyncio.to_thread(_scrape, port)
+        await container.shutdown_resources()
+    line = 'gocomm_sends_total{channel="sms",error_type="",outcome="sent",vendor="memory"} 1.0'
+    assert line in scraped
+    with pytest.raises(OSError):  # the endpoint goes with the block
+        _scrape(port)
+
+
+def test_worker_processes_metrics_are_added_up_on_one_endpoint() -> None:
+    """`gocomm worker` runs several processes: each counts in multiprocess files and the
+    endpoint adds them up. Two real processes each report one send."""
+    import os
+    import subprocess
+    import sys
+
+    from gocomm.config import Settings
+    from gocomm.telemetry.install import metrics_endpoint
+
+    port = _free_port()
+    settings = Settings.from_mapping(
+        {"telemetry": {"prometheus": {"port": port, "addr": "127.0.0.1"}}}
+    )
+    child = (
+        "from prometheus_client import CollectorRegistry\n"
+        "from gocomm.events import SendFinished, emit\n"
+        "from gocomm.telemetry import prometheus\n"
+        "prometheus.instrument(CollectorRegistry())\n"
+        "emit(SendFinished('sms', 'login', 'aliyun', 1, 'sent', None, 0.2))\n"
+    )
+    with metrics_endpoint(settings, processes=True):
+        assert os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        for _ in range(2):
+            subprocess.run([sys.executable, "-c", child], check=True, timeout=60)
+        scraped = _scrape(port)
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    line = 'gocomm_sends_total{channel="sms",error_type="",outcome="sent",vendor="aliyun"} 2.0'
+    assert line in scraped
+    assert 'gocomm_send_duration_seconds_count{channel="sms",outcome="sent"} 2.0' in scraped
+    # This process counts in memory again, as before the block.
+    registry = CollectorRegistry()
+    instrumentation = prometheus.instrument(registry)
+    try:
+        from gocomm.events import SendFinished, emit
+
+        emit(SendFinished("sms", "login", "aliyun", 1, "sent", None, 0.2))
+    finally:
+        remove_listener(instrumentation)
+    labels = {"channel": "sms", "vendor": "aliyun", "outcome": "sent", "error_type": ""}
+    assert registry.get_sample_value("gocomm_sends_total", labels) == 1
+    instrumentation.uninstrument()

@@ -6,15 +6,20 @@ containers never count a send twice, and the last one shut down removes the expo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gocomm.errors import ConfigError
 
 if TYPE_CHECKING:
-    from gocomm.config import TelemetrySettings
+    from gocomm.config import Settings, TelemetrySettings
 
-__all__ = ["check_telemetry", "install_telemetry"]
+__all__ = ["check_telemetry", "install_telemetry", "metrics_endpoint"]
 
 #: kind -> (module, the extra that brings its dependency)
 _EXPORTERS = {
@@ -83,3 +88,51 @@ def install_telemetry(settings: TelemetrySettings | None) -> list[Any]:
         shared.users += 1
         handles.append(shared)
     return handles
+
+
+@contextlib.contextmanager
+def metrics_endpoint(settings: Settings, *, processes: bool = False) -> Iterator[None]:
+    """Serve ``/metrics`` on ``telemetry.prometheus.port`` while the block runs (nothing when
+    no port is configured); used by ``gocomm batch`` and ``gocomm worker``.
+
+    With ``processes`` (``gocomm worker``: metrics are counted in worker processes started
+    inside the block), prometheus_client's multiprocess mode adds up every process's metrics
+    through files in a temporary directory, which goes with the block.
+    """
+    telemetry = settings.telemetry
+    section = telemetry.prometheus if telemetry is not None else None
+    if section is None or section.port is None:
+        yield
+        return
+    check_telemetry(telemetry)
+    directory = None
+    if processes:
+        directory = tempfile.mkdtemp(prefix="gocomm-prometheus-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        _choose_value_class()
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+
+    from gocomm.telemetry.prometheus import serve
+
+    registry = REGISTRY
+    if directory is not None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    server = serve(section.port, registry, addr=section.addr)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        if directory is not None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            _choose_value_class()
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _choose_value_class() -> None:
+    """prometheus_client picks single or multiprocess values when imported: pick again now
+    that ``PROMETHEUS_MULTIPROC_DIR`` changed."""
+    import prometheus_client.values as values
+
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]

@@ -65,7 +65,8 @@ def _collector(metric: Metric, registry: CollectorRegistry) -> Any:
         return Histogram(
             name, metric.description, labels, registry=registry, buckets=DURATION_BUCKETS
         )
-    return Gauge(name, metric.description, labels, registry=registry)
+    # Under `gocomm worker` (multiprocess mode) the worst state any process saw.
+    return Gauge(name, metric.description, labels, registry=registry, multiprocess_mode="max")
 
 
 def instrument(registry: CollectorRegistry | None = None) -> PrometheusInstrumentation:
