@@ -61,7 +61,8 @@ def test_fixtures_in_plain_and_async_tests(project: pytest.Pytester) -> None:
                     return await gocomm_container.sms.sender()
                 sender = asyncio.run(resolve())
                 assert type(sender).__name__ == "ValidatingSender"  # every stack starts with it
-                assert sender.sender.target is gocomm_outbox
+                vendor = sender.sender.target  # observed for telemetry (gocomm.events)
+                assert vendor.sender.target is gocomm_outbox
             """
         )
     )
