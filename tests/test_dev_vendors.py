@@ -220,8 +220,10 @@ async def test_file_eml_is_a_complete_parseable_message(tmp_path: Path) -> None:
     attachments = {part.get_filename(): part for part in message.iter_attachments()}
     assert attachments["report.csv"].get_content_type() == "text/csv"
     assert attachments["report.csv"].get_payload(decode=True) == b"a,b\n1,2\n"
-    assert attachments["logo.png"]["Content-ID"] == "<logo>"
-    assert attachments["logo.png"].get_content_disposition() == "inline"
+    # An inline image sits beside the HTML that refers to it (multipart/related).
+    (logo,) = [part for part in message.walk() if part.get_filename() == "logo.png"]
+    assert logo["Content-ID"] == "<logo>"
+    assert logo.get_content_disposition() == "inline"
 
 
 async def test_file_sms_json_holds_biz_numbers_and_params(tmp_path: Path) -> None:

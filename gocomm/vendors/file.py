@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -13,16 +14,15 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
-from email import policy
 from pathlib import Path
 from typing import Any
 
 from gocomm.errors import PermanentError, SendError
 from gocomm.messages import Email
+from gocomm.mime import build_envelope
 from gocomm.registry import VendorSettings
 from gocomm.sender import AsyncCloseable, Receipt
 from gocomm.vendors.checks import channel_of, check_email_send, check_sms_send
-from gocomm.vendors.mime import build_mime
 
 __all__ = ["FileSettings", "FileVendor", "write_atomically"]
 
@@ -92,7 +92,7 @@ class FileVendor(AsyncCloseable):
         self,
         directory: str | os.PathLike[str],
         *,
-        default_sender: str = "gocomm@localhost",
+        default_sender: str = "gocomm@localhost.localdomain",
         logger: logging.Logger | None = None,
     ) -> None:
         self.directory = Path(directory)
@@ -128,9 +128,10 @@ class FileVendor(AsyncCloseable):
         return Receipt(vendor=self.name, message_ids=(name,))
 
     def _write_email(self, name: str, biz: str, email: Email, to: tuple[str, ...]) -> None:
-        message = build_mime(email, to, default_sender=self._default_sender, vendor=self.name)
-        message["X-Gocomm-Biz"] = biz
-        write_atomically(self.directory, name, message.as_bytes(policy=policy.SMTP))
+        # Written as the SMTP vendor writes it (gocomm.mime), with the biz as a header.
+        tagged = dataclasses.replace(email, headers={**email.headers, "X-Gocomm-Biz": biz})
+        envelope = build_envelope(tagged, to, self._default_sender)
+        write_atomically(self.directory, name, envelope.data)
 
     def _write_sms(
         self, name: str, biz: str, params: Mapping[str, str], to: tuple[str, ...]
