@@ -155,7 +155,9 @@ def test_fake_serves_prints_its_configuration_and_logs_each_request(
     _, _, recipient, marker = SENDS[channel]
     asyncio.run(send_through_the_stack({name: json.dumps([entry])}, channel, recipient))
     # A request the fake refuses (wrong credentials) is logged too, as refused.
-    secret = next(k for k in entry if "secret" in k or k in ("auth_token", "api_key"))
+    secret = next(
+        k for k in entry if "secret" in k or k in ("auth_token", "api_key", "server_token")
+    )
     wrong = {**entry, secret: "not-the-fakes-secret"}
     other = OTHER_RECIPIENT[channel]
     with pytest.raises(CommError):
