@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import hashlib
 import json
 import logging
 import time
@@ -32,8 +33,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
-from gocomm.errors import CommError, DuplicateInFlight, IdempotencyConflict, unsent_of
+from gocomm.errors import (
+    CommError,
+    DuplicateInFlight,
+    IdempotencyConflict,
+    LimiterError,
+    unsent_of,
+)
 from gocomm.payload import fingerprint
+from gocomm.ratelimit.redis_scripts import Script, runner_for
 from gocomm.sender import AsyncCloseable, Receipt, Sender, aclose_all, vendor_name
 
 if TYPE_CHECKING:
@@ -201,8 +209,8 @@ class MemoryIdempotencyStore:
 
 # Each key is one hash: "fp" the message's fingerprint, "d:<to>" the receipt (JSON) of a
 # recipient sent, "h:<to>" "<token> <lease end, ms of Redis time>" of a recipient held.
-# Every script is idempotent for its token, so redis-py sending one again after a timeout
-# decides the same thing.
+# Every script is idempotent for its token, so sending one again (a settle retried through a
+# brief outage) decides the same thing.
 _CLAIM = """
 local key = KEYS[1]
 local fp, token = ARGV[1], ARGV[2]
@@ -283,33 +291,42 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
+def _script(name: str, source: str) -> Script:
+    return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+
+_CLAIM_SCRIPT = _script("idempotency_claim", _CLAIM)
+_SETTLE_SCRIPT = _script("idempotency_settle", _SETTLE)
+_RENEW_SCRIPT = _script("idempotency_renew", _RENEW)
+
+
 class RedisIdempotencyStore:
     """Keys in Redis, shared by every process: one Lua script per decision, Redis server time,
     a TTL on every key. ``redis`` is a ``redis.asyncio.Redis`` the caller owns (never closed
-    here). A failed decision raises :class:`~gocomm.errors.CommError` (retryable)."""
+    here). Decisions made at the same moment share one pipelined round trip (the Redis
+    limiters' script runner); ``timeout`` bounds each. A failed decision raises
+    :class:`~gocomm.errors.CommError` (retryable)."""
 
-    def __init__(self, redis: Redis, *, prefix: str = "gocomm:idem:") -> None:
+    def __init__(self, redis: Redis, *, prefix: str = "gocomm:idem:", timeout: float = 5.0) -> None:
         self.redis = redis
         self.prefix = prefix
-        self._claim = redis.register_script(_CLAIM)
-        self._settle = redis.register_script(_SETTLE)
-        self._renew = redis.register_script(_RENEW)
+        self.timeout = timeout
+        self._runner = runner_for(redis)
 
-    async def _run(self, script: Any, key: str, args: Sequence[str | int]) -> Any:
-        from redis.exceptions import RedisError
-
+    async def _run(self, script: Script, key: str, args: Sequence[str | int]) -> Any:
         try:
-            return await script(keys=[self.prefix + key], args=list(args))
-        except RedisError as exc:
+            return await self._runner.run(script, self.prefix + key, args, self.timeout)
+        except LimiterError as exc:
+            cause = exc.__cause__ or exc
             raise CommError(
-                f"the idempotency store could not reach Redis: {type(exc).__name__}: {exc}"
+                f"the idempotency store could not reach Redis: {type(cause).__name__}: {cause}"
             ) from exc
 
     async def claim(
         self, key: str, fingerprint: str, to: Sequence[str], token: str, lease: float, ttl: float
     ) -> Claim:
         reply = await self._run(
-            self._claim, key, [fingerprint, token, _ms(lease), _ms(ttl), *to]
+            _CLAIM_SCRIPT, key, [fingerprint, token, _ms(lease), _ms(ttl), *to]
         )
         status = _text(reply[0])
         if status == "conflict":
@@ -326,13 +343,13 @@ class RedisIdempotencyStore:
         ttl: float,
     ) -> None:  # fmt: skip
         await self._run(
-            self._settle, key, [token, receipt, _ms(ttl), len(sent), *sent, *release]
+            _SETTLE_SCRIPT, key, [token, receipt, _ms(ttl), len(sent), *sent, *release]
         )
 
     async def renew(
         self, key: str, token: str, to: Sequence[str], lease: float, ttl: float
     ) -> None:
-        await self._run(self._renew, key, [token, _ms(lease), _ms(ttl), *to])
+        await self._run(_RENEW_SCRIPT, key, [token, _ms(lease), _ms(ttl), *to])
 
 
 def _text(value: Any) -> str:

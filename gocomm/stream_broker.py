@@ -22,6 +22,7 @@ Every duration is in seconds here; taskiq-redis's milliseconds stay inside.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
@@ -32,6 +33,8 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, BrokerMessage
 from taskiq_redis import RedisStreamBroker
+
+from gocomm.ratelimit.redis_scripts import Script, runner_for
 
 __all__ = ["GocommStreamBroker"]
 
@@ -56,6 +59,14 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return 1
 """
+
+# Acknowledge a message and delete it from the stream, in one step.
+_ACK_SOURCE = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+"""
+_ACK = Script("stream_ack", _ACK_SOURCE, hashlib.sha1(_ACK_SOURCE.encode()).hexdigest())
 
 _OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
@@ -96,6 +107,7 @@ class GocommStreamBroker(RedisStreamBroker):
         self._redis = Redis(connection_pool=self.connection_pool)
         self._promote = self._redis.register_script(_PROMOTE)
         self._delay = self._redis.register_script(_DELAY)
+        self._runner = runner_for(self._redis)
 
     async def kick(self, message: BrokerMessage) -> None:
         """Put ``message`` on the stream, or in the delayed set when it has a ``delay``."""
@@ -109,10 +121,9 @@ class GocommStreamBroker(RedisStreamBroker):
 
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
         async def ack() -> None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.xack(queue_name, self.consumer_group_name, id)
-                pipe.xdel(queue_name, id)
-                await pipe.execute()
+            # Through the script runner: the acknowledgements of concurrent tasks (and their
+            # idempotency decisions, on the same pool) share pipelined round trips.
+            await self._runner.run(_ACK, queue_name, (self.consumer_group_name, id), 5.0)
 
         return ack
 

@@ -179,11 +179,14 @@ class GocommTasks:
         await self.broker.startup()
 
     async def shutdown(self) -> None:
-        """Stop the broker; delayed re-enqueues of the ``memory`` broker are dropped."""
+        """Stop the broker. With the ``memory`` broker the sends in flight finish first;
+        its delayed re-enqueues are dropped (nothing of it is durable)."""
         for timer in list(self._timers):
             timer.cancel()
         if self._timers:
             await asyncio.wait(set(self._timers))
+        if isinstance(self.broker, InMemoryBroker):
+            await self.broker.wait_all()
         await self.broker.shutdown()
 
     async def __aenter__(self) -> GocommTasks:
@@ -317,7 +320,10 @@ class GocommTasks:
 
     async def _after_failure(self, payload: Any, exc: Exception, task_id: str) -> None:
         """Enqueue again or record a dead letter; an error here leaves the message unacked."""
-        attempt = int(payload.get("attempt", 0)) if isinstance(payload, dict) else 0
+        try:
+            attempt = int(payload.get("attempt", 0)) if isinstance(payload, dict) else 0
+        except (TypeError, ValueError):
+            attempt = self.queue.max_retries  # a malformed task: no retry, a dead letter
         in_flight = isinstance(exc, DuplicateInFlight)
         retryable = is_retryable(exc) or isinstance(exc, Limited)
         if retryable and (in_flight or attempt < self.queue.max_retries):

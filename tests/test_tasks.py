@@ -117,6 +117,23 @@ async def test_the_default_queue_is_the_memory_broker(tmp_path: Path) -> None:
     assert task_id and [(w["biz"], w["to"]) for w in written] == [("login", ["+8613800000000"])]
 
 
+async def test_the_memory_broker_keeps_its_dead_letters(
+    log: Path, registry: VendorRegistry
+) -> None:
+    from taskiq import InMemoryBroker
+
+    settings = {"sms": {"vendors": [{"plugin": "recorder", "path": str(log),
+                                     "refuse_biz": ["broken"]}]}}  # fmt: skip
+    async with GocommTasks(InMemoryBroker(), settings=settings, registry=registry) as tasks:
+        await tasks.enqueue("sms", "broken", {"code": "1"}, "+8613800000000")
+        await tasks.enqueue("sms", "login", {"code": "2"}, "+8613800000001")
+        await tasks.broker.wait_all()  # type: ignore[attr-defined]
+        assert tasks.dead_letters is not None
+        (letter,) = await tasks.dead_letters.list()
+    assert letter.biz == "broken" and "not configured" in letter.error
+    assert [d["biz"] for d in deliveries(log)] == ["login"]
+
+
 # ------------------------------------------------------------------------- stream broker
 
 

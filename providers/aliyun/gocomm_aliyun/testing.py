@@ -155,14 +155,16 @@ class FakeAliyun(FakeVendorServer):
     fail_next: str | None = None
 
     def settings(self, **overrides: Any) -> AliyunSettings:
-        """Settings whose credentials this fake accepts and whose endpoint is its ``url``."""
+        """Settings whose credentials this fake accepts and whose endpoint is its ``url``
+        (unless ``endpoint`` is given)."""
         values: dict[str, Any] = {
             "access_key_id": self.access_key_id,
             "access_key_secret": self.access_key_secret,
             "sign_name": "gocomm",
-            "endpoint": self.url,
         }
         values.update(overrides)
+        if "endpoint" not in values:  # asked for before serving: a given endpoint only
+            values["endpoint"] = self.url
         return AliyunSettings.model_validate(values)
 
     def _failure(self, status: int, code: str, message: str | None = None) -> HttpResponse:

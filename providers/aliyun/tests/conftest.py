@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from gocomm_aliyun import AliyunSettings, AliyunSms
-from gocomm_aliyun.testing import ACCESS_KEY_ID, ACCESS_KEY_SECRET, FakeAliyun
+from gocomm_aliyun.testing import FakeAliyun
 
 
 @pytest.fixture
@@ -16,17 +16,14 @@ async def aliyun_server() -> AsyncIterator[FakeAliyun]:
 
 
 def make_settings(endpoint: str, **overrides: object) -> AliyunSettings:
+    """The fake's own settings (its credentials) with these tests' templates, at ``endpoint``."""
     values: dict[str, object] = {
-        "access_key_id": ACCESS_KEY_ID,
-        "access_key_secret": ACCESS_KEY_SECRET,
-        "sign_name": "gocomm",
         "templates": {"login": "SMS_123456", "order": {"id": "SMS_777", "params": ["code"]}},
         "endpoint": endpoint,
         "connect_timeout": 2.0,
         "read_timeout": 2.0,
     }
-    values.update(overrides)
-    return AliyunSettings.model_validate(values)
+    return FakeAliyun().settings(**{**values, **overrides})
 
 
 @pytest.fixture

@@ -139,15 +139,17 @@ class FakeTencentCloud(FakeVendorServer):
     name_numbers: bool = True
 
     def settings(self, **overrides: Any) -> TencentCloudSettings:
-        """Settings whose credentials this fake accepts and whose endpoint is its ``url``."""
+        """Settings whose credentials this fake accepts and whose endpoint is its ``url``
+        (unless ``endpoint`` is given)."""
         values: dict[str, Any] = {
             "secret_id": self.secret_id,
             "secret_key": self.secret_key,
             "sdk_app_id": self.sdk_app_id,
             "sign_name": "gocomm",
-            "endpoint": self.url,
         }
         values.update(overrides)
+        if "endpoint" not in values:  # asked for before serving: a given endpoint only
+            values["endpoint"] = self.url
         return TencentCloudSettings.model_validate(values)
 
     def _headers(self) -> dict[str, str]:

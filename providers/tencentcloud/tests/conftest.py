@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from gocomm_tencentcloud import TencentCloudSettings, TencentCloudSms
-from gocomm_tencentcloud.testing import SDK_APP_ID, SECRET_ID, SECRET_KEY, FakeTencentCloud
+from gocomm_tencentcloud.testing import FakeTencentCloud
 
 
 @pytest.fixture
@@ -16,18 +16,14 @@ async def tencent_server() -> AsyncIterator[FakeTencentCloud]:
 
 
 def make_settings(endpoint: str, **overrides: object) -> TencentCloudSettings:
+    """The fake's own settings (its credentials) with these tests' templates, at ``endpoint``."""
     values: dict[str, object] = {
-        "secret_id": SECRET_ID,
-        "secret_key": SECRET_KEY,
-        "sdk_app_id": SDK_APP_ID,
-        "sign_name": "gocomm",
         "templates": {"login": {"id": "1234", "params": ["code", "minutes"]}, "plain": "5678"},
         "endpoint": endpoint,
         "connect_timeout": 2.0,
         "read_timeout": 2.0,
     }
-    values.update(overrides)
-    return TencentCloudSettings.model_validate(values)
+    return FakeTencentCloud().settings(**{**values, **overrides})
 
 
 @pytest.fixture

@@ -114,15 +114,17 @@ class FakeTwilio(FakeVendorServer):
         return f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
 
     def settings(self, **overrides: Any) -> TwilioSettings:
-        """Settings whose credentials and sender this fake accepts, endpoint its ``url``."""
+        """Settings whose credentials and sender this fake accepts, endpoint its ``url``
+        (unless ``endpoint`` is given)."""
         values: dict[str, Any] = {
             "account_sid": self.account_sid,
             "auth_token": self.auth_token,
             "from_number": self.sender.get("From"),
             "messaging_service_sid": self.sender.get("MessagingServiceSid"),
-            "endpoint": self.url,
         }
         values.update(overrides)
+        if "endpoint" not in values:  # asked for before serving: a given endpoint only
+            values["endpoint"] = self.url
         return TwilioSettings.model_validate(values)
 
     def when_in_flight(self, count: int) -> asyncio.Event:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from gocomm_twilio import TwilioSettings, TwilioSms
-from gocomm_twilio.testing import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio
+from gocomm_twilio.testing import ACCOUNT_SID, FakeTwilio
 
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 TEMPLATES = {
@@ -24,17 +24,14 @@ async def twilio_server() -> AsyncIterator[FakeTwilio]:
 
 
 def make_settings(endpoint: str, **overrides: object) -> TwilioSettings:
+    """The fake's own settings (its credentials) with these tests' templates, at ``endpoint``."""
     values: dict[str, object] = {
-        "account_sid": ACCOUNT_SID,
-        "auth_token": AUTH_TOKEN,
-        "from_number": FROM_NUMBER,
         "templates": TEMPLATES,
         "endpoint": endpoint,
         "connect_timeout": 2.0,
         "read_timeout": 2.0,
     }
-    values.update(overrides)
-    return TwilioSettings.model_validate(values)
+    return FakeTwilio().settings(**{**values, **overrides})
 
 
 @pytest.fixture
