@@ -196,14 +196,14 @@ def _one_line(exc: BaseException) -> str:
 
 def _build(options: Options) -> Container:
     """The command's container (built once, before the event loop starts: reading the file and
-    loading the plugins block). Vendor entries are validated by their plugins' models here."""
+    loading the plugins block). Vendor entries are validated by their plugins' models, once,
+    when the container binds the settings."""
     from gocomm.config import load_settings
     from gocomm.containers import build_container
     from gocomm.plugins import load_registry
 
     registry = load_registry()
-    settings = load_settings(options.config, registry=registry)
-    container: Container = build_container(settings, registry=registry)
+    container: Container = build_container(load_settings(options.config), registry=registry)
     return container
 
 
@@ -490,7 +490,7 @@ def _settings(options: Options, registry: VendorRegistry | None = None) -> Setti
     from gocomm.config import load_settings
     from gocomm.plugins import load_registry
 
-    return load_settings(options.config, registry=registry or load_registry())
+    return load_settings(options.config).bind(registry or load_registry())
 
 
 def _failed_path(file: Path, fmt: Format) -> Path:

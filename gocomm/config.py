@@ -750,6 +750,8 @@ def _bind_entry(
     except ConfigError as exc:
         problems.append(f"{describe_source((*path, 'plugin'), sources)}: {exc}")
         return None
+    if entry.settings is not None and type(entry.settings) is spec.settings:
+        return entry  # bound before (bind is idempotent): each entry is validated once
     if channel not in spec.channels:
         served = ", ".join(sorted(spec.channels)) or "no channel"
         problems.append(
@@ -902,7 +904,6 @@ def load_settings(
     path: str | os.PathLike[str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
-    registry: VendorRegistry | None = None,
 ) -> Settings:
     """Read, override and validate the configuration.
 
@@ -912,8 +913,9 @@ def load_settings(
     JSON). With no file and no such variable, the embedded default (both channels through the
     ``console`` vendor, an in-memory limit) applies; any configuration replaces it whole.
 
-    With ``registry``, vendor entries are validated by their vendors' models too
-    (:meth:`Settings.bind`). Raises :class:`ConfigError` naming the field and its source.
+    Vendor entries are checked by their vendors' own models in one place only,
+    :meth:`Settings.bind` (which :func:`~gocomm.containers.build_container` calls). Raises
+    :class:`ConfigError` naming the field and its source.
     """
     env = os.environ if environ is None else environ
     if path is not None:
@@ -947,5 +949,4 @@ def load_settings(
         data = {}
     if isinstance(data, dict):
         env_overrides(data, sources, env, sections=("redis", *CHANNELS, "queue"))
-    settings = _validate(data, sources)
-    return settings.bind(registry) if registry is not None else settings
+    return _validate(data, sources)

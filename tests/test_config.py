@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from pydantic import AnyUrl, BaseModel, SecretStr, field_validator
+from pydantic import AnyUrl, BaseModel, SecretStr, field_validator, model_validator
 
 from gocomm.config import (
     ChannelSettings,
@@ -81,11 +81,18 @@ def problem(exc: pytest.ExceptionInfo[ConfigError]) -> str:
     return message
 
 
-def refused(path: Path, expected: list[str], **load: Any) -> str:
-    """Load ``path``: the ConfigError's message, which must contain every ``expected`` part and
-    never the secret."""
+def refused(
+    path: Path, expected: list[str], *, registry: VendorRegistry | None = None, **loading: Any
+) -> str:
+    """Load ``path`` (and bind it to ``registry`` when given): the ConfigError's message, which
+    must contain every ``expected`` part and never the secret."""
+    def load() -> None:
+        settings = load_settings(path, **loading)
+        if registry is not None:
+            settings.bind(registry)
+
     with pytest.raises(ConfigError) as exc:
-        load_settings(path, **load)
+        load()
     message = problem(exc)
     for part in expected:
         assert part in message, message
@@ -147,7 +154,7 @@ def test_escaped_placeholder_stays_literal(tmp_path: Path, registry: VendorRegis
           vendors: [{plugin: vault, token: "a$${B}c${C:}d"}]
         """,
     )
-    settings = load_settings(path, environ={}, registry=registry)
+    settings = load_settings(path, environ={}).bind(registry)
     assert settings.sms is not None
     vault = settings.sms.vendors[0].settings
     assert isinstance(vault, VaultSettings)
@@ -435,9 +442,9 @@ def test_vendor_entries_are_validated_and_masked(tmp_path: Path, registry: Vendo
           vendors: [{plugin: vault, token: "${TOKEN}", region: us}]
         """,
     )
-    settings = load_settings(
-        path, environ={"TOKEN": SECRET, "REDIS_PASSWORD": SECRET}, registry=registry
-    )
+    settings = load_settings(path, environ={"TOKEN": SECRET, "REDIS_PASSWORD": SECRET})
+    assert not settings.bound
+    settings = settings.bind(registry)
     assert settings.bound
     assert settings.sms is not None
     vault = settings.sms.vendors[0].settings
@@ -632,3 +639,39 @@ def test_a_password_in_any_vendor_url_is_masked() -> None:
     assert shown["webhook"] == "https://hook:**********@hooks.example.com/sms?sig=1"
     assert shown["callback"] == "https://example.com/cb?token=**********"
     assert SECRET not in render_masked(settings)
+
+
+class CountedSettings(VendorSettings):
+    """A vendor settings model that counts how often it validates."""
+
+    validations: ClassVar[int] = 0
+    name: str = "counted"
+
+    @model_validator(mode="after")
+    def _count(self) -> CountedSettings:
+        type(self).validations += 1
+        return self
+
+
+class CountedPlugin:
+    @hookimpl
+    def gocomm_register_vendors(self, registry: VendorRegistry) -> None:
+        registry.add(
+            VendorSpec("counted", frozenset({"sms"}), CountedSettings, lambda _: MemorySender())
+        )
+
+
+def test_vendor_settings_are_validated_once_from_file_to_container(tmp_path: Path) -> None:
+    from gocomm.containers import build_container
+
+    registry = load_registry(entry_points=False, plugins=[CountedPlugin()])
+    path = write(tmp_path, "sms:\n  vendors: [{plugin: counted, name: a}, {plugin: counted}]\n")
+    CountedSettings.validations = 0
+    settings = load_settings(path, environ={})
+    assert CountedSettings.validations == 0  # loading checks gocomm's own sections only
+    bound = settings.bind(registry)
+    build_container(bound, registry=registry)  # already bound: not validated again
+    build_container(settings, registry=registry)  # binds itself
+    assert CountedSettings.validations == 4  # two entries, bound twice in all: once per bind
+    assert bound.bind(registry) is not None
+    assert CountedSettings.validations == 4

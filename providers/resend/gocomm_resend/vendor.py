@@ -51,6 +51,7 @@ ERROR_NAMES = CodeTable(
         {
             "validation_error",  # a field (the message says which), or a key not valid to send
             "missing_required_field",
+            "missing_required_fields",  # the older spelling, still answered
             "invalid_idempotency_key",
             "invalid_idempotent_request",  # the same key with another payload
             "invalid_attachment",
