@@ -83,7 +83,8 @@ class HttpVendorSettings(VendorSettings):
 
     Subclasses override ``endpoint``'s default with the vendor's public URL. Every secret
     (``SecretStr`` field) and every field named in :attr:`credential_fields` is refused when it
-    starts or ends with whitespace, naming the field and never the value (errors of these
+    starts or ends with whitespace, and when it is required and empty (the error says to give
+    the field's ``description``), naming the field and never the value (errors of these
     models never show the input).
     """
 
@@ -116,11 +117,14 @@ class HttpVendorSettings(VendorSettings):
         text = value.get_secret_value() if isinstance(value, SecretStr) else None
         if text is None and info.field_name in cls.credential_fields and isinstance(value, str):
             text = value
-        if isinstance(text, str) and text != text.strip():
+        if not isinstance(text, str):
+            return value
+        field = cls.model_fields[info.field_name] if info.field_name else None
+        if not text and field is not None and field.is_required():
+            raise ValueError(f"must not be empty; give {field.description or info.field_name}")
+        if text != text.strip():
             # The vendor would refuse it as a wrong credential; say why, without the value.
-            raise ValueError(
-                "starts or ends with whitespace (a copy-and-paste slip?); remove it"
-            )
+            raise ValueError("starts or ends with whitespace (a copy-and-paste slip?); remove it")
         return value
 
 
