@@ -64,6 +64,7 @@ __all__ = [
     "SmsTemplate",
     "TemplateEntry",
     "chunked",
+    "json_object",
     "parse_retry_after",
     "resolve_template",
     "status_is_retryable",
@@ -238,6 +239,15 @@ def resolve_template(
 # --------------------------------------------------------------------------------------------
 # HTTP helpers
 # --------------------------------------------------------------------------------------------
+
+
+def json_object(response: Response) -> dict[str, Any] | None:
+    """The answer's JSON object, or None when the body is not one (a proxy's HTML page)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -24,7 +24,7 @@ from typing import Any
 from gocomm.errors import InvalidMessage, SendError
 from gocomm.httpclient import Response
 from gocomm.httpemail import EmailRequest, HttpEmailVendor, format_mailbox
-from gocomm.httpvendor import CodeTable, parse_retry_after
+from gocomm.httpvendor import CodeTable, json_object, parse_retry_after
 from gocomm.messages import Attachment
 from gocomm.sender import Receipt
 from gocomm_resend.settings import ResendSettings
@@ -157,10 +157,7 @@ class ResendEmail(HttpEmailVendor):
         response = await self.post(
             PATH, content=content, headers=self._headers, unsent=request.to, what="emails request"
         )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_object(response)
         if response.status_code == 200 and isinstance(body, dict) and body.get("id"):
             return Receipt(vendor=self.name, message_ids=(str(body["id"]),))
         raise self._error(response, body, request)

@@ -24,7 +24,7 @@ from typing import Any
 from gocomm.errors import InvalidMessage, SendError
 from gocomm.httpclient import Response
 from gocomm.httpemail import EmailRequest, HttpEmailVendor
-from gocomm.httpvendor import CodeTable, parse_retry_after
+from gocomm.httpvendor import CodeTable, json_object, parse_retry_after
 from gocomm.messages import Attachment, Email
 from gocomm.sender import Receipt
 from gocomm_sendgrid.settings import SendGridSettings
@@ -164,10 +164,7 @@ class SendGridEmail(HttpEmailVendor):
         raise self._error(response, request)
 
     def _error(self, response: Response, request: EmailRequest) -> SendError:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_object(response)
         messages = []
         errors = body.get("errors") if isinstance(body, dict) else None
         for error in errors if isinstance(errors, list) else ():

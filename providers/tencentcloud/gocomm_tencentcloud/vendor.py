@@ -32,6 +32,7 @@ from gocomm.httpvendor import (
     BatchResult,
     HttpSmsVendor,
     ResolvedTemplate,
+    json_object,
     parse_retry_after,
 )
 from gocomm_tencentcloud.codes import ERROR_CODES
@@ -164,11 +165,8 @@ class TencentCloudSms(HttpSmsVendor):
     @staticmethod
     def _response_body(response: Response) -> Mapping[str, Any] | None:
         """``Response`` of the answer, or None when the body is not Tencent Cloud's."""
-        try:
-            data = response.json()
-        except ValueError:
-            return None
-        body = data.get("Response") if isinstance(data, dict) else None
+        data = json_object(response)
+        body = data.get("Response") if data is not None else None
         return body if isinstance(body, dict) else None
 
     def _per_number(

@@ -38,6 +38,7 @@ from gocomm.httpvendor import (
     BatchResult,
     HttpSmsVendor,
     ResolvedTemplate,
+    json_object,
     parse_retry_after,
     resolve_template,
 )
@@ -53,15 +54,6 @@ API_VERSION = "2010-04-01"
 FAILED_STATUSES = frozenset({"failed", "undelivered"})
 
 _FORM = "application/x-www-form-urlencoded"
-
-
-def _json_object(response: Response) -> Mapping[str, Any] | None:
-    """The answer's JSON object, or None when the body is not one (a proxy's HTML page)."""
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _error_code(data: Mapping[str, Any] | None) -> str | None:
@@ -141,7 +133,7 @@ class TwilioSms(HttpSmsVendor):
         return self._outcome(response, number)
 
     def _outcome(self, response: Response, number: str) -> BatchResult:
-        data = _json_object(response)
+        data = json_object(response)
         status = response.status_code
         if 200 <= status < 300:
             sid = data.get("sid") if data is not None else None
