@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from itertools import chain
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
@@ -96,6 +96,22 @@ class HttpVendorSettings(VendorSettings):
     endpoint: str
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to open a connection")
     read_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an answer")
+
+    def vendor_options(self) -> dict[str, Any]:
+        """The :class:`HttpVendor` constructor's arguments these settings give: the endpoint,
+        the timeouts and every secret (to keep out of errors), so that a vendor cannot forget one.
+        """
+        secrets = [
+            value.get_secret_value()
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SecretStr)
+        ]
+        return {
+            "endpoint": self.endpoint,
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "secrets": secrets,
+        }
 
     @field_validator("endpoint")
     @classmethod

@@ -169,6 +169,18 @@ def test_an_empty_required_credential_is_refused_saying_what_to_give(
     assert RequiredSecrets.model_validate({"token": "t", "key_id": "i", "session": ""})
 
 
+def test_vendor_options_name_every_secret_to_keep_out_of_errors() -> None:
+    settings = RequiredSecrets.model_validate({"token": "t0ken", "key_id": "id", "session": "s"})
+    assert settings.vendor_options() == {
+        "endpoint": "https://example.com",
+        "connect_timeout": 5.0,
+        "read_timeout": 10.0,
+        "secrets": ["t0ken", "s"],
+    }
+    unset = RequiredSecrets.model_validate({"token": "t0ken", "key_id": "id"})
+    assert unset.vendor_options()["secrets"] == ["t0ken"]
+
+
 def test_resolve_template() -> None:
     templates = {"login": SmsTemplate(id="1234", params=("code", "minutes")), "plain": "T9"}
     args = {"minutes": "5", "code": "42", "extra": "x"}

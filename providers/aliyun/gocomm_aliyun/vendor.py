@@ -74,14 +74,7 @@ class AliyunSms(HttpSmsVendor):
 
     def __init__(self, settings: AliyunSettings, *, logger: logging.Logger | None = None) -> None:
         self.settings = settings
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            templates=settings.templates,
-            secrets=[settings.access_key_secret.get_secret_value()],
-            logger=logger,
-        )
+        super().__init__(**settings.vendor_options(), templates=settings.templates, logger=logger)
         url = urlsplit(self.endpoint)
         self._host = url.netloc
         self._path = url.path.rstrip("/") + "/"

@@ -53,14 +53,7 @@ class MailgunEmail(HttpEmailVendor):
 
     def __init__(self, settings: MailgunSettings) -> None:
         key = settings.api_key.get_secret_value()
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            sender=settings.sender,
-            templates=settings.templates,
-            secrets=[key],
-        )
+        super().__init__(**settings.vendor_options())
         self.settings = settings
         self.path = f"/v3/{settings.domain}/messages"
         self._authorization = "Basic " + base64.b64encode(f"api:{key}".encode()).decode("ascii")

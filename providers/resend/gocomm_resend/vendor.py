@@ -107,14 +107,7 @@ class ResendEmail(HttpEmailVendor):
 
     def __init__(self, settings: ResendSettings) -> None:
         key = settings.api_key.get_secret_value()
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            sender=settings.sender,
-            templates=settings.templates,
-            secrets=[key],
-        )
+        super().__init__(**settings.vendor_options())
         self.settings = settings
         self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 

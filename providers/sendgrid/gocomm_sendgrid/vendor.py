@@ -96,14 +96,7 @@ class SendGridEmail(HttpEmailVendor):
     )
 
     def __init__(self, settings: SendGridSettings) -> None:
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            sender=settings.sender,
-            templates=settings.templates,
-            secrets=[settings.api_key.get_secret_value()],
-        )
+        super().__init__(**settings.vendor_options())
         self.settings = settings
         self._headers = {
             "Authorization": f"Bearer {settings.api_key.get_secret_value()}",

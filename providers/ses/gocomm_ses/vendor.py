@@ -105,17 +105,7 @@ class SesEmail(HttpEmailVendor):
     max_attachment_bytes = 30 * 1024 * 1024
 
     def __init__(self, settings: SesSettings) -> None:
-        secrets = [settings.secret_access_key.get_secret_value()]
-        if settings.session_token is not None:
-            secrets.append(settings.session_token.get_secret_value())
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            sender=settings.sender,
-            templates=settings.templates,
-            secrets=secrets,
-        )
+        super().__init__(**settings.vendor_options())  # both the key and the session token
         self.settings = settings
         self.url = self.endpoint + PATH
 

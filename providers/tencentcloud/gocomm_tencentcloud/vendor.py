@@ -59,14 +59,7 @@ class TencentCloudSms(HttpSmsVendor):
         self, settings: TencentCloudSettings, *, logger: logging.Logger | None = None
     ) -> None:
         self.settings = settings
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            templates=settings.templates,
-            secrets=[settings.secret_key.get_secret_value()],
-            logger=logger,
-        )
+        super().__init__(**settings.vendor_options(), templates=settings.templates, logger=logger)
         # The signed host is the Host header the client sends: the endpoint's host, with its port
         # when that is not the scheme's default (a local test server).
         self.host = host_header(settings.endpoint)

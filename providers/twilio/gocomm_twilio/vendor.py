@@ -93,14 +93,7 @@ class TwilioSms(HttpSmsVendor):
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.settings = settings
         self.max_concurrency = max_concurrency
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            templates=settings.templates,
-            secrets=[settings.auth_token.get_secret_value()],
-            logger=logger,
-        )
+        super().__init__(**settings.vendor_options(), templates=settings.templates, logger=logger)
         self._bodies = {biz: BodyTemplate.parse(text) for biz, text in settings.templates.items()}
         self._path = f"/{API_VERSION}/Accounts/{settings.account_sid}/Messages.json"
         if settings.messaging_service_sid is not None:
