@@ -105,14 +105,14 @@ class SendGridEmail(HttpEmailVendor):
 
     def check(self, biz: str, args: object, to: tuple[str, ...]) -> EmailRequest:
         request = super().check(biz, args, to)
-        # SendGrid refuses an address twice in one personalization; cc and bcc share the first.
-        first = [request.to[0], *request.cc, *request.bcc]
-        seen: set[str] = set()
-        for address in first:
+        # SendGrid refuses an address twice in one personalization (cc and bcc share the first
+        # one), and a cc or bcc that is also a `to` would get two copies: refuse both.
+        seen = {address.lower() for address in request.to}
+        for address in (*request.cc, *request.bcc):
             if address.lower() in seen:
                 raise InvalidMessage(
-                    f"sendgrid: {address!r} appears twice among the first recipient, cc and "
-                    "bcc; SendGrid takes each address once per personalization: remove it",
+                    f"sendgrid: {address!r} appears twice among to, cc and bcc; SendGrid takes "
+                    "each address once per personalization: remove it",
                     vendor=self.name,
                 )
             seen.add(address.lower())
