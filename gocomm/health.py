@@ -352,13 +352,19 @@ class RedisCircuitBreaker(_Settings):
         """The hash holding ``name``'s circuit: ``<prefix>{<name>}`` (a Cluster hash tag)."""
         return f"{self.prefix}{{{name}}}"
 
-    async def allow(self, name: str) -> BreakerDecision:
+    def answer_now(self, name: str) -> BreakerDecision | None:
+        """The answer to :meth:`allow` without waiting, when a decision on ``name`` is on its
+        way: the last one received (at most one round trip old); else None."""
         if name in self._asking:
-            # A decision on this vendor is on its way: answer from the last one received (at
-            # most one round trip old) rather than wait for Redis once per send.
             last = self._last.get(name)
             if last is not None:
                 return self._reuse(last)
+        return None
+
+    async def allow(self, name: str) -> BreakerDecision:
+        answer = self.answer_now(name)
+        if answer is not None:
+            return answer
         # The outcomes recorded on this vendor since the last decision travel with this one.
         successes, failures = self._pending.pop(name, None) or _NO_OUTCOMES
         args = (successes, failures, *self._args, 1)
@@ -479,6 +485,7 @@ class BreakerSender(AsyncCloseable, Generic[T]):
         # gocomm's breakers answer without awaiting where they can: skip those coroutines on
         # the hot path (the in-memory one decides at once, both record at once).
         self._memory = breaker if isinstance(breaker, MemoryCircuitBreaker) else None
+        self._redis = breaker if isinstance(breaker, RedisCircuitBreaker) else None
         self._record_now: Callable[[str, bool], None] | None = (
             breaker.record_now
             if isinstance(breaker, MemoryCircuitBreaker | RedisCircuitBreaker)
@@ -495,15 +502,11 @@ class BreakerSender(AsyncCloseable, Generic[T]):
             closed = circuit is None or circuit.open_until is None
             decision: Decision = _CLOSED if closed else memory.allow_now(self.name)
         else:
-            try:
-                decision = await self.breaker.allow(self.name)
-            except LimiterError as exc:
-                self._logger.warning(
-                    "circuit breaker of %s unavailable (%s); calling the vendor anyway",
-                    self.name,
-                    exc,
-                )
-                decision = _CLOSED
+            answer = None if self._redis is None else self._redis.answer_now(self.name)
+            if answer is not None:
+                decision = answer  # most sends under load: no coroutine, no wait
+            else:
+                decision = await self._allow()
         if _listeners:
             self._observe(decision)
         if decision.limited:
@@ -526,6 +529,15 @@ class BreakerSender(AsyncCloseable, Generic[T]):
         else:
             await self._record(True)
         return receipt
+
+    async def _allow(self) -> Decision:
+        try:
+            return await self.breaker.allow(self.name)
+        except LimiterError as exc:
+            self._logger.warning(
+                "circuit breaker of %s unavailable (%s); calling the vendor anyway", self.name, exc
+            )
+            return _CLOSED
 
     def _observe(self, decision: Decision) -> None:
         """Emit BreakerChanged when a decision shows another state than the last one did."""
