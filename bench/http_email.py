@@ -3,8 +3,8 @@ its own fake, and SES against boto3's ``sesv2`` client on the same fake, in one 
 
 Every installed email vendor whose package ships a fake (``gocomm_<name>.testing``: a
 :class:`~gocomm.testing.httpserver.FakeVendorServer` built with no arguments) is found through
-the plugin registry: today ``ses``, ``sendgrid`` and ``mailgun`` (and ``postmark``, ``resend``
-once installed). The fakes run in one separate process, each on its own port, and do their real
+the plugin registry: ``ses``, ``sendgrid``, ``mailgun``, ``postmark`` and ``resend`` here. The
+fakes run in one separate process, each on its own port, and do their real
 work: FakeSes verifies every SigV4 signature, FakeSendGrid the bearer key and the body,
 FakeMailgun basic auth and the multipart form. Per vendor, in alternating rounds of ``--sends``
 sends of a small text Email to one recipient each:

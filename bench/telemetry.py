@@ -14,10 +14,7 @@ in-memory rate limit that never says no, and a retry stage (validation -> rate l
 Rounds alternate between the set-ups in one process; each row shows the median over the
 rounds of the CPU time per send, and its cost over "no listener".
 
-    .venv/bin/python -P bench/telemetry.py [--sends N] [--rounds R]
-
-(``-P``: the script's folder is not put first on ``sys.path``, where ``bench/queue.py`` would
-shadow the standard library's ``queue``.)
+    .venv/bin/python bench/telemetry.py [--sends N] [--rounds R]
 
 Needs the test extra (opentelemetry-sdk, prometheus-client). A benchmark prints figures; it
 asserts nothing about time.

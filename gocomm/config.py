@@ -59,7 +59,11 @@ from gocomm.errors import ConfigError
 from gocomm.ratelimit.keys import check_key_template
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from gocomm.plugins import VendorRegistry
+    from gocomm.ratelimit import ActiveLimiter, Limiter
+    from gocomm.sender import Sender
 
 __all__ = [
     "CHANNELS",
@@ -283,6 +287,25 @@ class _RateLimitBase(_Section):
     def _key_fields(cls, key: str) -> str:
         return check_key_template(key)
 
+    # What each algorithm knows of itself, so that adding one touches its class only: the
+    # container builds its limiter and stage, `gocomm config` draws it.
+
+    def limiter(self, redis: Redis | None) -> Limiter | ActiveLimiter:
+        """The limiter: in memory, or on ``redis`` (given for ``backend: redis``)."""
+        raise NotImplementedError
+
+    def stage(self, inner: Sender[Any], limiter: Any) -> Sender[Any]:
+        """The rate limit stage over ``inner`` using ``limiter``."""
+        raise NotImplementedError
+
+    def summary(self) -> tuple[str, str]:
+        """The stage's class name and what it allows, for drawing the stack."""
+        raise NotImplementedError
+
+    def notes(self) -> str:
+        """What else the drawing says of the stage (", no refunds")."""
+        return ""
+
 
 class _RefundableRateLimit(_RateLimitBase):
     refund: bool = Field(
@@ -293,6 +316,17 @@ class _RefundableRateLimit(_RateLimitBase):
         "nobody was reached.",
     )
 
+    def stage(self, inner: Sender[Any], limiter: Any) -> Sender[Any]:
+        from gocomm.ratelimit import RateLimitSender
+        from gocomm.ratelimit.keys import key_function
+
+        return RateLimitSender(
+            inner, key_function(self.key), limiter, fail_open=self.fail_open, refund=self.refund
+        )
+
+    def notes(self) -> str:
+        return "" if self.refund else ", no refunds"
+
 
 class SlidingWindowLimit(_RefundableRateLimit):
     """At most ``rate`` sends per key in any ``window`` seconds."""
@@ -301,6 +335,19 @@ class SlidingWindowLimit(_RefundableRateLimit):
     rate: int = Field(ge=1, description="Sends allowed per key in one window.")
     window: float = Field(gt=0, description="Window length in seconds.")
 
+    def limiter(self, redis: Redis | None) -> Limiter | ActiveLimiter:
+        if redis is None:
+            from gocomm.ratelimit import SlidingWindowLimiter
+
+            return SlidingWindowLimiter(self.window, self.rate)
+        from gocomm.ratelimit.redis import RedisSlidingWindowLimiter
+
+        return RedisSlidingWindowLimiter(redis, self.window, self.rate)
+
+    def summary(self) -> tuple[str, str]:
+        what = f"sliding window {self.rate} per {self.window:g}s"
+        return "RateLimitSender", what
+
 
 class TokenBucketLimit(_RefundableRateLimit):
     """A token bucket per key: ``rate`` tokens a second, holding at most ``burst``."""
@@ -308,6 +355,19 @@ class TokenBucketLimit(_RefundableRateLimit):
     algorithm: Literal["token_bucket"] = Field(description="`token_bucket`.")
     rate: float = Field(gt=0, description="Tokens added per second.")
     burst: int = Field(ge=1, description="Bucket size: sends allowed at once after a quiet spell.")
+
+    def limiter(self, redis: Redis | None) -> Limiter | ActiveLimiter:
+        if redis is None:
+            from gocomm.ratelimit import TokenBucketLimiter
+
+            return TokenBucketLimiter(self.rate, self.burst)
+        from gocomm.ratelimit.redis import RedisTokenBucketLimiter
+
+        return RedisTokenBucketLimiter(redis, self.rate, self.burst)
+
+    def summary(self) -> tuple[str, str]:
+        what = f"token bucket {self.rate:g}/s, burst {self.burst}"
+        return "RateLimitSender", what
 
 
 class ConcurrencyLimit(_RateLimitBase):
@@ -321,6 +381,26 @@ class ConcurrencyLimit(_RateLimitBase):
         description="Seconds a slot is held if its holder dies without releasing it; renewed "
         "while the send runs.",
     )
+
+    def limiter(self, redis: Redis | None) -> Limiter | ActiveLimiter:
+        if redis is None:
+            from gocomm.ratelimit import ConcurrencyLimiter
+
+            return ConcurrencyLimiter(self.max_active, lease=self.lease)
+        from gocomm.ratelimit.redis import RedisConcurrencyLimiter
+
+        return RedisConcurrencyLimiter(redis, self.max_active, lease=self.lease)
+
+    def stage(self, inner: Sender[Any], limiter: Any) -> Sender[Any]:
+        from gocomm.ratelimit import ConcurrencyLimitSender
+        from gocomm.ratelimit.keys import key_function
+
+        return ConcurrencyLimitSender(
+            inner, key_function(self.key), limiter, fail_open=self.fail_open
+        )
+
+    def summary(self) -> tuple[str, str]:
+        return "ConcurrencyLimitSender", f"{self.max_active} in flight"
 
 
 RateLimitSettings = Annotated[

@@ -42,14 +42,11 @@ from gocomm.channels import CHANNELS
 from gocomm.config import (
     BreakerSettings,
     ChannelSettings,
-    ConcurrencyLimit,
     ErrorFailover,
     ExponentialInterval,
     FixedInterval,
     Settings,
-    SlidingWindowLimit,
     TimeoutFailover,
-    TokenBucketLimit,
     UniformInterval,
     VendorEntry,
     WeightedFailover,
@@ -58,7 +55,6 @@ from gocomm.config import (
 )
 from gocomm.errors import ConfigError
 from gocomm.events import ObservedVendor
-from gocomm.ratelimit.keys import key_function
 from gocomm.sender import (
     Receipt,
     Sender,
@@ -295,27 +291,7 @@ async def _make_limiter(
     limit = settings.ratelimit if settings is not None else None
     if limit is None:
         return None
-    if limit.backend == "memory":
-        from gocomm.ratelimit import ConcurrencyLimiter, SlidingWindowLimiter, TokenBucketLimiter
-
-        if isinstance(limit, SlidingWindowLimit):
-            return SlidingWindowLimiter(limit.window, limit.rate)
-        if isinstance(limit, TokenBucketLimit):
-            return TokenBucketLimiter(limit.rate, limit.burst)
-        return ConcurrencyLimiter(limit.max_active, lease=limit.lease)
-
-    from gocomm.ratelimit.redis import (
-        RedisConcurrencyLimiter,
-        RedisSlidingWindowLimiter,
-        RedisTokenBucketLimiter,
-    )
-
-    client = await redis()
-    if isinstance(limit, SlidingWindowLimit):
-        return RedisSlidingWindowLimiter(client, limit.window, limit.rate)
-    if isinstance(limit, TokenBucketLimit):
-        return RedisTokenBucketLimiter(client, limit.rate, limit.burst)
-    return RedisConcurrencyLimiter(client, limit.max_active, lease=limit.lease)
+    return limit.limiter(await redis() if limit.backend == "redis" else None)
 
 
 def _interval(
@@ -349,18 +325,12 @@ def _rate_limit_stage(
     inner: Sender[Any], limiter: Any, settings: ChannelSettings | None
 ) -> Sender[Any]:
     """The outermost stage: a fresh rate (or concurrency) limit over ``inner``."""
-    from gocomm.ratelimit import ConcurrencyLimitSender, RateLimitSender
-
     limit = settings.ratelimit if settings is not None else None
     if limit is None or limiter is None:
         return _borrow(inner)
     # Borrowed even when it is this resolve's own retry stage: an override may have put a
     # shared object there, and the retry stage owns nothing that needs closing.
-    view = _borrow(inner)
-    key = key_function(limit.key)
-    if isinstance(limit, ConcurrencyLimit):
-        return ConcurrencyLimitSender(view, key, limiter, fail_open=limit.fail_open)
-    return RateLimitSender(view, key, limiter, fail_open=limit.fail_open, refund=limit.refund)
+    return limit.stage(_borrow(inner), limiter)
 
 
 def _validating_stage(inner: Sender[Any], channel: str, telemetry: object = None) -> Sender[Any]:

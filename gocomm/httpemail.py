@@ -15,7 +15,7 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -39,6 +39,10 @@ class HttpEmailSettings(HttpVendorSettings):
         default_factory=dict,
         description="biz to the vendor's template id; an unmapped biz sends the Email as it is",
     )
+
+    def vendor_options(self) -> dict[str, Any]:
+        """:meth:`HttpVendorSettings.vendor_options` and the default sender and templates."""
+        return {**super().vendor_options(), "sender": self.sender, "templates": self.templates}
 
 
 def format_mailbox(name: str, address: str) -> str:

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from itertools import chain
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
@@ -64,6 +64,7 @@ __all__ = [
     "SmsTemplate",
     "TemplateEntry",
     "chunked",
+    "json_object",
     "parse_retry_after",
     "resolve_template",
     "status_is_retryable",
@@ -83,7 +84,8 @@ class HttpVendorSettings(VendorSettings):
 
     Subclasses override ``endpoint``'s default with the vendor's public URL. Every secret
     (``SecretStr`` field) and every field named in :attr:`credential_fields` is refused when it
-    starts or ends with whitespace, naming the field and never the value (errors of these
+    starts or ends with whitespace, and when it is required and empty (the error says to give
+    the field's ``description``), naming the field and never the value (errors of these
     models never show the input).
     """
 
@@ -95,6 +97,22 @@ class HttpVendorSettings(VendorSettings):
     endpoint: str
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to open a connection")
     read_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an answer")
+
+    def vendor_options(self) -> dict[str, Any]:
+        """The :class:`HttpVendor` constructor's arguments these settings give: the endpoint,
+        the timeouts and every secret (to keep out of errors), so that a vendor cannot forget one.
+        """
+        secrets = [
+            value.get_secret_value()
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SecretStr)
+        ]
+        return {
+            "endpoint": self.endpoint,
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "secrets": secrets,
+        }
 
     @field_validator("endpoint")
     @classmethod
@@ -116,11 +134,14 @@ class HttpVendorSettings(VendorSettings):
         text = value.get_secret_value() if isinstance(value, SecretStr) else None
         if text is None and info.field_name in cls.credential_fields and isinstance(value, str):
             text = value
-        if isinstance(text, str) and text != text.strip():
+        if not isinstance(text, str):
+            return value
+        field = cls.model_fields[info.field_name] if info.field_name else None
+        if not text and field is not None and field.is_required():
+            raise ValueError(f"must not be empty; give {field.description or info.field_name}")
+        if text != text.strip():
             # The vendor would refuse it as a wrong credential; say why, without the value.
-            raise ValueError(
-                "starts or ends with whitespace (a copy-and-paste slip?); remove it"
-            )
+            raise ValueError("starts or ends with whitespace (a copy-and-paste slip?); remove it")
         return value
 
 
@@ -218,6 +239,15 @@ def resolve_template(
 # --------------------------------------------------------------------------------------------
 # HTTP helpers
 # --------------------------------------------------------------------------------------------
+
+
+def json_object(response: Response) -> dict[str, Any] | None:
+    """The answer's JSON object, or None when the body is not one (a proxy's HTML page)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

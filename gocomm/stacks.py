@@ -14,14 +14,11 @@ from gocomm.channels import CHANNELS
 from gocomm.config import (
     BreakerSettings,
     ChannelSettings,
-    ConcurrencyLimit,
     ErrorFailover,
     ExponentialInterval,
     FixedInterval,
     Settings,
-    SlidingWindowLimit,
     TimeoutFailover,
-    TokenBucketLimit,
     UniformInterval,
     VendorEntry,
     WeightedFailover,
@@ -126,18 +123,8 @@ def describe_stack(channel: ChannelSettings | None) -> StackNode | None:
     limit = channel.ratelimit
     if limit is not None:
         failing = "fail open" if limit.fail_open else "fail closed"
-        if isinstance(limit, ConcurrencyLimit):
-            what = f"{limit.max_active} in flight"
-            label = "ConcurrencyLimitSender"
-        elif isinstance(limit, SlidingWindowLimit):
-            what = f"sliding window {limit.rate} per {_seconds(limit.window)}"
-            label = "RateLimitSender"
-        else:
-            what = f"token bucket {limit.rate:g}/s, burst {limit.burst}"
-            label = "RateLimitSender"
-        detail = f"{limit.backend} {what}, key {limit.key!r}, {failing}"
-        if isinstance(limit, SlidingWindowLimit | TokenBucketLimit) and not limit.refund:
-            detail += ", no refunds"
+        label, what = limit.summary()
+        detail = f"{limit.backend} {what}, key {limit.key!r}, {failing}{limit.notes()}"
         node = StackNode(label, detail, (node,))
     return node
 

@@ -1,10 +1,10 @@
 """The ``gocomm`` command through a real subprocess: commands, exit codes, batch and resume.
 
-Deliveries are observed on disk: the built-in ``file`` vendor, or ``probe``, a small vendor
-plugin registered through an entry point in a dist-info directory on ``PYTHONPATH`` (exactly as
-a third-party plugin package is found). ``probe`` writes one JSON file per recipient reached,
-can fail chosen recipients, and can block forever after a number of deliveries so that a test
-can kill a batch at a known point.
+Deliveries are observed on disk: the built-in ``file`` vendor, or ``probe``
+(``tests/probe_plugin``), a small vendor plugin registered through an entry point in a
+dist-info directory on ``PYTHONPATH`` (exactly as a third-party plugin package is found).
+``probe`` writes one JSON file per recipient reached, can fail chosen recipients, and can block
+forever after a number of deliveries so that a test can kill a batch at a known point.
 """
 
 from __future__ import annotations
@@ -28,104 +28,18 @@ from typer.testing import CliRunner
 
 from gocomm.cli import app
 
-PROBE_PLUGIN = '''
-"""probe: a vendor for gocomm's CLI tests."""
-
-import asyncio
-import json
-import os
-import uuid
-
-from pydantic import SecretStr
-
-from gocomm.errors import PermanentError, SendError
-from gocomm.plugins import VendorSettings, VendorSpec, hookimpl
-from gocomm.recipients import validate_email, validate_phone
-from gocomm.sender import AsyncCloseable, Receipt
-
-
-class ProbeSettings(VendorSettings):
-    directory: str
-    fail_to: tuple[str, ...] = ()
-    flaky_to: tuple[str, ...] = ()
-    hang_after: int | None = None
-    token: SecretStr | None = None
-
-
-class ProbeSender(AsyncCloseable):
-    name = "probe"
-
-    def __init__(self, settings):
-        self.settings = settings
-        self.delivered = 0
-        self.flaked = set()
-
-    def _write(self, prefix, payload):
-        path = os.path.join(self.settings.directory, f"{prefix}-{uuid.uuid4().hex}.json")
-        with open(path + ".tmp", "w") as handle:
-            json.dump(payload, handle)
-        os.replace(path + ".tmp", path)
-
-    async def send(self, biz, args, *to):
-        for address in to:
-            validate_email(address) if "@" in address else validate_phone(address)
-        if self.settings.hang_after is not None and self.delivered >= self.settings.hang_after:
-            self._write("blocked", {"to": list(to)})
-            await asyncio.Event().wait()  # until the test kills the process
-        flaky = set(to) & set(self.settings.flaky_to) - self.flaked
-        if flaky:  # the first send to a flaky recipient fails, retryably, reaching nobody
-            self.flaked |= flaky
-            raise SendError("probe is busy", vendor="probe", code="busy")
-        failing = [t for t in to if t in self.settings.fail_to]
-        body = dict(args) if isinstance(args, dict) else {"subject": args.subject}
-        for address in to:
-            if address not in failing:
-                self._write("sent", {"biz": biz, "args": body, "to": address})
-        self.delivered += 1
-        if failing:
-            raise PermanentError(
-                f"probe refuses {len(failing)} recipient(s)", vendor="probe", unsent=failing
-            )
-        return Receipt(vendor="probe", message_ids=(f"probe-{self.delivered}",))
-
-    async def _aclose(self):
-        self._write("closed", {})
-
-
-@hookimpl
-def gocomm_register_vendors(registry):
-    registry.add(
-        VendorSpec(
-            name="probe",
-            channels=frozenset({"sms", "email"}),
-            settings=ProbeSettings,
-            factory=ProbeSender,
-            description="writes each delivery to a directory (gocomm CLI tests)",
-        )
-    )
-'''
-
 SMS_HEADER = ["to", "biz", "param.code"]
 
-
-@pytest.fixture(scope="module")
-def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding the probe plugin and its dist-info, for PYTHONPATH."""
-    site = tmp_path_factory.mktemp("site")
-    (site / "gocomm_probe.py").write_text(PROBE_PLUGIN)
-    dist = site / "gocomm_probe-0.3.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gocomm-probe\nVersion: 0.3.0\n")
-    (dist / "entry_points.txt").write_text("[gocomm]\nprobe = gocomm_probe\n")
-    return site
+#: The probe plugin and its dist-info, for PYTHONPATH.
+PLUGIN_PATH = Path(__file__).parent / "probe_plugin"
 
 
 @pytest.fixture
-def env(plugin_path: Path, tmp_path: Path) -> dict[str, str]:
+def env(tmp_path: Path) -> dict[str, str]:
     """The environment of every run: no GOCOMM_ variable of the caller, the plugin on the path,
     batch journals remembered in the test's own state directory."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GOCOMM_")}
-    clean.update(PYTHONPATH=str(plugin_path), COLUMNS="200", NO_COLOR="1", TERM="dumb")
+    clean.update(PYTHONPATH=str(PLUGIN_PATH), COLUMNS="200", NO_COLOR="1", TERM="dumb")
     clean.update(XDG_STATE_HOME=str(tmp_path / "state"))
     return clean
 

@@ -61,7 +61,8 @@ def two(
 # --------------------------------------------------------------------------- go-comm's cases
 
 
-async def test_normal() -> None:
+async def test_a_healthy_first_vendor_sends_and_the_index_stays() -> None:
+    # go-comm: failover/service_test.go, case "normal".
     svc1, svc2 = two()
     sender = FailoverSender([svc1, svc2])
     receipt = await sender.send("login", ["123456"], "13888888888")
@@ -71,7 +72,8 @@ async def test_normal() -> None:
     assert svc2.calls == []
 
 
-async def test_svc1_error() -> None:
+async def test_a_failing_first_vendor_fails_over_and_the_next_send_starts_at_the_second() -> None:
+    # go-comm: failover/service_test.go, case "svc1_error".
     svc1, svc2 = two(SendError("simulated svc1 error"))
     sender = FailoverSender([svc1, svc2])
     receipt = await sender.send("login", ["123456"], "13888888888")
@@ -81,7 +83,8 @@ async def test_svc1_error() -> None:
     assert len(svc1.calls) == len(svc2.calls) == 1
 
 
-async def test_all_svc_error() -> None:
+async def test_every_vendor_failing_raises_all_senders_failed_in_the_order_tried() -> None:
+    # go-comm: failover/service_test.go, case "all_svc_error".
     e1, e2 = SendError("simulated svc1 error"), SendError("simulated svc2 error")
     svc1, svc2 = two(e1, e2)
     sender = FailoverSender([svc1, svc2])
@@ -93,8 +96,9 @@ async def test_all_svc_error() -> None:
     assert sender.current_index == 0  # each failure moved it once: 0 -> 1 -> 0
 
 
-async def test_context_cancel_passes_through_and_moves_nothing() -> None:
-    # go-comm advances the index on Canceled; cancellation is not a vendor failure here.
+async def test_cancellation_passes_through_and_moves_nothing() -> None:
+    # go-comm: failover/service_test.go, case "context_cancel". go-comm advances the index on
+    # Canceled; cancellation is not a vendor failure here.
     svc1, svc2 = two(asyncio.CancelledError())
     sender = FailoverSender([svc1, svc2])
     with pytest.raises(asyncio.CancelledError):
@@ -114,7 +118,7 @@ async def test_caller_deadline_passes_through_and_moves_nothing() -> None:
     assert svc2.sent == []
 
 
-async def test_task_cancel_during_vendor_call() -> None:
+async def test_cancelling_the_task_during_a_vendor_call_propagates_and_moves_nothing() -> None:
     svc1 = ScriptedSender([30.0], name="svc1")
     svc2 = MemorySender("svc2")
     sender = FailoverSender([svc1, svc2])
@@ -129,7 +133,8 @@ async def test_task_cancel_during_vendor_call() -> None:
 
 
 @pytest.mark.parametrize("cls", ["error", "timeout"])
-def test_get_current_index(cls: str) -> None:
+def test_the_current_index_reads_back_what_was_set(cls: str) -> None:
+    # go-comm: failover/service_test.go and timeout_test.go, index get.
     sender = make(cls, [MemorySender("a"), MemorySender("b")])
     sender.current_index = 1
     assert sender.current_index == 1
@@ -137,7 +142,8 @@ def test_get_current_index(cls: str) -> None:
 
 @pytest.mark.parametrize("cls", ["error", "timeout"])
 @pytest.mark.parametrize(("index", "want"), [(1, 1), (0, 0), (2, 0), (-1, 0), (99, 0)])
-def test_set_current_index(cls: str, index: int, want: int) -> None:
+def test_an_index_out_of_range_sets_the_first_vendor(cls: str, index: int, want: int) -> None:
+    # go-comm: failover/service_test.go and timeout_test.go, index set (out of range sets 0).
     sender = make(cls, [MemorySender("a"), MemorySender("b")])
     sender.current_index = 1 - want  # start elsewhere so the assertion means something
     sender.current_index = index
@@ -299,17 +305,19 @@ async def test_single_vendor() -> None:
 DEADLINE = TimeoutError("vendor deadline exceeded")
 
 
+# go-comm: failover/timeout_test.go, cases "normal", "svc1_timeout", "all_svc_timeout" and
+# "another_error", each three sends with threshold 1.
 @pytest.mark.parametrize(
-    ("name", "err1", "err2", "want"),
+    ("err1", "err2", "want"),
     [
-        ("normal", None, None, 0),
-        ("svc1_timeout", DEADLINE, None, 1),
-        ("all_svc_timeout", DEADLINE, DEADLINE, 0),
-        ("another_error", RuntimeError("another error"), None, 0),
+        pytest.param(None, None, 0, id="no-timeout-stays-on-the-first"),
+        pytest.param(DEADLINE, None, 1, id="a-timing-out-first-switches-to-the-second"),
+        pytest.param(DEADLINE, DEADLINE, 0, id="both-timing-out-come-round-to-the-first"),
+        pytest.param(RuntimeError("another error"), None, 0, id="other-errors-never-switch"),
     ],
 )
-async def test_timeout_send_table(
-    name: str, err1: BaseException | None, err2: BaseException | None, want: int
+async def test_the_vendor_switches_after_threshold_timeouts_only(
+    err1: BaseException | None, err2: BaseException | None, want: int
 ) -> None:
     svc1, svc2 = two(err1, err2)
     sender = TimeoutFailoverSender([svc1, svc2], 1)
@@ -320,7 +328,10 @@ async def test_timeout_send_table(
     assert sender.current_index == want
 
 
-async def test_svc1_timeout_and_reset_idx(loop_clock: LoopClock) -> None:
+async def test_after_a_timeout_switch_the_first_vendor_is_restored_after_restore_after(
+    loop_clock: LoopClock,
+) -> None:
+    # go-comm: failover/timeout_test.go, case "svc1_timeout_and_reset_idx".
     svc1 = ScriptedSender([DEADLINE], name="svc1")  # times out once, then answers again
     svc2 = MemorySender("svc2")
     async with TimeoutFailoverSender([svc1, svc2], 1, restore_after=100) as sender:

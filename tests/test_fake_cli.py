@@ -155,8 +155,9 @@ def test_fake_serves_prints_its_configuration_and_logs_each_request(
     _, _, recipient, marker = SENDS[channel]
     asyncio.run(send_through_the_stack({name: json.dumps([entry])}, channel, recipient))
     # A request the fake refuses (wrong credentials) is logged too, as refused.
-    secret = next(
-        k for k in entry if "secret" in k or k in ("auth_token", "api_key", "server_token")
+    fields = load_registry().get(vendor).settings.model_fields
+    secret = next(  # the credential the fake checks: a secret of the vendor's settings
+        k for k in entry if k in fields and fields[k].annotation in (SecretStr, SecretStr | None)
     )
     wrong = {**entry, secret: "not-the-fakes-secret"}
     other = OTHER_RECIPIENT[channel]

@@ -147,6 +147,40 @@ def test_a_credential_with_surrounding_whitespace_is_refused_naming_the_field(
     assert Credentials.model_validate({field: "inner space ok"})  # only the ends matter
 
 
+class RequiredSecrets(HttpVendorSettings):
+    endpoint: str = "https://example.com"
+    token: SecretStr = Field(description="the account's API token")
+    key_id: str
+    session: SecretStr | None = None
+    credential_fields: ClassVar[tuple[str, ...]] = ("key_id",)
+
+
+@pytest.mark.parametrize(
+    ("field", "advice"), [("token", "give the account's API token"), ("key_id", "give key_id")]
+)
+def test_an_empty_required_credential_is_refused_saying_what_to_give(
+    field: str, advice: str
+) -> None:
+    values = {"token": "t0ken", "key_id": "id", field: ""}
+    with pytest.raises(ValidationError, match=f"must not be empty; {advice}") as caught:
+        RequiredSecrets.model_validate(values)
+    assert field in str(caught.value)
+    # An optional secret may be empty (as an unset environment variable reads).
+    assert RequiredSecrets.model_validate({"token": "t", "key_id": "i", "session": ""})
+
+
+def test_vendor_options_name_every_secret_to_keep_out_of_errors() -> None:
+    settings = RequiredSecrets.model_validate({"token": "t0ken", "key_id": "id", "session": "s"})
+    assert settings.vendor_options() == {
+        "endpoint": "https://example.com",
+        "connect_timeout": 5.0,
+        "read_timeout": 10.0,
+        "secrets": ["t0ken", "s"],
+    }
+    unset = RequiredSecrets.model_validate({"token": "t0ken", "key_id": "id"})
+    assert unset.vendor_options()["secrets"] == ["t0ken"]
+
+
 def test_resolve_template() -> None:
     templates = {"login": SmsTemplate(id="1234", params=("code", "minutes")), "plain": "T9"}
     args = {"minutes": "5", "code": "42", "extra": "x"}

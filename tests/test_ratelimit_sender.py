@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -48,16 +48,45 @@ class BoolLimiter:
 
 
 class BrokenLimiter:
-    """A DecisionLimiter whose backend is down."""
+    """A DecisionLimiter whose backend is down; records the keys it was asked for."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+        self.keys: list[str] = []
 
     async def limit(self, key: str) -> bool:
+        self.keys.append(key)
         raise self.error
 
     async def check(self, key: str) -> Decision:
+        self.keys.append(key)
         raise self.error
+
+
+class BrokenActiveLimiter:
+    """A concurrency limiter whose backend fails on acquire or on release; records the keys."""
+
+    def __init__(self, *, on_enter: Exception | None = None, on_exit: Exception | None = None):
+        self.on_enter = on_enter
+        self.on_exit = on_exit
+        self.released = 0
+        self.keys: list[str] = []
+
+    def acquire(self, key: str) -> AbstractAsyncContextManager[None]:
+        self.keys.append(key)
+
+        @asynccontextmanager
+        async def slot() -> AsyncIterator[None]:
+            if self.on_enter is not None:
+                raise self.on_enter
+            try:
+                yield
+            finally:
+                self.released += 1
+                if self.on_exit is not None:
+                    raise self.on_exit
+
+        return slot()
 
 
 class HangingLimiter:
@@ -96,18 +125,19 @@ class FakeClock:
         return self.now
 
 
-# -- go-comm's TestService_Send --------------------------------------------------------------
+# -- go-comm's cases ----------------------------------------------------------------------------
+# go-comm: ratelimit/service_test.go, TestService_Send cases "normal", "limited", "limiter_error".
 
 
 @pytest.mark.parametrize(
     ("limited", "error", "expected"),
     [
-        pytest.param(False, None, None, id="normal"),
-        pytest.param(True, None, Limited, id="limited"),
-        pytest.param(False, RuntimeError("模拟限流器错误"), LimiterError, id="limiter_error"),
+        pytest.param(False, None, None, id="allowed-sends"),
+        pytest.param(True, None, Limited, id="limited-raises-limited"),
+        pytest.param(False, RuntimeError("模拟限流器错误"), LimiterError, id="error-fails-closed"),
     ],
 )
-async def test_go_comm_send_cases(
+async def test_the_vendor_is_called_only_when_the_limiter_allows(
     limited: bool, error: Exception | None, expected: type[Exception] | None
 ) -> None:
     vendor = MemorySender()
@@ -184,34 +214,46 @@ async def test_a_limiter_that_raises_limited_itself_is_obeyed() -> None:
     assert vendor.sent == []
 
 
-# -- limiter failures ------------------------------------------------------------------------
+# -- limiter failures: the same for both senders -----------------------------------------------
 
 
-async def test_limiter_error_fails_closed_by_default() -> None:
+def _broken_rate(error: Exception) -> tuple[type[Any], BrokenLimiter]:
+    return RateLimitSender, BrokenLimiter(error)
+
+
+def _broken_concurrency(error: Exception) -> tuple[type[Any], BrokenActiveLimiter]:
+    return ConcurrencyLimitSender, BrokenActiveLimiter(on_enter=error)
+
+
+#: Each sender with a limiter whose backend is down (as tests/test_limiters.py is over backends).
+BROKEN = [
+    pytest.param(_broken_rate, id="RateLimitSender"),
+    pytest.param(_broken_concurrency, id="ConcurrencyLimitSender"),
+]
+Broken = Callable[[Exception], tuple[type[Any], Any]]  # a sender class and its broken limiter
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+async def test_a_limiter_error_fails_closed_by_default(broken: Broken) -> None:
     vendor = MemorySender()
     cause = ConnectionError("redis unreachable")
-    sender = RateLimitSender(vendor, "k", BrokenLimiter(cause))
+    cls, limiter = broken(cause)
+    sender = cls(vendor, "k", limiter)
     with pytest.raises(LimiterError) as info:
         await sender.send("biz", None, "a@example.com")
     assert info.value.__cause__ is cause
-    assert "BrokenLimiter" in str(info.value)
+    assert type(limiter).__name__ in str(info.value)
     assert "fail_open=True" in str(info.value)  # says what to do
     assert vendor.sent == []
 
 
-async def test_a_limiter_error_from_the_limiter_is_not_wrapped_twice() -> None:
-    own = LimiterError("redis limiter timed out after 1s")
-    sender = RateLimitSender(MemorySender(), "k", BrokenLimiter(own))
-    with pytest.raises(LimiterError) as info:
-        await sender.send("biz", None, "a@example.com")
-    assert info.value is own
-
-
-async def test_fail_open_sends_anyway_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("broken", BROKEN)
+async def test_fail_open_sends_anyway_and_logs_once(
+    broken: Broken, caplog: pytest.LogCaptureFixture
+) -> None:
     vendor = MemorySender()
-    sender = RateLimitSender(
-        vendor, "k", BrokenLimiter(ConnectionError("redis unreachable")), fail_open=True
-    )
+    cls, limiter = broken(ConnectionError("redis unreachable"))
+    sender = cls(vendor, "k", limiter, fail_open=True)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         receipt = await sender.send("login", {"code": "secret-1234"}, "+8613800000000")
     assert receipt is not None
@@ -220,22 +262,31 @@ async def test_fail_open_sends_anyway_and_logs_once(caplog: pytest.LogCaptureFix
     records = [r for r in caplog.records if r.name == LOGGER]
     assert len(records) == 1
     message = records[0].getMessage()
-    assert "BrokenLimiter" in message
+    assert type(limiter).__name__ in message
     assert "redis unreachable" in message
-    assert "secret-1234" not in message  # never message content
+    assert "secret-1234" not in caplog.text  # never message content
 
 
+@pytest.mark.parametrize("broken", BROKEN)
 async def test_fail_open_with_several_keys_logs_once_and_stops_asking(
-    caplog: pytest.LogCaptureFixture,
+    broken: Broken, caplog: pytest.LogCaptureFixture
 ) -> None:
-    limiter = BoolLimiter(error=ConnectionError("redis unreachable"))
     vendor = MemorySender()
-    sender = RateLimitSender(vendor, lambda biz, args, to: list(to), limiter, fail_open=True)
+    cls, limiter = broken(ConnectionError("redis unreachable"))
+    sender = cls(vendor, lambda biz, args, to: list(to), limiter, fail_open=True)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         await sender.send("biz", None, "+1", "+2", "+3")
     assert limiter.keys == ["+1"]
     assert len(caplog.records) == 1
     assert len(vendor.sent) == 1
+
+
+async def test_a_limiter_error_from_the_limiter_is_not_wrapped_twice() -> None:
+    own = LimiterError("redis limiter timed out after 1s")
+    sender = RateLimitSender(MemorySender(), "k", BrokenLimiter(own))
+    with pytest.raises(LimiterError) as info:
+        await sender.send("biz", None, "a@example.com")
+    assert info.value is own
 
 
 async def test_custom_logger_is_used(caplog: pytest.LogCaptureFixture) -> None:
@@ -644,7 +695,7 @@ async def test_closing_closes_the_inner_sender_not_the_limiter(cls: type[Any]) -
 # == ConcurrencyLimitSender ==================================================================
 
 
-async def test_concurrency_normal_send_holds_and_releases_a_slot() -> None:
+async def test_concurrency_a_send_holds_a_slot_and_releases_it() -> None:
     limiter = ConcurrencyLimiter(1)
     vendor = GatedSender()
     sender = ConcurrencyLimitSender(vendor, "ses", limiter)
@@ -726,70 +777,6 @@ async def test_concurrency_slot_released_when_the_caller_cancels() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert limiter.active("ses") == 0
-
-
-class BrokenActiveLimiter:
-    """A concurrency limiter whose backend fails on acquire or on release."""
-
-    def __init__(self, *, on_enter: Exception | None = None, on_exit: Exception | None = None):
-        self.on_enter = on_enter
-        self.on_exit = on_exit
-        self.released = 0
-
-    def acquire(self, key: str) -> AbstractAsyncContextManager[None]:
-        @asynccontextmanager
-        async def slot() -> AsyncIterator[None]:
-            if self.on_enter is not None:
-                raise self.on_enter
-            try:
-                yield
-            finally:
-                self.released += 1
-                if self.on_exit is not None:
-                    raise self.on_exit
-
-        return slot()
-
-
-async def test_concurrency_limiter_error_fails_closed() -> None:
-    cause = ConnectionError("redis unreachable")
-    vendor = MemorySender()
-    sender = ConcurrencyLimitSender(vendor, "ses", BrokenActiveLimiter(on_enter=cause))
-    with pytest.raises(LimiterError) as info:
-        await sender.send("biz", None, "a@example.com")
-    assert info.value.__cause__ is cause
-    assert vendor.sent == []
-
-
-async def test_concurrency_fail_open_sends_and_logs_once(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    vendor = MemorySender()
-    sender = ConcurrencyLimitSender(
-        vendor, "ses", BrokenActiveLimiter(on_enter=OSError("down")), fail_open=True
-    )
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        await sender.send("biz", {"code": "secret-1234"}, "a@example.com")
-    assert len(vendor.sent) == 1
-    assert len(caplog.records) == 1
-    assert "BrokenActiveLimiter" in caplog.records[0].getMessage()
-    assert "secret-1234" not in caplog.text
-
-
-async def test_concurrency_fail_open_with_several_keys_logs_once(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    vendor = MemorySender()
-    sender = ConcurrencyLimitSender(
-        vendor,
-        lambda biz, args, to: list(to),
-        BrokenActiveLimiter(on_enter=OSError("down")),
-        fail_open=True,
-    )
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        await sender.send("biz", None, "a@x.org", "b@x.org")
-    assert len(vendor.sent) == 1
-    assert len(caplog.records) == 1
 
 
 async def test_concurrency_release_failure_after_a_send_is_logged_not_raised(

@@ -70,7 +70,8 @@ def build(kind: str, inner: Any, **kwargs: Any) -> RetrySender[Any] | IntervalRe
 
 
 @pytest.mark.parametrize("kind", STRATEGIES)
-async def test_normal(kind: str) -> None:
+async def test_a_first_success_is_returned_after_one_attempt(kind: str) -> None:
+    # go-comm: retryable/service_test.go and interval_test.go, case "normal".
     inner = ScriptedSender([None], name="vendor")
     receipt = await build(kind, inner).send("login", {"code": "1"}, "+8613888888888")
     assert receipt == Receipt(vendor="vendor", message_ids=("vendor-1",), attempts=1)
@@ -78,7 +79,8 @@ async def test_normal(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", STRATEGIES)
-async def test_service_error(kind: str) -> None:
+async def test_every_attempt_failing_raises_retry_exhausted_with_the_last_error(kind: str) -> None:
+    # go-comm: retryable/service_test.go and interval_test.go, case "service_error".
     boom = SendError("simulated vendor error", vendor="vendor")
     inner = ScriptedSender([boom] * MAX_ATTEMPTS, name="vendor")
     with pytest.raises(RetryExhausted) as caught:
@@ -92,8 +94,9 @@ async def test_service_error(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", STRATEGIES)
-async def test_timeout_error_caller_deadline_already_passed(kind: str) -> None:
-    # go-comm: a context whose deadline has passed yields DeadlineExceeded, not a retry.
+async def test_a_caller_deadline_already_passed_raises_timeout_without_a_retry(kind: str) -> None:
+    # go-comm: retryable/service_test.go and interval_test.go, case "timeout_error": a context
+    # whose deadline has passed yields DeadlineExceeded, not a retry.
     inner = FailsAfterYield(SendError("simulated vendor error"))
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0):

@@ -18,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 from taskiq.receiver import Receiver
 
-from gocomm import ConfigError, Email, InvalidRecipient
+from gocomm import ConfigError, Email, InvalidRecipient, events
 from gocomm.config import Settings
 from gocomm.containers import build_container
 from gocomm.dead_letters import RedisDeadLetters
@@ -203,14 +203,22 @@ async def test_a_permanent_failure_is_a_dead_letter_once(
     redis_client: Redis, redis_url: str, log: Path, registry: VendorRegistry
 ) -> None:
     settings = stream_settings(redis_url, log, vendor={"refuse_biz": ["broken"]})
-    async with app(settings) as tasks, worker(settings, registry):
-        await tasks.enqueue("sms", "broken", {"code": "1"}, "+8613800000000")
-        await tasks.enqueue("sms", "login", {"code": "2"}, "+8613800000001")
-        await wait_for(lambda: len(deliveries(log)) == 1)
-        await wait_for_empty(redis_client)
+    seen: list[events.Event] = []
+    events.add_listener(seen.append)
+    try:
+        async with app(settings) as tasks, worker(settings, registry):
+            await tasks.enqueue("sms", "broken", {"code": "1"}, "+8613800000000")
+            await tasks.enqueue("sms", "login", {"code": "2"}, "+8613800000001")
+            await wait_for(lambda: len(deliveries(log)) == 1)
+            await wait_for_empty(redis_client)
+    finally:
+        events.remove_listener(seen.append)
     letters = await RedisDeadLetters(redis_client).list()
     assert len(letters) == 1
     (letter,) = letters
+    (dead,) = [e for e in seen if isinstance(e, events.TaskDeadLettered)]
+    assert dead.task_id  # taskiq's id of the task, not the dead letter's entry
+    assert dead == events.TaskDeadLettered(dead.task_id, "sms", "broken", 1, 1, "PermanentError")
     assert (letter.channel, letter.biz, letter.to) == ("sms", "broken", ("+8613800000000",))
     assert "PermanentError" in letter.error and "'broken' is not configured" in letter.error
     assert letter.task["args"] == {"code": "1"}

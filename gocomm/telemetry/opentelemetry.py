@@ -37,6 +37,7 @@ from gocomm.telemetry import DURATION_BUCKETS, METRICS, Metric, measurements
 __all__ = ["OpenTelemetryInstrumentation", "instrument"]
 
 _SCOPE = "gocomm"
+_NO_OP_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 
 @dataclass
@@ -58,8 +59,12 @@ class OpenTelemetryInstrumentation:
         from gocomm import __version__
 
         self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider)
+        # With the global provider, spans are skipped while it is the API's no-op one (no SDK
+        # configured yet); they start once the application sets one.
+        self._global_tracing = tracer_provider is None
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider)
         self._instruments: dict[str, Any] = {m.name: _instrument(meter, m) for m in METRICS}
+        self._attributes = {m.name: {k: m.attribute(k) for k in m.labels} for m in METRICS}
         self._pending: dict[int, _Pending] = {}
 
     def uninstrument(self) -> None:
@@ -70,7 +75,8 @@ class OpenTelemetryInstrumentation:
     def __call__(self, event: Event) -> None:
         scope = current_send()
         for metric, value, labels in measurements(event, scope):
-            attributes = {metric.attribute(k): v for k, v in labels.items() if v != ""}
+            names = self._attributes[metric.name]
+            attributes = {names[k]: v for k, v in labels.items() if v}
             instrument = self._instruments[metric.name]
             if metric.kind == "counter":
                 instrument.add(value, attributes)
@@ -78,6 +84,10 @@ class OpenTelemetryInstrumentation:
                 instrument.record(value, attributes)
             else:
                 instrument.set(value, attributes)
+        if self._global_tracing and isinstance(trace.get_tracer_provider(), _NO_OP_PROVIDERS):
+            if scope is not None and isinstance(event, SendFinished):
+                self._pending.pop(scope.id, None)
+            return
         if isinstance(event, SendFinished):
             pending = self._pending.pop(scope.id, None) if scope is not None else None
             self._send_span(event, pending or _Pending())

@@ -26,6 +26,7 @@ class PrometheusInstrumentation:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self._metrics: dict[str, Any] = {}
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
         try:
             for metric in METRICS:
                 self._metrics[metric.name] = _collector(metric, registry)
@@ -35,9 +36,11 @@ class PrometheusInstrumentation:
 
     def __call__(self, event: Event) -> None:
         for metric, value, labels in measurements(event, current_send()):
-            child = self._metrics[metric.name].labels(
-                *(labels.get(label, "") for label in metric.labels)
-            )
+            values = tuple(labels.get(label, "") for label in metric.labels)
+            child = self._children.get((metric.name, values))
+            if child is None:  # prometheus_client's labels() is slow: one lookup per series
+                child = self._metrics[metric.name].labels(*values)
+                self._children[metric.name, values] = child
             if metric.kind == "counter":
                 child.inc(value)
             elif metric.kind == "histogram":
@@ -54,6 +57,7 @@ class PrometheusInstrumentation:
         for collector in self._metrics.values():
             self.registry.unregister(collector)
         self._metrics.clear()
+        self._children.clear()
 
 
 def _collector(metric: Metric, registry: CollectorRegistry) -> Any:

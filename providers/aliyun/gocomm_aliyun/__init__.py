@@ -10,8 +10,9 @@ The vendor is registered as ``aliyun`` through the ``gocomm`` entry point
         await sms.send("login", {"code": "1234"}, "+8613800138000")
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gocomm.lazy import lazy_attributes
 from gocomm_aliyun.settings import AliyunSettings
 
 if TYPE_CHECKING:
@@ -20,10 +21,4 @@ if TYPE_CHECKING:
 __all__ = ["AliyunSettings", "AliyunSms"]
 
 
-def __getattr__(name: str) -> Any:
-    # The vendor (and aiohttp) is imported on first use, so that loading the plugin stays light.
-    if name == "AliyunSms":
-        from gocomm_aliyun.vendor import AliyunSms
-
-        return AliyunSms
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"AliyunSms": "gocomm_aliyun.vendor"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from gocomm.httpvendor import HttpVendorSettings, TemplateEntry
 
@@ -27,17 +27,10 @@ class AliyunSettings(HttpVendorSettings):
     credential_fields: ClassVar[tuple[str, ...]] = ("access_key_id",)
 
     access_key_id: str = Field(min_length=1)
-    access_key_secret: SecretStr
+    access_key_secret: SecretStr = Field(description="the AccessKey secret")
     sign_name: str = Field(min_length=1, description="the approved signature (签名)")
     templates: dict[str, TemplateEntry] = Field(default_factory=dict)
     endpoint: str = DEFAULT_ENDPOINT
     signature: Literal["v3", "v2"] = Field(
         default="v3", description="v3 = ACS3-HMAC-SHA256 (default), v2 = RPC HMAC-SHA1"
     )
-
-    @field_validator("access_key_secret")
-    @classmethod
-    def _not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("must not be empty; give the AccessKey secret")
-        return value

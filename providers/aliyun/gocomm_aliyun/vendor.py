@@ -36,7 +36,13 @@ from urllib.parse import urlsplit
 
 from gocomm.errors import InvalidRecipient, PermanentError, SendError
 from gocomm.httpclient import Response
-from gocomm.httpvendor import BatchResult, HttpSmsVendor, ResolvedTemplate, parse_retry_after
+from gocomm.httpvendor import (
+    BatchResult,
+    HttpSmsVendor,
+    ResolvedTemplate,
+    json_object,
+    parse_retry_after,
+)
 from gocomm_aliyun.codes import ADVICE, RECIPIENT_CODES, error_class
 from gocomm_aliyun.settings import AliyunSettings
 from gocomm_aliyun.signing import acs3_authorization, canonical_query, rpc_signature, sha256_hex
@@ -74,14 +80,7 @@ class AliyunSms(HttpSmsVendor):
 
     def __init__(self, settings: AliyunSettings, *, logger: logging.Logger | None = None) -> None:
         self.settings = settings
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            templates=settings.templates,
-            secrets=[settings.access_key_secret.get_secret_value()],
-            logger=logger,
-        )
+        super().__init__(**settings.vendor_options(), templates=settings.templates, logger=logger)
         url = urlsplit(self.endpoint)
         self._host = url.netloc
         self._path = url.path.rstrip("/") + "/"
@@ -263,11 +262,8 @@ class AliyunSms(HttpSmsVendor):
 
     def _parse(self, response: Response) -> tuple[str | None, str, str]:
         """(Code, Message, BizId) of an answer; Code is None when the body is not Aliyun's."""
-        try:
-            data = response.json()
-        except ValueError:
-            return None, "", ""
-        if not isinstance(data, dict) or not isinstance(data.get("Code"), str):
+        data = json_object(response)
+        if data is None or not isinstance(data.get("Code"), str):
             return None, "", ""
         return data["Code"], str(data.get("Message", "")), str(data.get("BizId", "") or "")
 

@@ -13,8 +13,9 @@ build it from configuration or directly::
         await mailgun.send("receipt", Email(subject="Your receipt", text="..."), "ada@example.com")
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gocomm.lazy import lazy_attributes
 from gocomm_mailgun.settings import MailgunSettings
 
 if TYPE_CHECKING:
@@ -23,10 +24,4 @@ if TYPE_CHECKING:
 __all__ = ["MailgunEmail", "MailgunSettings"]
 
 
-def __getattr__(name: str) -> Any:
-    # The vendor (and the HTTP client) is imported on first use: loading the plugin stays light.
-    if name == "MailgunEmail":
-        from gocomm_mailgun.vendor import MailgunEmail
-
-        return MailgunEmail
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"MailgunEmail": "gocomm_mailgun.vendor"})

@@ -31,13 +31,6 @@ class MailgunSettings(HttpEmailSettings):
     )
     endpoint: str = Field(default="", description="base URL; default the region's public API")
 
-    @field_validator("api_key")
-    @classmethod
-    def _api_key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("must not be empty; give a Mailgun API key")
-        return value
-
     @field_validator("domain")
     @classmethod
     def _domain(cls, value: str) -> str:

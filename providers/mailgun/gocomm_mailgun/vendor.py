@@ -17,7 +17,7 @@ import json
 from gocomm.errors import SendError
 from gocomm.httpclient import Response
 from gocomm.httpemail import EmailRequest, HttpEmailVendor, format_mailbox
-from gocomm.httpvendor import CodeTable, parse_retry_after
+from gocomm.httpvendor import CodeTable, json_object, parse_retry_after
 from gocomm.sender import Receipt
 from gocomm_mailgun.form import FilePart, encode_multipart
 from gocomm_mailgun.settings import MailgunSettings
@@ -53,14 +53,7 @@ class MailgunEmail(HttpEmailVendor):
 
     def __init__(self, settings: MailgunSettings) -> None:
         key = settings.api_key.get_secret_value()
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            sender=settings.sender,
-            templates=settings.templates,
-            secrets=[key],
-        )
+        super().__init__(**settings.vendor_options())
         self.settings = settings
         self.path = f"/v3/{settings.domain}/messages"
         self._authorization = "Basic " + base64.b64encode(f"api:{key}".encode()).decode("ascii")
@@ -105,19 +98,13 @@ class MailgunEmail(HttpEmailVendor):
             what="messages request",
         )
         if response.status_code == 200:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
+            body = json_object(response)
             if isinstance(body, dict) and body.get("id"):
                 return Receipt(vendor=self.name, message_ids=(str(body["id"]),))
         raise self._error(response, request)
 
     def _error(self, response: Response, request: EmailRequest) -> SendError:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_object(response)
         if isinstance(body, dict):
             message = str(body.get("message") or "")
         else:

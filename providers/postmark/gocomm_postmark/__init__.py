@@ -11,8 +11,9 @@ build it from configuration or directly::
         await postmark.send("receipt", Email(subject="Your receipt", text="..."), "ada@example.com")
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gocomm.lazy import lazy_attributes
 from gocomm_postmark.settings import PostmarkSettings
 
 if TYPE_CHECKING:
@@ -21,10 +22,4 @@ if TYPE_CHECKING:
 __all__ = ["PostmarkEmail", "PostmarkSettings"]
 
 
-def __getattr__(name: str) -> Any:
-    # The vendor (and the HTTP client) is imported on first use: loading the plugin stays light.
-    if name == "PostmarkEmail":
-        from gocomm_postmark.vendor import PostmarkEmail
-
-        return PostmarkEmail
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"PostmarkEmail": "gocomm_postmark.vendor"})

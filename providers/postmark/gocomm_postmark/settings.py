@@ -26,13 +26,6 @@ class PostmarkSettings(HttpEmailSettings):
     )
     endpoint: str = Field(default="https://api.postmarkapp.com", description="base URL")
 
-    @field_validator("server_token")
-    @classmethod
-    def _server_token(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("must not be empty; give the server's API token")
-        return value
-
     @field_validator("message_stream")
     @classmethod
     def _message_stream(cls, value: str | None) -> str | None:

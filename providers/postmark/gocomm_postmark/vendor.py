@@ -121,14 +121,7 @@ class PostmarkEmail(HttpEmailVendor):
 
     def __init__(self, settings: PostmarkSettings) -> None:
         token = settings.server_token.get_secret_value()
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            sender=settings.sender,
-            templates=settings.templates,
-            secrets=[token],
-        )
+        super().__init__(**settings.vendor_options())
         self.settings = settings
         self._headers = {
             "X-Postmark-Server-Token": token,

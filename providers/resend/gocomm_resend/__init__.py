@@ -11,8 +11,9 @@ build it from configuration or directly::
         await resend.send("receipt", Email(subject="Your receipt", text="..."), "ada@example.com")
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gocomm.lazy import lazy_attributes
 from gocomm_resend.settings import ResendSettings
 
 if TYPE_CHECKING:
@@ -21,10 +22,4 @@ if TYPE_CHECKING:
 __all__ = ["ResendEmail", "ResendSettings"]
 
 
-def __getattr__(name: str) -> Any:
-    # The vendor (and the HTTP client) is imported on first use: loading the plugin stays light.
-    if name == "ResendEmail":
-        from gocomm_resend.vendor import ResendEmail
-
-        return ResendEmail
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"ResendEmail": "gocomm_resend.vendor"})

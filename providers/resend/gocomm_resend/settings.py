@@ -26,13 +26,6 @@ class ResendSettings(HttpEmailSettings):
     )
     endpoint: str = Field(default="https://api.resend.com", description="base URL")
 
-    @field_validator("api_key")
-    @classmethod
-    def _api_key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("must not be empty; give a Resend API key (re_...)")
-        return value
-
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: dict[str, str]) -> dict[str, str]:

@@ -24,7 +24,7 @@ from typing import Any
 from gocomm.errors import InvalidMessage, SendError
 from gocomm.httpclient import Response
 from gocomm.httpemail import EmailRequest, HttpEmailVendor, format_mailbox
-from gocomm.httpvendor import CodeTable, parse_retry_after
+from gocomm.httpvendor import CodeTable, json_object, parse_retry_after
 from gocomm.messages import Attachment
 from gocomm.sender import Receipt
 from gocomm_resend.settings import ResendSettings
@@ -107,14 +107,7 @@ class ResendEmail(HttpEmailVendor):
 
     def __init__(self, settings: ResendSettings) -> None:
         key = settings.api_key.get_secret_value()
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            sender=settings.sender,
-            templates=settings.templates,
-            secrets=[key],
-        )
+        super().__init__(**settings.vendor_options())
         self.settings = settings
         self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
@@ -164,10 +157,7 @@ class ResendEmail(HttpEmailVendor):
         response = await self.post(
             PATH, content=content, headers=self._headers, unsent=request.to, what="emails request"
         )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_object(response)
         if response.status_code == 200 and isinstance(body, dict) and body.get("id"):
             return Receipt(vendor=self.name, message_ids=(str(body["id"]),))
         raise self._error(response, body, request)

@@ -11,8 +11,9 @@ build it from configuration or directly::
         await sendgrid.send("receipt", Email(subject="Your receipt", text="..."), "ada@example.com")
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gocomm.lazy import lazy_attributes
 from gocomm_sendgrid.settings import SendGridSettings
 
 if TYPE_CHECKING:
@@ -21,10 +22,4 @@ if TYPE_CHECKING:
 __all__ = ["SendGridEmail", "SendGridSettings"]
 
 
-def __getattr__(name: str) -> Any:
-    # The vendor (and the HTTP client) is imported on first use: loading the plugin stays light.
-    if name == "SendGridEmail":
-        from gocomm_sendgrid.vendor import SendGridEmail
-
-        return SendGridEmail
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"SendGridEmail": "gocomm_sendgrid.vendor"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from gocomm.httpemail import HttpEmailSettings
 
@@ -25,13 +25,6 @@ class SendGridSettings(HttpEmailSettings):
         default="global", description="global (api.sendgrid.com) or eu (api.eu.sendgrid.com)"
     )
     endpoint: str = Field(default="", description="base URL; default the region's public API")
-
-    @field_validator("api_key")
-    @classmethod
-    def _api_key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("must not be empty; give a SendGrid API key (SG....)")
-        return value
 
     @model_validator(mode="before")
     @classmethod

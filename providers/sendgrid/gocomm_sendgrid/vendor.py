@@ -24,7 +24,7 @@ from typing import Any
 from gocomm.errors import InvalidMessage, SendError
 from gocomm.httpclient import Response
 from gocomm.httpemail import EmailRequest, HttpEmailVendor
-from gocomm.httpvendor import CodeTable, parse_retry_after
+from gocomm.httpvendor import CodeTable, json_object, parse_retry_after
 from gocomm.messages import Attachment, Email
 from gocomm.sender import Receipt
 from gocomm_sendgrid.settings import SendGridSettings
@@ -96,14 +96,7 @@ class SendGridEmail(HttpEmailVendor):
     )
 
     def __init__(self, settings: SendGridSettings) -> None:
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            sender=settings.sender,
-            templates=settings.templates,
-            secrets=[settings.api_key.get_secret_value()],
-        )
+        super().__init__(**settings.vendor_options())
         self.settings = settings
         self._headers = {
             "Authorization": f"Bearer {settings.api_key.get_secret_value()}",
@@ -112,14 +105,14 @@ class SendGridEmail(HttpEmailVendor):
 
     def check(self, biz: str, args: object, to: tuple[str, ...]) -> EmailRequest:
         request = super().check(biz, args, to)
-        # SendGrid refuses an address twice in one personalization; cc and bcc share the first.
-        first = [request.to[0], *request.cc, *request.bcc]
-        seen: set[str] = set()
-        for address in first:
+        # SendGrid refuses an address twice in one personalization (cc and bcc share the first
+        # one), and a cc or bcc that is also a `to` would get two copies: refuse both.
+        seen = {address.lower() for address in request.to}
+        for address in (*request.cc, *request.bcc):
             if address.lower() in seen:
                 raise InvalidMessage(
-                    f"sendgrid: {address!r} appears twice among the first recipient, cc and "
-                    "bcc; SendGrid takes each address once per personalization: remove it",
+                    f"sendgrid: {address!r} appears twice among to, cc and bcc; SendGrid takes "
+                    "each address once per personalization: remove it",
                     vendor=self.name,
                 )
             seen.add(address.lower())
@@ -171,10 +164,7 @@ class SendGridEmail(HttpEmailVendor):
         raise self._error(response, request)
 
     def _error(self, response: Response, request: EmailRequest) -> SendError:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_object(response)
         messages = []
         errors = body.get("errors") if isinstance(body, dict) else None
         for error in errors if isinstance(errors, list) else ():

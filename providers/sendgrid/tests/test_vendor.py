@@ -217,6 +217,16 @@ def test_rate_limit_wait_reads_retry_after_then_the_reset_time() -> None:
             for name in ("X-SG-ID", "x-sg-eid", "Received", "DKIM-Signature", "Reply-To")
         ],
         (Email(subject="s", text="t", cc=("a@example.com",)), ("a@example.com",), "twice"),
+        (
+            Email(subject="s", text="t", bcc=("B@example.com",)),
+            ("a@example.com", "b@example.com"),
+            "twice",
+        ),
+        (
+            Email(subject="s", text="t", cc=("c@example.com",), bcc=("c@example.com",)),
+            ("a@example.com",),
+            "twice",
+        ),
     ],
     ids=[
         "1001 to",
@@ -228,6 +238,8 @@ def test_rate_limit_wait_reads_retry_after_then_the_reset_time() -> None:
         "dkim-signature",
         "reply-to",
         "to also in cc",
+        "second to also in bcc",
+        "cc also in bcc",
     ],
 )
 async def test_limits_are_refused_before_any_request(

@@ -14,8 +14,9 @@ from configuration or directly::
         await ses.send("receipt", Email(subject="Your receipt", text="..."), "ada@example.com")
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gocomm.lazy import lazy_attributes
 from gocomm_ses.settings import SesSettings
 
 if TYPE_CHECKING:
@@ -24,10 +25,4 @@ if TYPE_CHECKING:
 __all__ = ["SesEmail", "SesSettings"]
 
 
-def __getattr__(name: str) -> Any:
-    # The vendor (and the HTTP client) is imported on first use: loading the plugin stays light.
-    if name == "SesEmail":
-        from gocomm_ses.vendor import SesEmail
-
-        return SesEmail
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"SesEmail": "gocomm_ses.vendor"})

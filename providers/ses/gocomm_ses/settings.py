@@ -39,20 +39,6 @@ class SesSettings(HttpEmailSettings):
         default_factory=dict, description="EmailTags (name to value) sent with every message"
     )
 
-    @field_validator("access_key_id")
-    @classmethod
-    def _key_id(cls, value: str) -> str:
-        if not value:
-            raise ValueError("must not be empty; give the AWS access key id")
-        return value
-
-    @field_validator("secret_access_key")
-    @classmethod
-    def _secret(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("must not be empty; give the AWS secret access key")
-        return value
-
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:

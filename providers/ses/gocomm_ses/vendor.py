@@ -22,7 +22,7 @@ from typing import Any
 from gocomm.errors import SendError
 from gocomm.httpclient import Response
 from gocomm.httpemail import EmailRequest, HttpEmailVendor, format_mailbox
-from gocomm.httpvendor import CodeTable, parse_retry_after
+from gocomm.httpvendor import CodeTable, json_object, parse_retry_after
 from gocomm.mime import build_envelope
 from gocomm.sender import Receipt
 from gocomm_ses.settings import SesSettings
@@ -105,17 +105,7 @@ class SesEmail(HttpEmailVendor):
     max_attachment_bytes = 30 * 1024 * 1024
 
     def __init__(self, settings: SesSettings) -> None:
-        secrets = [settings.secret_access_key.get_secret_value()]
-        if settings.session_token is not None:
-            secrets.append(settings.session_token.get_secret_value())
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            sender=settings.sender,
-            templates=settings.templates,
-            secrets=secrets,
-        )
+        super().__init__(**settings.vendor_options())  # both the key and the session token
         self.settings = settings
         self.url = self.endpoint + PATH
 
@@ -188,10 +178,7 @@ class SesEmail(HttpEmailVendor):
             unsent=request.to,
             what="SendEmail request",
         )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_object(response)
         if response.status_code == 200 and isinstance(body, dict) and body.get("MessageId"):
             return Receipt(vendor=self.name, message_ids=(str(body["MessageId"]),))
         raise self._error(response, body, request)

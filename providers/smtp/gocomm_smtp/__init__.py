@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gocomm.lazy import lazy_attributes
 from gocomm_smtp.settings import SmtpSettings
 
 if TYPE_CHECKING:
@@ -15,9 +16,4 @@ if TYPE_CHECKING:
 __all__ = ["SmtpSender", "SmtpSettings"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "SmtpSender":
-        from gocomm_smtp.vendor import SmtpSender
-
-        return SmtpSender
-    raise AttributeError(f"module 'gocomm_smtp' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"SmtpSender": "gocomm_smtp.vendor"})

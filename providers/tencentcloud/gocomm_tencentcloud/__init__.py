@@ -13,8 +13,9 @@ The vendor is registered as ``tencentcloud`` through the ``gocomm`` entry point
         await sms.send("login", {"code": "1234", "minutes": "5"}, "+8613800138000")
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gocomm.lazy import lazy_attributes
 from gocomm_tencentcloud.settings import TencentCloudSettings
 
 if TYPE_CHECKING:
@@ -23,10 +24,4 @@ if TYPE_CHECKING:
 __all__ = ["TencentCloudSettings", "TencentCloudSms"]
 
 
-def __getattr__(name: str) -> Any:
-    # The vendor (and aiohttp) is imported on first use, so that loading the plugin stays light.
-    if name == "TencentCloudSms":
-        from gocomm_tencentcloud.vendor import TencentCloudSms
-
-        return TencentCloudSms
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"TencentCloudSms": "gocomm_tencentcloud.vendor"})

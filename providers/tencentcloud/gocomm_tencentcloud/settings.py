@@ -25,7 +25,7 @@ class TencentCloudSettings(HttpVendorSettings):
     credential_fields: ClassVar[tuple[str, ...]] = ("secret_id",)
 
     secret_id: str = Field(min_length=1)
-    secret_key: SecretStr
+    secret_key: SecretStr = Field(description="the SecretKey")
     sdk_app_id: str = Field(min_length=1, description="the SMS application's SdkAppId")
     sign_name: str = Field(
         default="", description="the approved signature; may be empty for international SMS"
@@ -33,13 +33,6 @@ class TencentCloudSettings(HttpVendorSettings):
     region: str = Field(default="ap-guangzhou", min_length=1)
     templates: dict[str, TemplateEntry] = Field(default_factory=dict)
     endpoint: str = DEFAULT_ENDPOINT
-
-    @field_validator("secret_key")
-    @classmethod
-    def _not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("must not be empty; give the SecretKey")
-        return value
 
     @field_validator("endpoint")
     @classmethod

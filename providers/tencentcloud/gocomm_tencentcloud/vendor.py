@@ -32,6 +32,7 @@ from gocomm.httpvendor import (
     BatchResult,
     HttpSmsVendor,
     ResolvedTemplate,
+    json_object,
     parse_retry_after,
 )
 from gocomm_tencentcloud.codes import ERROR_CODES
@@ -59,14 +60,7 @@ class TencentCloudSms(HttpSmsVendor):
         self, settings: TencentCloudSettings, *, logger: logging.Logger | None = None
     ) -> None:
         self.settings = settings
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            templates=settings.templates,
-            secrets=[settings.secret_key.get_secret_value()],
-            logger=logger,
-        )
+        super().__init__(**settings.vendor_options(), templates=settings.templates, logger=logger)
         # The signed host is the Host header the client sends: the endpoint's host, with its port
         # when that is not the scheme's default (a local test server).
         self.host = host_header(settings.endpoint)
@@ -171,11 +165,8 @@ class TencentCloudSms(HttpSmsVendor):
     @staticmethod
     def _response_body(response: Response) -> Mapping[str, Any] | None:
         """``Response`` of the answer, or None when the body is not Tencent Cloud's."""
-        try:
-            data = response.json()
-        except ValueError:
-            return None
-        body = data.get("Response") if isinstance(data, dict) else None
+        data = json_object(response)
+        body = data.get("Response") if data is not None else None
         return body if isinstance(body, dict) else None
 
     def _per_number(

@@ -13,8 +13,9 @@ The vendor is registered as ``twilio`` through the ``gocomm`` entry point
         await sms.send("login", {"code": "1234"}, "+14155550123")
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from gocomm.lazy import lazy_attributes
 from gocomm_twilio.settings import TwilioSettings
 
 if TYPE_CHECKING:
@@ -23,10 +24,4 @@ if TYPE_CHECKING:
 __all__ = ["TwilioSettings", "TwilioSms"]
 
 
-def __getattr__(name: str) -> Any:
-    # The vendor (and aiohttp) is imported on first use, so that loading the plugin stays light.
-    if name == "TwilioSms":
-        from gocomm_twilio.vendor import TwilioSms
-
-        return TwilioSms
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"TwilioSms": "gocomm_twilio.vendor"})

@@ -54,13 +54,6 @@ class TwilioSettings(HttpVendorSettings):
             raise ValueError("must be 'AC' and 32 hex digits, as the Twilio console shows it")
         return value
 
-    @field_validator("auth_token")
-    @classmethod
-    def _token_not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("must not be empty; give the account's Auth Token")
-        return value
-
     @field_validator("from_number", "messaging_service_sid", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

@@ -38,6 +38,7 @@ from gocomm.httpvendor import (
     BatchResult,
     HttpSmsVendor,
     ResolvedTemplate,
+    json_object,
     parse_retry_after,
     resolve_template,
 )
@@ -53,15 +54,6 @@ API_VERSION = "2010-04-01"
 FAILED_STATUSES = frozenset({"failed", "undelivered"})
 
 _FORM = "application/x-www-form-urlencoded"
-
-
-def _json_object(response: Response) -> Mapping[str, Any] | None:
-    """The answer's JSON object, or None when the body is not one (a proxy's HTML page)."""
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _error_code(data: Mapping[str, Any] | None) -> str | None:
@@ -93,14 +85,7 @@ class TwilioSms(HttpSmsVendor):
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.settings = settings
         self.max_concurrency = max_concurrency
-        super().__init__(
-            endpoint=settings.endpoint,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            templates=settings.templates,
-            secrets=[settings.auth_token.get_secret_value()],
-            logger=logger,
-        )
+        super().__init__(**settings.vendor_options(), templates=settings.templates, logger=logger)
         self._bodies = {biz: BodyTemplate.parse(text) for biz, text in settings.templates.items()}
         self._path = f"/{API_VERSION}/Accounts/{settings.account_sid}/Messages.json"
         if settings.messaging_service_sid is not None:
@@ -148,7 +133,7 @@ class TwilioSms(HttpSmsVendor):
         return self._outcome(response, number)
 
     def _outcome(self, response: Response, number: str) -> BatchResult:
-        data = _json_object(response)
+        data = json_object(response)
         status = response.status_code
         if 200 <= status < 300:
             sid = data.get("sid") if data is not None else None

@@ -1,6 +1,6 @@
 """Messages per second through one taskiq worker process: gocomm's task against a bare one.
 
-    .venv/bin/python bench/queue.py [--messages 3000] [--rounds 2] [--concurrency 10]
+    .venv/bin/python bench/task_queue.py [--messages 3000] [--rounds 2] [--concurrency 10]
 
 Starts its own ``redis-server`` (``gocomm.testing.redis``). For each contender the messages are
 enqueued first, then one worker process (a taskiq ``Receiver``, as ``gocomm worker`` runs it,
