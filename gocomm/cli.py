@@ -247,6 +247,21 @@ async def _send_one(sender: Any, biz: str, args: Any, to: tuple[str, ...]) -> Re
     return receipt
 
 
+def _send_and_print(
+    options: Options, channel: str, biz: str, args: Any, to: tuple[str, ...]
+) -> int:
+    """``gocomm send``: build the stacks, send once on ``channel``, print the receipt."""
+    container = _build(options)
+
+    async def send() -> Receipt | None:
+        async with _running(container):
+            return await _send_one(await _sender(container, channel), biz, args, to)
+
+    receipt = asyncio.run(send())
+    stdout.print(_receipt_line(channel, to, receipt), markup=False)
+    return EXIT_OK
+
+
 def _receipt_line(channel: str, to: tuple[str, ...], receipt: Receipt | None) -> str:
     if receipt is None:
         return f"sent {channel} to {', '.join(to)}"
@@ -280,17 +295,7 @@ def send_sms(
 
     def command() -> int:
         numbers = tuple(validate_phone(number) for number in to)
-        args = _params(param or [])
-        container = _build(options)
-
-        async def send() -> Receipt | None:
-            async with _running(container):
-                sender = await _sender(container, "sms")
-                return await _send_one(sender, biz, args, numbers)
-
-        receipt = asyncio.run(send())
-        stdout.print(_receipt_line("sms", numbers, receipt), markup=False)
-        return EXIT_OK
+        return _send_and_print(options, "sms", biz, _params(param or []), numbers)
 
     _run(options, command)
 
@@ -337,16 +342,7 @@ def send_email(
             cc=tuple(validate_email(a) for a in cc or ()),
             bcc=tuple(validate_email(a) for a in bcc or ()),
         )
-        container = _build(options)
-
-        async def send() -> Receipt | None:
-            async with _running(container):
-                channel = await _sender(container, "email")
-                return await _send_one(channel, biz, message, addresses)
-
-        receipt = asyncio.run(send())
-        stdout.print(_receipt_line("email", addresses, receipt), markup=False)
-        return EXIT_OK
+        return _send_and_print(options, "email", biz, message, addresses)
 
     _run(options, command)
 

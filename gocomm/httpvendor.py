@@ -50,6 +50,7 @@ from gocomm.errors import (
     is_retryable,
 )
 from gocomm.httpclient import HttpClient, Response, transport_errors
+from gocomm.messages import sms_params
 from gocomm.recipients import validate_phone
 from gocomm.registry import VendorSettings
 from gocomm.sender import AsyncCloseable, Receipt
@@ -174,21 +175,10 @@ class ResolvedTemplate:
 
 
 def _check_args(biz: str, args: object) -> dict[str, str]:
-    if not isinstance(args, Mapping):
-        raise InvalidMessage(
-            f"SMS args for biz {biz!r} must be a mapping of parameter names to str values, "
-            f"got {type(args).__name__}"
-        )
-    checked: dict[str, str] = {}
-    for name, value in args.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise InvalidMessage(
-                f"SMS args for biz {biz!r}: parameter {name!r} must be a str name with a str "
-                f"value, got {type(value).__name__}; convert numbers with str()"
-            )
+    checked = sms_params(args, where=f"SMS args for biz {biz!r}")
+    for name, value in checked.items():
         _check_text(f"SMS args for biz {biz!r}: parameter {name!r}", name)
         _check_text(f"SMS args for biz {biz!r}: the value of parameter {name!r}", value)
-        checked[name] = value
     return checked
 
 

@@ -1,4 +1,5 @@
-"""The email message model. SMS arguments are a plain ``Mapping[str, str]``."""
+"""The email message model. SMS arguments are a plain ``Mapping[str, str]`` (:func:`sms_params`
+checks one)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from gocomm.errors import InvalidMessage
 
-__all__ = ["Attachment", "Email"]
+__all__ = ["Attachment", "Email", "email_fields", "sms_params"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -106,3 +108,39 @@ class Email:
                 _check_encodable(f"{name} body", body)
         if self.text is None and self.html is None:
             raise InvalidMessage("an email needs a text or an html body (or both)")
+
+
+def sms_params(
+    args: object, *, where: str = "SMS args", vendor: str | None = None
+) -> dict[str, str]:
+    """``args`` of an SMS send as a dict of template parameters, each a str name to a str value;
+    ``InvalidMessage`` (starting with ``where``) otherwise."""
+    if not isinstance(args, Mapping):
+        raise InvalidMessage(
+            f"{where} must be a mapping of template parameter names to str values, "
+            f"not {type(args).__name__}",
+            vendor=vendor,
+        )
+    params: dict[str, str] = {}
+    for name, value in args.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidMessage(
+                f"{where}: parameter {name!r} must map a str name to a str value, not "
+                f"{type(name).__name__} to {type(value).__name__}; convert numbers with str()",
+                vendor=vendor,
+            )
+        params[name] = value
+    return params
+
+
+def email_fields(email: Email) -> dict[str, Any]:
+    """The text fields of ``email`` (not its headers and attachments) as plain JSON data."""
+    return {
+        "subject": email.subject,
+        "text": email.text,
+        "html": email.html,
+        "sender": email.sender,
+        "reply_to": list(email.reply_to),
+        "cc": list(email.cc),
+        "bcc": list(email.bcc),
+    }

@@ -18,8 +18,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from gocomm.errors import ConfigError
-from gocomm.messages import Attachment, Email
+from gocomm.errors import ConfigError, InvalidMessage
+from gocomm.messages import Attachment, Email, email_fields, sms_params
 
 __all__ = ["PayloadError", "decode_args", "encode_args", "fingerprint"]
 
@@ -39,19 +39,10 @@ def encode_args(channel: str, args: Any) -> dict[str, Any]:
             )
         return _encode_email(args)
     if channel == "sms":
-        if not isinstance(args, Mapping):
-            raise PayloadError(
-                f"sms args must be a mapping of template parameters, not {type(args).__name__}"
-            )
-        params: dict[str, str] = {}
-        for name, value in args.items():
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise PayloadError(
-                    f"sms parameter {name!r} must map a str name to a str value, not "
-                    f"{type(value).__name__}: convert it with str() before enqueueing"
-                )
-            params[name] = value
-        return params
+        try:
+            return sms_params(args, where="sms args")
+        except InvalidMessage as exc:
+            raise PayloadError(f"{exc} before enqueueing") from None
     raise PayloadError(f"unknown channel {channel!r}; the channels are email, sms")
 
 
@@ -70,13 +61,7 @@ def decode_args(channel: str, data: Any) -> Any:
 def _encode_email(email: Email) -> dict[str, Any]:
     return {
         _EMAIL_TAG: 1,
-        "subject": email.subject,
-        "text": email.text,
-        "html": email.html,
-        "sender": email.sender,
-        "reply_to": list(email.reply_to),
-        "cc": list(email.cc),
-        "bcc": list(email.bcc),
+        **email_fields(email),
         "headers": dict(email.headers),
         "attachments": [
             {

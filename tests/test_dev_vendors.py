@@ -352,7 +352,7 @@ async def test_wrong_argument_types_are_invalid_messages(vendor_class: type[Any]
     vendor = vendor_class(stream=io.StringIO()) if vendor_class is ConsoleVendor else vendor_class()
     with pytest.raises(InvalidMessage, match="not str"):
         await vendor.send("login", "just a string", "+15550100")
-    with pytest.raises(InvalidMessage, match="'code' must map a str to a str"):
+    with pytest.raises(InvalidMessage, match="'code' must map a str name to a str value"):
         await vendor.send("login", {"code": 1234}, "+15550100")
 
 

@@ -32,7 +32,7 @@ from gocomm.errors import (
     InvalidMessage,
     InvalidRecipient,
 )
-from gocomm.messages import Email
+from gocomm.messages import Email, email_fields
 from gocomm.recipients import validate_email, validate_phone
 
 Format = Literal["csv", "jsonl"]
@@ -345,18 +345,6 @@ def _email_message(where: str, record: Mapping[str, Any]) -> tuple[str, Email, t
     )
     biz = _text(where, record, "biz", required=False) or DEFAULT_EMAIL_BIZ
     return biz, email, to
-
-
-def email_fields(email: Email) -> dict[str, Any]:
-    return {
-        "subject": email.subject,
-        "text": email.text,
-        "html": email.html,
-        "sender": email.sender,
-        "reply_to": list(email.reply_to),
-        "cc": list(email.cc),
-        "bcc": list(email.bcc),
-    }
 
 
 # -- the journal -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from gocomm.channels import Channel
 from gocomm.errors import InvalidMessage
-from gocomm.messages import Email
+from gocomm.messages import Email, sms_params
 from gocomm.recipients import validate_recipients
 
 __all__ = ["Channel", "channel_of", "check_email_send", "check_sms_send"]
@@ -41,11 +41,5 @@ def check_sms_send(
     """Validate template parameters (str to str) and numbers; return the numbers in E.164."""
     if not to:
         validate_recipients("sms", args, to, vendor=vendor)  # raises: no recipients
-    for key, value in args.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidMessage(
-                f"SMS template parameter {key!r} must map a str to a str, "
-                f"got {type(key).__name__} to {type(value).__name__}",
-                vendor=vendor,
-            )
+    sms_params(args, vendor=vendor)
     return validate_recipients("sms", args, to, vendor=vendor)
