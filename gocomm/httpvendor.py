@@ -39,7 +39,15 @@ from itertools import chain
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gocomm.errors import (
     InvalidMessage,
@@ -94,6 +102,9 @@ class HttpVendorSettings(VendorSettings):
 
     #: Plain-text credential fields (key ids, account ids) checked like the secrets.
     credential_fields: ClassVar[tuple[str, ...]] = ()
+    #: A vendor with regions: the public endpoint of each ``region``, the ``endpoint`` when
+    #: none is given.
+    region_endpoints: ClassVar[Mapping[str, str]] = {}
 
     endpoint: str
     connect_timeout: float = Field(default=5.0, gt=0, description="seconds to open a connection")
@@ -114,6 +125,16 @@ class HttpVendorSettings(VendorSettings):
             "read_timeout": self.read_timeout,
             "secrets": secrets,
         }
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoint_of_region(cls, data: Any) -> Any:
+        # The public endpoint depends on the region: fill it before the URL check.
+        if cls.region_endpoints and isinstance(data, dict) and not data.get("endpoint"):
+            region = data.get("region", cls.model_fields["region"].default)
+            if region in cls.region_endpoints:
+                data = {**data, "endpoint": cls.region_endpoints[region]}
+        return data
 
     @field_validator("endpoint")
     @classmethod

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 
 from gocomm.httpemail import HttpEmailSettings
 
@@ -26,6 +27,8 @@ class MailgunSettings(HttpEmailSettings):
 
     api_key: SecretStr = Field(description="a Mailgun API key (account or domain sending key)")
     domain: str = Field(description="the sending domain, e.g. mg.example.com")
+    region_endpoints: ClassVar[Mapping[str, str]] = ENDPOINTS
+
     region: Literal["us", "eu"] = Field(
         default="us", description="us (api.mailgun.net) or eu (api.eu.mailgun.net)"
     )
@@ -42,12 +45,3 @@ class MailgunSettings(HttpEmailSettings):
             )
         return domain
 
-    @model_validator(mode="before")
-    @classmethod
-    def _default_endpoint(cls, data: Any) -> Any:
-        # The public endpoint depends on the region: fill it before the URL check.
-        if isinstance(data, dict) and not data.get("endpoint"):
-            region = data.get("region", "us")
-            if region in ENDPOINTS:
-                data = {**data, "endpoint": ENDPOINTS[region]}
-        return data

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 
 from gocomm.httpemail import HttpEmailSettings
 
@@ -21,17 +22,10 @@ class SendGridSettings(HttpEmailSettings):
     """
 
     api_key: SecretStr = Field(description="a SendGrid API key with the Mail Send permission")
+    region_endpoints: ClassVar[Mapping[str, str]] = ENDPOINTS
+
     region: Literal["global", "eu"] = Field(
         default="global", description="global (api.sendgrid.com) or eu (api.eu.sendgrid.com)"
     )
     endpoint: str = Field(default="", description="base URL; default the region's public API")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _default_endpoint(cls, data: Any) -> Any:
-        # The public endpoint depends on the region: fill it before the URL check.
-        if isinstance(data, dict) and not data.get("endpoint"):
-            region = data.get("region", "global")
-            if region in ENDPOINTS:
-                data = {**data, "endpoint": ENDPOINTS[region]}
-        return data
