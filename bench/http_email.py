@@ -21,7 +21,7 @@ client opened.
 
     .venv/bin/python bench/http_email.py [--sends 2000] [--rounds 3] [--concurrency 32]
 
-The boto3 peer needs the ses package's ``bench`` extra (``pip install -e 'providers/ses[bench]'``).
+The boto3 peer comes with the core's ``bench`` extra, which ``scripts/install`` installs.
 A benchmark prints figures; it asserts nothing about time.
 """
 
