@@ -8,9 +8,8 @@ What lives here is what every HTTP vendor needs and must get the same way:
   (5xx, 429, 408).
 - :class:`CodeTable`: vendor error codes to permanent / retryable; unknown codes are retryable.
 - :func:`chunked`: splits recipients into requests of at most the vendor's batch size.
-- Templates: :class:`SmsTemplate` (``{id, params}``), :data:`TemplateEntry` and
-  :func:`resolve_template`, which maps a logical ``biz`` to the vendor's template id and the
-  ordered parameter values ("without an entry, ``biz`` is the vendor's template id").
+- SMS templates live in :mod:`gocomm.smstemplates` (a logical ``biz`` to each vendor's
+  template id and parameter order).
 - :class:`HttpVendor`: the base class of any HTTP vendor, SMS or email: it owns the client
   (``aclose()`` closes it), POSTs (:meth:`HttpVendor.post`) and builds the errors
   (:meth:`HttpVendor.status_error`, :meth:`HttpVendor.vendor_error`, :meth:`HttpVendor.redact`).
@@ -40,7 +39,6 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     SecretStr,
@@ -50,7 +48,6 @@ from pydantic import (
 )
 
 from gocomm.errors import (
-    InvalidMessage,
     InvalidRecipient,
     PermanentError,
     SendError,
@@ -58,10 +55,10 @@ from gocomm.errors import (
     is_retryable,
 )
 from gocomm.httpclient import HttpClient, Response, transport_errors
-from gocomm.messages import sms_params
 from gocomm.recipients import validate_phone
 from gocomm.registry import VendorSettings
 from gocomm.sender import AsyncCloseable, Receipt
+from gocomm.smstemplates import ResolvedTemplate, TemplateEntry, resolve_template
 
 __all__ = [
     "BatchResult",
@@ -69,13 +66,9 @@ __all__ = [
     "HttpSmsVendor",
     "HttpVendor",
     "HttpVendorSettings",
-    "ResolvedTemplate",
-    "SmsTemplate",
-    "TemplateEntry",
     "chunked",
     "json_object",
     "parse_retry_after",
-    "resolve_template",
     "status_is_retryable",
 ]
 
@@ -165,86 +158,6 @@ class HttpVendorSettings(VendorSettings):
             # The vendor would refuse it as a wrong credential; say why, without the value.
             raise ValueError("starts or ends with whitespace (a copy-and-paste slip?); remove it")
         return value
-
-
-class SmsTemplate(BaseModel):
-    """A ``templates`` entry naming the vendor's template id and the order of its parameters.
-
-    ``params`` lists the names of ``args`` in the order the vendor's template takes them
-    (Tencent Cloud numbers its parameters ``{1}``, ``{2}`` ...). ``None`` means the order of
-    ``args`` itself.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str = Field(min_length=1)
-    params: tuple[str, ...] | None = None
-
-
-#: A ``templates`` value: the vendor's template id, or ``{id, params}``.
-TemplateEntry = str | SmsTemplate
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedTemplate:
-    """What one send uses: the vendor's template ``id``, the named ``args`` and ``values``, the
-    parameter values in the vendor's order."""
-
-    id: str
-    args: Mapping[str, str]
-    values: tuple[str, ...]
-
-
-def _check_args(biz: str, args: object) -> dict[str, str]:
-    checked = sms_params(args, where=f"SMS args for biz {biz!r}")
-    for name, value in checked.items():
-        _check_text(f"SMS args for biz {biz!r}: parameter {name!r}", name)
-        _check_text(f"SMS args for biz {biz!r}: the value of parameter {name!r}", value)
-    return checked
-
-
-def _check_text(what: str, text: str) -> None:
-    """Raise InvalidMessage when ``text`` cannot travel as UTF-8 (it holds a lone surrogate)."""
-    if text.isascii():
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = text[exc.start : exc.end]
-        raise InvalidMessage(
-            f"{what} holds {bad!r} at position {exc.start}, half of a surrogate pair and no "
-            "character: it cannot be encoded for sending; pass whole characters (decode "
-            "input with errors='replace' if it comes from outside)"
-        ) from None
-
-
-def resolve_template(
-    templates: Mapping[str, TemplateEntry], biz: str, args: object
-) -> ResolvedTemplate:
-    """Map the logical ``biz`` to the vendor's template and ``args`` to ordered values.
-
-    An entry that is a plain id takes the parameters in the order of ``args``; an
-    :class:`SmsTemplate` with ``params`` takes them in that order (extra ``args`` are ignored, so
-    one ``args`` serves several vendors); without an entry ``biz`` is the vendor's template id.
-    Raises :class:`~gocomm.errors.InvalidMessage` for args that are not ``str`` to ``str``, or
-    for a parameter ``params`` names but ``args`` lacks.
-    """
-    if not isinstance(biz, str) or not biz:
-        raise InvalidMessage(f"biz must be a non-empty str naming a template, got {biz!r}")
-    _check_text("biz", biz)
-    named = _check_args(biz, args)
-    entry = templates.get(biz, biz)
-    if isinstance(entry, str):
-        return ResolvedTemplate(entry, named, tuple(named.values()))
-    if entry.params is None:
-        return ResolvedTemplate(entry.id, named, tuple(named.values()))
-    missing = [p for p in entry.params if p not in named]
-    if missing:
-        raise InvalidMessage(
-            f"template for biz {biz!r} needs parameter(s) {', '.join(map(repr, missing))} "
-            f"missing from args (given: {', '.join(map(repr, named)) or 'none'})"
-        )
-    return ResolvedTemplate(entry.id, named, tuple(named[p] for p in entry.params))
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,14 +24,12 @@ from gocomm.httpvendor import (
     HttpSmsVendor,
     HttpVendor,
     HttpVendorSettings,
-    ResolvedTemplate,
-    SmsTemplate,
     chunked,
     parse_retry_after,
-    resolve_template,
     status_is_retryable,
 )
 from gocomm.sender import Receipt
+from gocomm.smstemplates import ResolvedTemplate, SmsTemplate, resolve_template
 from gocomm.testing.httpserver import HttpRequest, HttpResponse, LocalHttpServer
 
 NOW = 1_445_412_480.0  # Wed, 21 Oct 2015 07:28:00 GMT

@@ -6,7 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
-from gocomm.httpvendor import HttpVendorSettings, TemplateEntry
+from gocomm.httpvendor import HttpVendorSettings
+from gocomm.smstemplates import TemplateEntry
 
 __all__ = ["DEFAULT_ENDPOINT", "AliyunSettings"]
 

@@ -39,10 +39,10 @@ from gocomm.httpclient import Response
 from gocomm.httpvendor import (
     BatchResult,
     HttpSmsVendor,
-    ResolvedTemplate,
     json_object,
     parse_retry_after,
 )
+from gocomm.smstemplates import ResolvedTemplate
 from gocomm_aliyun.codes import ADVICE, RECIPIENT_CODES, error_class
 from gocomm_aliyun.settings import AliyunSettings
 from gocomm_aliyun.signing import acs3_authorization, canonical_query, rpc_signature, sha256_hex

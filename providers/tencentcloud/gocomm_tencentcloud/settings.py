@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
-from gocomm.httpvendor import HttpVendorSettings, TemplateEntry
+from gocomm.httpvendor import HttpVendorSettings
+from gocomm.smstemplates import TemplateEntry
 
 __all__ = ["DEFAULT_ENDPOINT", "TencentCloudSettings"]
 

@@ -31,10 +31,10 @@ from gocomm.httpclient import Response, host_header
 from gocomm.httpvendor import (
     BatchResult,
     HttpSmsVendor,
-    ResolvedTemplate,
     json_object,
     parse_retry_after,
 )
+from gocomm.smstemplates import ResolvedTemplate
 from gocomm_tencentcloud.codes import ERROR_CODES
 from gocomm_tencentcloud.settings import TencentCloudSettings
 from gocomm_tencentcloud.signing import tc3_authorization

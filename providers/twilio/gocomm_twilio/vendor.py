@@ -37,11 +37,10 @@ from gocomm.httpclient import Response
 from gocomm.httpvendor import (
     BatchResult,
     HttpSmsVendor,
-    ResolvedTemplate,
     json_object,
     parse_retry_after,
-    resolve_template,
 )
+from gocomm.smstemplates import ResolvedTemplate, resolve_template
 from gocomm_twilio.codes import ERROR_CODES, RECIPIENT_CODES
 from gocomm_twilio.settings import TwilioSettings
 from gocomm_twilio.templates import BodyTemplate
