@@ -22,6 +22,7 @@ from pydantic import Field
 from gocomm.errors import InvalidMessage, InvalidRecipient
 from gocomm.httpvendor import HttpVendor, HttpVendorSettings
 from gocomm.messages import Email
+from gocomm.mime import MANAGED_HEADERS
 from gocomm.recipients import parse_mailbox, validate_email
 from gocomm.sender import Receipt
 
@@ -91,22 +92,8 @@ class HttpEmailVendor(HttpVendor):
     max_attachment_bytes: ClassVar[int] = 10 * 1024 * 1024
     #: Lower-case header names the vendor refuses in ``Email.headers``.
     refused_headers: ClassVar[frozenset[str]] = frozenset()
-    #: Lower-case header names the vendor writes itself (from the Email's fields).
-    managed_headers: ClassVar[frozenset[str]] = frozenset(
-        {
-            "from",
-            "to",
-            "cc",
-            "bcc",
-            "reply-to",
-            "subject",
-            "date",
-            "message-id",
-            "mime-version",
-            "content-type",
-            "content-transfer-encoding",
-        }
-    )
+    #: Lower-case header names written from the Email's fields (as ``gocomm.mime`` writes them).
+    managed_headers: ClassVar[frozenset[str]] = frozenset(MANAGED_HEADERS)
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ from gocomm.headers import address_header, text_header
 from gocomm.messages import Attachment, Email
 from gocomm.recipients import parse_mailbox
 
-__all__ = ["Envelope", "build_envelope", "parse_address"]
+__all__ = ["MANAGED_HEADERS", "Envelope", "build_envelope", "parse_address"]
 
 
 class _Header(BaseHeader):
@@ -91,8 +91,9 @@ _GENERATED = frozenset({"Date", "Message-ID"})
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII except ':' (RFC 5322 ftext)
 _CONTENT_ID = re.compile(r"[!-;=?-~]+")  # printable ASCII except '<' and '>'
 
-# Headers written from the Email's fields; Email.headers may not set them.
-_MANAGED = {
+#: Headers written from the Email's fields (lower case), with the field that sets each;
+#: Email.headers may not set them (the SMTP vendor and the HTTP email vendors alike).
+MANAGED_HEADERS = {
     "from": "Email.sender or the sender setting",
     "to": "the recipients given to send()",
     "cc": "Email.cc",
@@ -236,7 +237,7 @@ def _add_headers(msg: EmailMessage, headers: Mapping[str, str]) -> None:
             raise InvalidMessage(
                 f"header name {name!r} must be printable ASCII without ':' or spaces"
             )
-        managed = _MANAGED.get(name.lower())
+        managed = MANAGED_HEADERS.get(name.lower())
         if managed is not None:
             raise InvalidMessage(
                 f"header {name!r} is written from the Email; set it through {managed}"
