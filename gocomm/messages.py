@@ -11,7 +11,7 @@ from typing import Any
 
 from gocomm.errors import InvalidMessage
 
-__all__ = ["Attachment", "Email", "email_fields", "sms_params"]
+__all__ = ["Attachment", "Email", "check_encodable", "email_fields", "sms_params"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -33,14 +33,19 @@ def _check_line(what: str, value: str, *, show: bool = True) -> None:
             f"{what}{shown} contains {kind}, which could break or inject header lines;"
             " remove line breaks and control characters"
         )
-    _check_encodable(what, value, shown)
+    check_encodable(f"{what}{shown}", value)
 
 
-def _check_encodable(what: str, value: str, shown: str = "") -> None:
-    if _SURROGATE.search(value) is not None:
+def check_encodable(what: str, value: str, *, vendor: str | None = None) -> None:
+    """Raise ``InvalidMessage`` when ``value`` holds a lone surrogate (half of a pair, no
+    character): no encoding, mail or JSON, can carry it. Only the bad code point is shown."""
+    bad = _SURROGATE.search(value)
+    if bad is not None:
         raise InvalidMessage(
-            f"{what}{shown} contains a lone surrogate, which no mail encoding can carry;"
-            " decode the text properly (it is not valid Unicode)"
+            f"{what} holds {bad.group()!r} at position {bad.start()}, a lone surrogate (half of "
+            "a pair, no character) that cannot be encoded for sending; decode the text properly "
+            "(errors='replace' if it comes from outside)",
+            vendor=vendor,
         )
 
 
@@ -105,7 +110,7 @@ class Email:
         for name in ("text", "html"):
             body = getattr(self, name)
             if body is not None:
-                _check_encodable(f"{name} body", body)
+                check_encodable(f"{name} body", body)
         if self.text is None and self.html is None:
             raise InvalidMessage("an email needs a text or an html body (or both)")
 
@@ -129,6 +134,8 @@ def sms_params(
                 f"{type(name).__name__} to {type(value).__name__}; convert numbers with str()",
                 vendor=vendor,
             )
+        check_encodable(f"{where}: parameter {name!r}", name, vendor=vendor)
+        check_encodable(f"{where}: the value of parameter {name!r}", value, vendor=vendor)
         params[name] = value
     return params
 

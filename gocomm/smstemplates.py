@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from gocomm.errors import InvalidMessage
-from gocomm.messages import sms_params
+from gocomm.messages import check_encodable, sms_params
 
 __all__ = ["ResolvedTemplate", "SmsTemplate", "TemplateEntry", "resolve_template"]
 
@@ -46,29 +46,6 @@ class ResolvedTemplate:
     values: tuple[str, ...]
 
 
-def _check_args(biz: str, args: object) -> dict[str, str]:
-    checked = sms_params(args, where=f"SMS args for biz {biz!r}")
-    for name, value in checked.items():
-        _check_text(f"SMS args for biz {biz!r}: parameter {name!r}", name)
-        _check_text(f"SMS args for biz {biz!r}: the value of parameter {name!r}", value)
-    return checked
-
-
-def _check_text(what: str, text: str) -> None:
-    """Raise InvalidMessage when ``text`` cannot travel as UTF-8 (it holds a lone surrogate)."""
-    if text.isascii():
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = text[exc.start : exc.end]
-        raise InvalidMessage(
-            f"{what} holds {bad!r} at position {exc.start}, half of a surrogate pair and no "
-            "character: it cannot be encoded for sending; pass whole characters (decode "
-            "input with errors='replace' if it comes from outside)"
-        ) from None
-
-
 def resolve_template(
     templates: Mapping[str, TemplateEntry], biz: str, args: object
 ) -> ResolvedTemplate:
@@ -82,8 +59,8 @@ def resolve_template(
     """
     if not isinstance(biz, str) or not biz:
         raise InvalidMessage(f"biz must be a non-empty str naming a template, got {biz!r}")
-    _check_text("biz", biz)
-    named = _check_args(biz, args)
+    check_encodable("biz", biz)
+    named = sms_params(args, where=f"SMS args for biz {biz!r}")
     entry = templates.get(biz, biz)
     if isinstance(entry, str):
         return ResolvedTemplate(entry, named, tuple(named.values()))
