@@ -29,6 +29,7 @@ from gocomm.sender import Receipt, Sender
 if TYPE_CHECKING:
     from gocomm.config import Settings
     from gocomm.containers import Container
+    from gocomm.idempotency import IdempotencyStore, IdempotentSender
 
 __all__ = ["SyncClient"]
 
@@ -43,16 +44,25 @@ class _Call:
     set: the cheapest way to wake one waiting thread in CPython.
     """
 
-    __slots__ = ("args", "biz", "channel", "done", "error", "limit", "result", "task", "to")
+    __slots__ = (
+        "args", "biz", "channel", "done", "error", "key", "limit", "result", "task", "to",
+    )  # fmt: skip
 
     def __init__(
-        self, channel: str, biz: str, args: Any, to: tuple[str, ...], limit: float | None
+        self,
+        channel: str,
+        biz: str,
+        args: Any,
+        to: tuple[str, ...],
+        limit: float | None,
+        key: str | None = None,
     ) -> None:
         self.channel = channel
         self.biz = biz
         self.args = args
         self.to = to
         self.limit = limit
+        self.key = key
         self.result: Receipt | None = None
         self.error: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
@@ -72,6 +82,7 @@ class _LoopThread:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
         self.senders: dict[str, Sender[Any]] = {}
+        self.idempotent: dict[str, IdempotentSender[Any]] = {}
         self._resolving: asyncio.Lock | None = None
         self._mutex = threading.Lock()
         self._queued: list[_Call] = []
@@ -123,6 +134,12 @@ class _LoopThread:
             sender = self.senders.get(call.channel)
             if sender is None:
                 sender = await self._resolve(call.channel)
+            if call.key is not None:
+                from gocomm.idempotency import idempotency_key
+
+                idempotency_key.set(call.key)  # this task's own context: for this send only
+                keyed = self.idempotent.get(call.channel)
+                sender = keyed or await self._resolve_idempotent(call.channel, sender)
             if call.limit is None:
                 call.result = await sender.send(call.biz, call.args, *call.to)
             else:
@@ -135,6 +152,25 @@ class _LoopThread:
             raise
         finally:
             call.done.release()
+
+    async def _resolve_idempotent(self, channel: str, stack: Sender[Any]) -> Sender[Any]:
+        # One IdempotentSender around the channel's stack, outside it as on the queue's
+        # workers: each keyed send makes one claim on the container's shared store.
+        from gocomm.idempotency import IdempotentSender
+
+        assert self._resolving is not None  # made by the _resolve that gave ``stack``
+        async with self._resolving:
+            sender = self.idempotent.get(channel)
+            if sender is None:
+                # An async Resource: awaitable, whatever dependency-injector's stubs say.
+                store: IdempotencyStore = await self.container.idempotency_store()  # type: ignore[misc]
+                queue = self.container.settings().queue
+                if queue is None:
+                    sender = IdempotentSender(stack, store)
+                else:  # the hold on a key that the queue's workers take
+                    sender = IdempotentSender(stack, store, lease=queue.lease)
+                self.idempotent[channel] = sender
+            return sender
 
     async def _resolve(self, channel: str) -> Sender[Any]:
         # One resolve per channel even when many threads' first sends arrive together.
@@ -156,6 +192,8 @@ class _LoopThread:
         self._start_queued()
         if self._running:
             await asyncio.wait(list(self._running))
+        for sender in self.idempotent.values():
+            await sender.aclose()  # its pending releases; the stack it wraps owns nothing shared
         await self.container.shutdown_resources()
 
     def stop(self) -> None:
@@ -251,9 +289,24 @@ class SyncClient:
         self._pid = os.getpid()
 
     def send(
-        self, channel: str, biz: str, args: Any, *to: str, timeout: float | None = None
+        self,
+        channel: str,
+        biz: str,
+        args: Any,
+        *to: str,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Receipt | None:
-        """Send ``args`` for ``biz`` to ``to`` through ``channel``'s stack; block until done."""
+        """Send ``args`` for ``biz`` to ``to`` through ``channel``'s stack; block until done.
+
+        With ``idempotency_key``, the send goes through an
+        :class:`~gocomm.idempotency.IdempotentSender` on the container's Redis store
+        (``container.idempotency_store``): a recipient already sent under the key is not sent
+        again (the stored receipt comes back with ``replayed=True``), a send still in flight
+        under it raises :class:`~gocomm.errors.DuplicateInFlight`, and the key reused for
+        another ``biz``/``args`` raises :class:`~gocomm.errors.IdempotencyConflict`. Without a
+        ``redis`` section that store does not exist: :class:`~gocomm.errors.ConfigError`.
+        """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -267,8 +320,15 @@ class SyncClient:
             raise ValueError(
                 f"unknown channel {channel!r}; use one of: {', '.join(sorted(CHANNELS))}"
             )
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not idempotency_key
+        ):
+            raise ValueError(
+                f"idempotency_key must be a non-empty string, not {idempotency_key!r}; give "
+                "the key that identifies this message (an order id, a task id), or None"
+            )
         runner = self._loop_thread()
-        call = _Call(channel, biz, args, to, timeout)
+        call = _Call(channel, biz, args, to, timeout, idempotency_key)
         runner.submit(call)
         try:
             call.done.acquire()
