@@ -4,10 +4,12 @@ store around the channel's stack (the Celery proof is in tests/test_celery.py)."
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from gocomm.plugins import VendorRegistry, VendorSettings, VendorSpec, hookimpl,
 from gocomm.sender import AsyncCloseable, Receipt
 from gocomm.sync import SyncClient
 
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "sync.md"
 PHONE = "+8613800000000"
 OTHER = "+8613800000001"
 
@@ -164,3 +167,16 @@ def test_a_key_that_is_not_a_non_empty_string_is_refused_before_sending(
     with pytest.raises(ValueError, match="idempotency_key must be a non-empty string"):
         client.send("sms", "login", {"code": "1"}, PHONE, idempotency_key=key)
     assert vendor.delivered == []
+
+
+def test_the_pages_example_sends_once_and_then_replays(
+    vendor: GatedVendor, redis_url: str, redis_client: Any
+) -> None:
+    fences = re.findall(r"^```python\n(.*?)^```", PAGE.read_text(), re.DOTALL | re.MULTILINE)
+    (block,) = [b for b in fences if 'idempotency_key="order-42-shipped"' in b]
+    with _client(vendor, redis={"url": redis_url}) as client:
+        for _ in range(2):
+            namespace: dict[str, Any] = {"client": client}
+            exec(compile(block, "docs/sync.md", "exec"), namespace)
+    assert namespace["receipt"].replayed
+    assert [to for _, _, to in vendor.delivered] == [("+8613800138000",)]
