@@ -180,3 +180,23 @@ def test_the_pages_example_sends_once_and_then_replays(
             exec(compile(block, "docs/sync.md", "exec"), namespace)
     assert namespace["receipt"].replayed
     assert [to for _, _, to in vendor.delivered] == [("+8613800138000",)]
+
+
+async def test_with_a_queue_url_the_keys_are_the_workers_keys(
+    vendor: GatedVendor, redis_url: str, redis_client: Any
+) -> None:
+    """No `redis` section, a queue on its own Redis: the keys live there, under the prefix the
+    queue's workers use, so a key means one message whichever way it is sent."""
+    key = _key()
+
+    def send_twice() -> list[bool]:
+        with _client(vendor, queue={"url": redis_url}) as client:
+            receipts = [
+                client.send("sms", "login", {"code": "1"}, PHONE, idempotency_key=key)
+                for _ in range(2)
+            ]
+        return [r is not None and r.replayed for r in receipts]
+
+    assert await asyncio.to_thread(send_twice) == [False, True]
+    assert await redis_client.exists(f"gocomm:idem:{key}") == 1
+    assert len(vendor.delivered) == 1
