@@ -30,6 +30,7 @@ from gocomm.sender import Receipt, Sender
 if TYPE_CHECKING:
     from gocomm.config import Settings
     from gocomm.containers import Container
+    from gocomm.idempotency import IdempotencyStore, IdempotentSender
 
 __all__ = ["SyncClient"]
 
@@ -46,28 +47,25 @@ class _Call:
     """
 
     __slots__ = (
-        "abandoned",
-        "args",
-        "biz",
-        "channel",
-        "done",
-        "error",
-        "handed",
-        "limit",
-        "next",
-        "result",
-        "task",
-        "to",
-    )
+        "abandoned", "args", "biz", "channel", "done", "error", "handed", "key", "limit", "next",
+        "result", "task", "to",
+    )  # fmt: skip
 
     def __init__(
-        self, channel: str, biz: str, args: Any, to: tuple[str, ...], limit: float | None
+        self,
+        channel: str,
+        biz: str,
+        args: Any,
+        to: tuple[str, ...],
+        limit: float | None,
+        key: str | None = None,
     ) -> None:
         self.channel = channel
         self.biz = biz
         self.args = args
         self.to = to
         self.limit = limit
+        self.key = key
         self.result: Receipt | None = None
         self.error: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
@@ -94,6 +92,7 @@ class _LoopThread:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
         self.senders: dict[str, Sender[Any]] = {}
+        self.idempotent: dict[str, IdempotentSender[Any]] = {}
         self._resolving: asyncio.Lock | None = None
         self._mutex = threading.Lock()
         self._queued: list[_Call] = []
@@ -166,7 +165,8 @@ class _LoopThread:
         loop, running = self.loop, self._running
         for call in calls:
             # A Task per send (not one eager step without a Task): the stack relies on
-            # current_task() (asyncio.timeout in failover, limiter leases), from the first step.
+            # current_task() (asyncio.timeout in failover, limiter leases) from the first step,
+            # and a keyed send sets its idempotency key in its own Task's context.
             call.task = asyncio.Task(self._send(call), loop=loop)
             running.add(call)
 
@@ -175,6 +175,12 @@ class _LoopThread:
             sender = self.senders.get(call.channel)
             if sender is None:
                 sender = await self._resolve(call.channel)
+            if call.key is not None:
+                from gocomm.idempotency import idempotency_key
+
+                idempotency_key.set(call.key)  # this task's own context: for this send only
+                keyed = self.idempotent.get(call.channel)
+                sender = keyed or await self._resolve_idempotent(call.channel, sender)
             if call.limit is None:
                 call.result = await sender.send(call.biz, call.args, *call.to)
             else:
@@ -202,6 +208,25 @@ class _LoopThread:
             before.next = after
         self.wake(calls[0])
 
+    async def _resolve_idempotent(self, channel: str, stack: Sender[Any]) -> Sender[Any]:
+        # One IdempotentSender around the channel's stack, outside it as on the queue's
+        # workers: each keyed send makes one claim on the container's shared store.
+        from gocomm.idempotency import IdempotentSender
+
+        assert self._resolving is not None  # made by the _resolve that gave ``stack``
+        async with self._resolving:
+            sender = self.idempotent.get(channel)
+            if sender is None:
+                # An async Resource: awaitable, whatever dependency-injector's stubs say.
+                store: IdempotencyStore = await self.container.idempotency_store()  # type: ignore[misc]
+                queue = self.container.settings().queue
+                if queue is None:
+                    sender = IdempotentSender(stack, store)
+                else:  # the hold on a key that the queue's workers take
+                    sender = IdempotentSender(stack, store, lease=queue.lease)
+                self.idempotent[channel] = sender
+            return sender
+
     async def _resolve(self, channel: str) -> Sender[Any]:
         # One resolve per channel even when many threads' first sends arrive together.
         if self._resolving is None:
@@ -223,6 +248,8 @@ class _LoopThread:
         tasks = [call.task for call in self._running if call.task is not None]
         if tasks:
             await asyncio.wait(tasks)
+        for sender in self.idempotent.values():
+            await sender.aclose()  # its pending releases; the stack it wraps owns nothing shared
         await self.container.shutdown_resources()
 
     def stop(self) -> None:
@@ -318,9 +345,24 @@ class SyncClient:
         self._pid = os.getpid()
 
     def send(
-        self, channel: str, biz: str, args: Any, *to: str, timeout: float | None = None
+        self,
+        channel: str,
+        biz: str,
+        args: Any,
+        *to: str,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Receipt | None:
-        """Send ``args`` for ``biz`` to ``to`` through ``channel``'s stack; block until done."""
+        """Send ``args`` for ``biz`` to ``to`` through ``channel``'s stack; block until done.
+
+        With ``idempotency_key``, the send goes through an
+        :class:`~gocomm.idempotency.IdempotentSender` on the container's Redis store
+        (``container.idempotency_store``): a recipient already sent under the key is not sent
+        again (the stored receipt comes back with ``replayed=True``), a send still in flight
+        under it raises :class:`~gocomm.errors.DuplicateInFlight`, and the key reused for
+        another ``biz``/``args`` raises :class:`~gocomm.errors.IdempotencyConflict`. Without a
+        ``redis`` section that store does not exist: :class:`~gocomm.errors.ConfigError`.
+        """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -334,10 +376,17 @@ class SyncClient:
             raise ValueError(
                 f"unknown channel {channel!r}; use one of: {', '.join(sorted(CHANNELS))}"
             )
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not idempotency_key
+        ):
+            raise ValueError(
+                f"idempotency_key must be a non-empty string, not {idempotency_key!r}; give "
+                "the key that identifies this message (an order id, a task id), or None"
+            )
         runner = self._runner  # None before the first send, after close() and after a fork
         if runner is None:
             runner = self._loop_thread()
-        call = _Call(channel, biz, args, to, timeout)
+        call = _Call(channel, biz, args, to, timeout, idempotency_key)
         runner.submit(call)
         try:
             call.done.acquire()
