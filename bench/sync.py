@@ -7,12 +7,13 @@ loop; a no-op send never suspends, so the tasks run one after the other whatever
 what the async API costs, not a handicap). Threads are started before the clock. Rounds
 alternate; medians are printed.
 
-The "bare hand-off" column is the floor: the same hand-off as SyncClient (calls queued for a
-loop thread woken once per batch, callers woken by locks in a chain) doing no work at all, no
-Task, no stack. Its ratio to the async API ("ceiling") bounds what any blocking facade over a
-loop thread can reach here: each call costs at least one thread sleep and wake-up, and under
-the GIL the woken thread then waits for the interpreter too. On a 2-core VM that ceiling is
-below the issue's 0.5 at 8 threads; see docs/sync.md.
+The "bare hand-off" column is the floor: SyncClient's hand-off (calls queued for a loop thread
+woken once per batch, callers woken by locks in a chain) with nothing behind it, no Task, no
+stack. Its ratio to the async API ("ceiling") is what SyncClient would reach if the send itself
+cost nothing: a caller blocked until its outcome sleeps and is woken once per call at least,
+and under the GIL a woken thread then waits for the interpreter too. On the 2-core VM gocomm is
+developed on, that ceiling is itself about 0.2-0.5 at 8 threads, depending on the load; see
+docs/sync.md ("What a blocking call costs").
 
     .venv/bin/python bench/sync.py [--sends 20000] [--rounds 5]
 """
