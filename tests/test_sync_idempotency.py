@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +73,47 @@ def vendor() -> GatedVendor:
 def client(vendor: GatedVendor, redis_url: str) -> Iterator[SyncClient]:
     with _client(vendor, redis={"url": redis_url}) as client:
         yield client
+
+
+#: A process that sends under a key through a vendor that accepts the message and then hangs,
+#: so that the test can kill it after the vendor got the message, before it was recorded.
+HOLDER = """
+import asyncio, sys
+from pathlib import Path
+
+from gocomm.containers import build_container
+from gocomm.plugins import VendorRegistry, VendorSettings, VendorSpec, hookimpl, load_registry
+from gocomm.sender import AsyncCloseable
+from gocomm.sync import SyncClient
+
+redis_url, key, lease, accepted = sys.argv[1:]
+
+
+class Hanging(AsyncCloseable):
+    name = "hanging"
+
+    async def send(self, biz, args, *to):
+        Path(accepted).touch()
+        await asyncio.Event().wait()
+
+
+class Plugin:
+    @hookimpl
+    def gocomm_register_vendors(self, registry: VendorRegistry) -> None:
+        registry.add(
+            VendorSpec("hanging", frozenset({"sms"}), VendorSettings, lambda _: Hanging(), "t")
+        )
+
+
+settings = {
+    "redis": {"url": redis_url},
+    "queue": {"lease": float(lease)},
+    "sms": {"vendors": [{"plugin": "hanging"}]},
+}
+registry = load_registry(entry_points=False, plugins=[Plugin()])
+client = SyncClient(container=build_container(settings, registry=registry))
+client.send("sms", "login", {"code": "1"}, "+8613800000000", idempotency_key=key)
+"""
 
 
 def _key() -> str:
@@ -200,3 +244,46 @@ async def test_with_a_queue_url_the_keys_are_the_workers_keys(
     assert await asyncio.to_thread(send_twice) == [False, True]
     assert await redis_client.exists(f"gocomm:idem:{key}") == 1
     assert len(vendor.delivered) == 1
+
+
+def test_a_holder_killed_mid_send_keeps_the_key_until_its_lease_ends_then_it_is_sent_again(
+    vendor: GatedVendor, redis_url: str, tmp_path: Path
+) -> None:
+    """At-least-once where it must be: the dead process's vendor got the message, nothing
+    recorded it; its hold on the key makes others wait (DuplicateInFlight) until its lease
+    ends, then the next send goes out."""
+    key, lease = _key(), 3.0
+    script, accepted = tmp_path / "holder.py", tmp_path / "accepted"
+    script.write_text(HOLDER)
+    command = [sys.executable, str(script), redis_url, key, str(lease), str(accepted)]
+    holder = subprocess.Popen(command)
+    try:
+        deadline = time.monotonic() + 60
+        while not accepted.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert accepted.exists(), "the holder process did not reach its vendor"
+        with _client(vendor, redis={"url": redis_url}) as client:
+            with pytest.raises(DuplicateInFlight):  # alive: it renews its hold
+                client.send("sms", "login", {"code": "1"}, PHONE, idempotency_key=key)
+            holder.kill()
+            holder.wait(30)
+            killed = time.monotonic()
+            waits: list[float | None] = []
+            receipt = None
+            while receipt is None:
+                try:
+                    receipt = client.send(
+                        "sms", "login", {"code": "1"}, PHONE, idempotency_key=key
+                    )
+                except DuplicateInFlight as exc:  # the dead holder's hold, until its lease ends
+                    waits.append(exc.retry_after)
+                    time.sleep(exc.retry_after or 0.1)
+            waited = time.monotonic() - killed
+    finally:
+        holder.kill()
+        holder.wait(30)
+    # Renewed at most lease/3 before the kill, the hold outlived the holder by 2 s or more.
+    assert waits and all(w is not None and 0 < w <= lease for w in waits)
+    assert receipt is not None and not receipt.replayed
+    assert vendor.delivered == [("login", {"code": "1"}, (PHONE,))]
+    assert waited < lease + 5

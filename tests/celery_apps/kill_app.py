@@ -16,7 +16,7 @@ from typing import Any
 
 import celery_tasks
 from celery import Task
-from celery.signals import task_retry
+from celery.signals import task_retry, worker_process_init
 from celery_tasks import app, client
 
 from gocomm.events import Event, SendFinished, add_listener
@@ -74,10 +74,6 @@ class PausingClient(SyncClient):
         return receipt
 
 
-# The recipe builds each worker process's client from this name.
-celery_tasks.SyncClient = PausingClient  # type: ignore[misc]
-
-
 def pause_in_send(event: Event) -> None:
     """On the client's loop thread, as the stack reports a PAUSE_IN_SEND send done (inside
     the IdempotentSender, which records it next): write ``in-send-<pid>`` and block the loop
@@ -89,7 +85,12 @@ def pause_in_send(event: Event) -> None:
         _wait_for_gate("gate-in-send")
 
 
-add_listener(pause_in_send)
+@worker_process_init.connect
+def install_pauses(**_: Any) -> None:
+    """In each worker process (not in the test process, which imports this module too): the
+    recipe builds its client from the name ``SyncClient``; listen for PAUSE_IN_SEND."""
+    celery_tasks.SyncClient = PausingClient  # type: ignore[misc]
+    add_listener(pause_in_send)
 
 
 @task_retry.connect
