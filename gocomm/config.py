@@ -663,8 +663,9 @@ class QueueSettings(_Section):
     lease: float = Field(
         default=60.0,
         gt=0,
-        description="Seconds a worker holds a message's idempotency key without renewing it "
-        "(renewed while the send runs); a dead worker's hold ends after it.",
+        description="Seconds a worker (or a `SyncClient` send with an idempotency key) holds "
+        "the key without renewing it (renewed while the send runs); a dead holder's hold ends "
+        "after it.",
     )
     max_retries: int = Field(
         default=5, ge=0, description="Re-enqueues of a retryable failure before a dead letter."
@@ -720,7 +721,9 @@ class Settings(_Section):
     """The whole configuration. ``repr`` and :meth:`masked_dict` never show a secret."""
 
     redis: RedisSettings | None = Field(
-        default=None, description="The Redis server; needed only by `backend: redis`."
+        default=None,
+        description="The Redis server; needed by `backend: redis` and by sends with an "
+        "idempotency key from `SyncClient`.",
     )
     email: ChannelSettings | None = Field(default=None, description="The email channel.")
     sms: ChannelSettings | None = Field(default=None, description="The SMS channel.")

@@ -20,6 +20,8 @@ closes the vendors, timers and Redis client and resets the singletons.
 
 ``tasks = await container.queue()`` is the application's side of the queue (a started
 :class:`~gocomm.tasks.GocommTasks`; ``await tasks.enqueue(...)``), closed at shutdown too.
+``await container.idempotency_store()`` is the Redis store of idempotency keys that sends made
+with a key outside the queue use (``SyncClient.send(..., idempotency_key=...)``).
 
 Tests override one piece::
 
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from gocomm.health import CircuitBreaker
+    from gocomm.idempotency import IdempotencyStore
     from gocomm.plugins import VendorRegistry
     from gocomm.ratelimit import ActiveLimiter, Limiter
     from gocomm.tasks import GocommTasks
@@ -389,6 +392,34 @@ async def _open_queue(settings: Settings) -> AsyncIterator[GocommTasks]:
         await tasks.shutdown()
 
 
+async def _open_idempotency_store(
+    settings: Settings, redis: Callable[[], Awaitable[Redis]]
+) -> AsyncIterator[IdempotencyStore]:
+    """The idempotency keys of keyed sends made outside the queue, in Redis so that every
+    process shares them: the queue's own Redis when it has one (the workers keep their keys
+    there, under the same prefix), else the `redis` section's client."""
+    from gocomm.idempotency import RedisIdempotencyStore
+
+    queue = settings.queue
+    if queue is not None and queue.broker == "redis_stream" and queue.url is not None:
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(queue.url.get_secret_value())
+        try:
+            yield RedisIdempotencyStore(client)
+        finally:
+            await client.aclose()
+        return
+    if settings.redis is None:
+        raise ConfigError(
+            "a send with an idempotency key needs a store that every process shares: configure "
+            "the `redis` section (at least its url, or GOCOMM_REDIS__URL). gocomm keeps no keys "
+            "in memory here: each process (a Celery or gunicorn worker) would have its own, and "
+            "a message redelivered to another process would be sent again"
+        )
+    yield RedisIdempotencyStore(await redis())
+
+
 async def _open_telemetry(settings: Settings) -> AsyncIterator[list[Any]]:
     """The exporters the ``telemetry`` section names, listening from the first resolved
     sender until shutdown (gocomm.telemetry)."""
@@ -444,6 +475,7 @@ class _ContainerInstance(containers.DynamicContainer):
             for resource in (channel.routing, channel.failover, channel.vendors):
                 await _shutdown(resource, errors)
         await _shutdown(self.queue, errors)
+        await _shutdown(self.idempotency_store, errors)
         await _shutdown(self.telemetry, errors)
         await _shutdown(self.redis, errors)
         self.reset_singletons()  # in-memory limiter state goes with them
@@ -492,6 +524,9 @@ class Container(containers.DeclarativeContainer):
     redis = providers.Resource(_open_redis, settings)
     #: ``tasks = await container.queue()``: enqueue sends for workers (gocomm.tasks).
     queue = providers.Resource(_open_queue, settings)
+    #: ``await container.idempotency_store()``: the Redis store of idempotency keys that
+    #: ``SyncClient.send(..., idempotency_key=...)`` uses (gocomm.idempotency).
+    idempotency_store = providers.Resource(_open_idempotency_store, settings, redis.provider)
     #: The exporters of the ``telemetry`` section (gocomm.telemetry), installed with the
     #: first sender resolved and removed at shutdown.
     telemetry = providers.Resource(_open_telemetry, settings)

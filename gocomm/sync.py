@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import threading
 import weakref
@@ -29,6 +30,7 @@ from gocomm.sender import Receipt, Sender
 if TYPE_CHECKING:
     from gocomm.config import Settings
     from gocomm.containers import Container
+    from gocomm.idempotency import IdempotencyStore, IdempotentSender
 
 __all__ = ["SyncClient"]
 
@@ -39,23 +41,37 @@ _CLOSE_TIMEOUT = 30.0
 class _Call:
     """One blocking send: what to send, and where the loop thread puts its outcome.
 
-    ``done`` is a lock taken at creation and released by the loop thread when the outcome is
-    set: the cheapest way to wake one waiting thread in CPython.
+    ``done`` is a lock taken at creation and released when the outcome is set: the cheapest way
+    to wake one waiting thread in CPython. ``next`` is the call finished after this one, whose
+    caller this call's caller wakes in turn (see :meth:`_LoopThread.wake`).
     """
 
-    __slots__ = ("args", "biz", "channel", "done", "error", "limit", "result", "task", "to")
+    __slots__ = (
+        "abandoned", "args", "biz", "channel", "done", "error", "handed", "key", "limit", "next",
+        "result", "task", "to",
+    )  # fmt: skip
 
     def __init__(
-        self, channel: str, biz: str, args: Any, to: tuple[str, ...], limit: float | None
+        self,
+        channel: str,
+        biz: str,
+        args: Any,
+        to: tuple[str, ...],
+        limit: float | None,
+        key: str | None = None,
     ) -> None:
         self.channel = channel
         self.biz = biz
         self.args = args
         self.to = to
         self.limit = limit
+        self.key = key
         self.result: Receipt | None = None
         self.error: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
+        self.next: _Call | None = None
+        self.handed = False  # its caller was woken (``done`` released)
+        self.abandoned = False  # its caller stopped waiting (interrupted): skip it
         self.done = threading.Lock()
         self.done.acquire()
 
@@ -64,7 +80,11 @@ class _LoopThread:
     """One event loop running on one daemon thread, with the container it serves.
 
     Calls from other threads are queued and the loop is woken once per batch (not once per
-    call): under many threads, one wake-up starts every queued send.
+    call): under many threads, one wake-up starts every queued send. The way back is batched
+    too: the sends finished in one loop iteration are chained, the loop thread wakes the first
+    caller only, and each woken caller wakes the next. Waking them all at once would have every
+    one of them queue for the GIL the loop thread holds, each sleeping twice per send; in a
+    chain each is woken while the one before is about to block again.
     """
 
     def __init__(self, container: Container) -> None:
@@ -72,12 +92,17 @@ class _LoopThread:
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
         self.senders: dict[str, Sender[Any]] = {}
+        self.idempotent: dict[str, IdempotentSender[Any]] = {}
         self._resolving: asyncio.Lock | None = None
         self._mutex = threading.Lock()
         self._queued: list[_Call] = []
         self._wake_pending = False
         self._stopping = False
-        self._running: set[asyncio.Task[None]] = set()
+        #: The calls whose Task has not finished, which close() waits for.
+        self._running: set[_Call] = set()
+        self._finished: list[_Call] = []
+        #: Orders waking a caller against that caller giving up (see ``wake``/``collect``).
+        self._relay = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="gocomm-sync-loop", daemon=True)
         self.thread.start()
 
@@ -99,10 +124,34 @@ class _LoopThread:
             self._wake_pending = True
         self.loop.call_soon_threadsafe(self._start_queued)
 
+    def wake(self, call: _Call | None) -> None:
+        """Wake the caller of ``call``, or of the first call after it whose caller still waits."""
+        while call is not None:
+            with self._relay:
+                if not call.abandoned:
+                    call.handed = True
+                    call.done.release()
+                    return
+            call = call.next
+
+    def collect(self, call: _Call) -> None:
+        """In the caller, when its wait on ``call.done`` ended: pass the wake-up on to the next
+        finished call; or, interrupted before its own wake-up, make later wake-ups skip it and
+        cancel the send."""
+        if not call.handed:
+            with self._relay:
+                call.abandoned = not call.handed
+            if call.abandoned:
+                self.cancel(call)
+                return
+        self.wake(call.next)
+
     def cancel(self, call: _Call) -> None:
         def cancel() -> None:
             if call.task is not None:
                 call.task.cancel()
+                # Cancelled before its first step, ``_send`` never runs its ``finally``.
+                call.task.add_done_callback(lambda _: self._running.discard(call))
 
         with contextlib.suppress(RuntimeError):  # the loop is already closed
             self.loop.call_soon_threadsafe(cancel)
@@ -113,16 +162,25 @@ class _LoopThread:
         with self._mutex:
             calls, self._queued = self._queued, []
             self._wake_pending = False
+        loop, running = self.loop, self._running
         for call in calls:
-            task = call.task = self.loop.create_task(self._send(call))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            # A Task per send (not one eager step without a Task): the stack relies on
+            # current_task() (asyncio.timeout in failover, limiter leases) from the first step,
+            # and a keyed send sets its idempotency key in its own Task's context.
+            call.task = asyncio.Task(self._send(call), loop=loop)
+            running.add(call)
 
     async def _send(self, call: _Call) -> None:
         try:
             sender = self.senders.get(call.channel)
             if sender is None:
                 sender = await self._resolve(call.channel)
+            if call.key is not None:
+                from gocomm.idempotency import idempotency_key
+
+                idempotency_key.set(call.key)  # this task's own context: for this send only
+                keyed = self.idempotent.get(call.channel)
+                sender = keyed or await self._resolve_idempotent(call.channel, sender)
             if call.limit is None:
                 call.result = await sender.send(call.biz, call.args, *call.to)
             else:
@@ -134,7 +192,40 @@ class _LoopThread:
             call.error = exc
             raise
         finally:
-            call.done.release()
+            running = self._running
+            running.discard(call)
+            self._finished.append(call)
+            if not running:  # nothing else in flight: no reason to wait for the iteration's end
+                self._wake_finished()
+            elif len(self._finished) == 1:
+                self.loop.call_soon(self._wake_finished)
+
+    def _wake_finished(self) -> None:
+        calls, self._finished = self._finished, []
+        if not calls:
+            return
+        for before, after in itertools.pairwise(calls):
+            before.next = after
+        self.wake(calls[0])
+
+    async def _resolve_idempotent(self, channel: str, stack: Sender[Any]) -> Sender[Any]:
+        # One IdempotentSender around the channel's stack, outside it as on the queue's
+        # workers: each keyed send makes one claim on the container's shared store.
+        from gocomm.idempotency import IdempotentSender
+
+        assert self._resolving is not None  # made by the _resolve that gave ``stack``
+        async with self._resolving:
+            sender = self.idempotent.get(channel)
+            if sender is None:
+                # An async Resource: awaitable, whatever dependency-injector's stubs say.
+                store: IdempotencyStore = await self.container.idempotency_store()  # type: ignore[misc]
+                queue = self.container.settings().queue
+                if queue is None:
+                    sender = IdempotentSender(stack, store)
+                else:  # the hold on a key that the queue's workers take
+                    sender = IdempotentSender(stack, store, lease=queue.lease)
+                self.idempotent[channel] = sender
+            return sender
 
     async def _resolve(self, channel: str) -> Sender[Any]:
         # One resolve per channel even when many threads' first sends arrive together.
@@ -154,8 +245,11 @@ class _LoopThread:
         with self._mutex:
             self._stopping = True
         self._start_queued()
-        if self._running:
-            await asyncio.wait(list(self._running))
+        tasks = [call.task for call in self._running if call.task is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+        for sender in self.idempotent.values():
+            await sender.aclose()  # its pending releases; the stack it wraps owns nothing shared
         await self.container.shutdown_resources()
 
     def stop(self) -> None:
@@ -251,9 +345,24 @@ class SyncClient:
         self._pid = os.getpid()
 
     def send(
-        self, channel: str, biz: str, args: Any, *to: str, timeout: float | None = None
+        self,
+        channel: str,
+        biz: str,
+        args: Any,
+        *to: str,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Receipt | None:
-        """Send ``args`` for ``biz`` to ``to`` through ``channel``'s stack; block until done."""
+        """Send ``args`` for ``biz`` to ``to`` through ``channel``'s stack; block until done.
+
+        With ``idempotency_key``, the send goes through an
+        :class:`~gocomm.idempotency.IdempotentSender` on the container's Redis store
+        (``container.idempotency_store``): a recipient already sent under the key is not sent
+        again (the stored receipt comes back with ``replayed=True``), a send still in flight
+        under it raises :class:`~gocomm.errors.DuplicateInFlight`, and the key reused for
+        another ``biz``/``args`` raises :class:`~gocomm.errors.IdempotencyConflict`. Without a
+        ``redis`` section that store does not exist: :class:`~gocomm.errors.ConfigError`.
+        """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -267,15 +376,24 @@ class SyncClient:
             raise ValueError(
                 f"unknown channel {channel!r}; use one of: {', '.join(sorted(CHANNELS))}"
             )
-        runner = self._loop_thread()
-        call = _Call(channel, biz, args, to, timeout)
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not idempotency_key
+        ):
+            raise ValueError(
+                f"idempotency_key must be a non-empty string, not {idempotency_key!r}; give "
+                "the key that identifies this message (an order id, a task id), or None"
+            )
+        runner = self._runner  # None before the first send, after close() and after a fork
+        if runner is None:
+            runner = self._loop_thread()
+        call = _Call(channel, biz, args, to, timeout, idempotency_key)
         runner.submit(call)
         try:
             call.done.acquire()
-        except BaseException:
-            # KeyboardInterrupt in the caller: do not leave the send running unowned.
-            runner.cancel(call)
-            raise
+        finally:
+            # Also when interrupted (KeyboardInterrupt): the send is then cancelled, not left
+            # running unowned, and the callers after this one are still woken.
+            runner.collect(call)
         if call.error is None:
             return call.result
         if isinstance(call.error, asyncio.CancelledError):
@@ -322,6 +440,9 @@ _CLIENTS: weakref.WeakSet[SyncClient] = weakref.WeakSet()
 def _after_fork_in_child() -> None:
     for client in list(_CLIENTS):
         client._lock = threading.Lock()
+        # The parent's loop thread does not exist here: the next send takes the slow path,
+        # which sees the new pid (so a send checks no pid, a system call, each time).
+        client._runner = None
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -16,6 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: queue.lease in the workers' configuration: how long a dead holder's hold on a key lasts.
+LEASE = 2.0
+
 
 def _wait_for(condition: Any, within: float, what: str) -> None:
     deadline = time.monotonic() + within
@@ -30,7 +33,9 @@ def celery_env(
     redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """A Redis-backed Celery app environment and a gocomm configuration whose sms vendor
-    writes each delivery to a file (the deliveries are counted from those files)."""
+    writes each delivery to a file (the deliveries are counted from those files), with the
+    same Redis for idempotency keys, held for a short lease (so that a dead holder's hold
+    ends within the test)."""
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
@@ -38,7 +43,11 @@ def celery_env(
     outbox = tmp_path / "outbox"
     outbox.mkdir()
     config = tmp_path / "gocomm.yaml"
-    config.write_text(f"sms:\n  vendors:\n    - plugin: file\n      directory: {outbox}\n")
+    config.write_text(
+        f"redis: {{url: '{redis_url}'}}\n"
+        f"queue: {{lease: {LEASE}}}\n"
+        f"sms:\n  vendors:\n    - plugin: file\n      directory: {outbox}\n"
+    )
     env = {
         # Neither gocomm's variables nor a Django settings module (Celery would set Django up).
         **{
@@ -49,6 +58,7 @@ def celery_env(
         "GOCOMM_CONFIG": str(config),
         "CELERY_BROKER_URL": redis_url,
         "CELERY_RESULT_BACKEND": redis_url,
+        "KILL_APP_MARKERS": str(tmp_path),
         "PYTHONPATH": os.pathsep.join(
             [str(ROOT / "examples"), str(ROOT / "tests" / "celery_apps")]
         ),
@@ -131,8 +141,8 @@ def test_tasks_send_through_one_client_per_worker_process(
         )
         for i in range(20)
     ]
-    ids = [r.get(timeout=60) for r in results]
-    assert all(len(message_ids) == 1 for message_ids in ids)
+    outcomes = [r.get(timeout=60) for r in results]
+    assert all(len(o["message_ids"]) == 1 and not o["replayed"] for o in outcomes)
     delivered = _delivered(celery_env["outbox"], "+861380000")
     assert sorted(delivered) == sorted(f"+861380000{i:04d}" for i in range(20))
 
@@ -151,3 +161,65 @@ def test_a_worker_process_killed_mid_task_is_redelivered_and_sends_once(
     starts = {int(p.name.split("-")[1]) for p in markers.glob("started-*")}
     assert victim in starts and len(starts) == 2  # run again, in another process
     assert _delivered(celery_env["outbox"], "+8613800001111") == ["+8613800001111"]
+
+
+def _markers(directory: Path, prefix: str) -> list[Path]:
+    return sorted(directory.glob(f"{prefix}-*"))
+
+
+def _pid(marker: Path) -> int:
+    return int(marker.name.rsplit("-", 1)[1])
+
+
+def test_a_worker_process_killed_after_sending_is_redelivered_and_replays(
+    celery_env: dict[str, Any], worker: Any
+) -> None:
+    """Killed after the send was recorded under its key (the task id) and before the task
+    returned: the message comes back, and the run in another process sends nothing."""
+    tasks = _app()
+    markers: Path = celery_env["markers"]
+    number = "+8613800002201"
+    result = tasks.app.send_task(
+        "celery_tasks.send", args=("sms", tasks.PAUSE_AFTER_SEND, {"code": "7"}, number)
+    )
+    _wait_for(lambda: _markers(markers, "sent"), 60, "the first run to send")
+    (first,) = _markers(markers, "sent")
+    sent = json.loads(first.read_text())
+    assert sent["replayed"] is False and len(sent["message_ids"]) == 1
+    assert _delivered(celery_env["outbox"], number) == [number]
+    os.kill(_pid(first), signal.SIGKILL)  # its message is not acknowledged: it comes back
+    (markers / "gate-after-send").touch()  # the run after it goes through
+
+    outcome = tasks.app.AsyncResult(result.id).get(timeout=60)
+    assert outcome == {"message_ids": sent["message_ids"], "replayed": True}
+    assert _delivered(celery_env["outbox"], number) == [number]
+    assert _markers(markers, f"retry-{result.id}") == []
+
+
+def test_a_worker_process_killed_while_sending_is_sent_again_when_its_lease_ends(
+    celery_env: dict[str, Any], worker: Any
+) -> None:
+    """Killed after the vendor accepted, before the outcome was recorded: nobody knows the
+    vendor got it, so the message is sent again once the dead run's hold on the key has ended
+    (at-least-once). A run redelivered while the hold lasts gets DuplicateInFlight and retries
+    after it; whether Celery redelivers within the lease depends on how soon its pool notices
+    the dead process (up to seconds), so the test allows both."""
+    tasks = _app()
+    markers: Path = celery_env["markers"]
+    number = "+8613800003301"
+    result = tasks.app.send_task(
+        "celery_tasks.send",
+        args=("sms", tasks.PAUSE_IN_SEND, {"code": "8"}, number),
+        kwargs={"key": "order-33"},
+    )
+    _wait_for(lambda: _markers(markers, "in-send"), 60, "the vendor to accept the first run")
+    assert _delivered(celery_env["outbox"], number) == [number]
+    (paused,) = _markers(markers, "in-send")
+    os.kill(_pid(paused), signal.SIGKILL)
+    (markers / "gate-in-send").touch()  # the runs after it go through
+
+    outcome = tasks.app.AsyncResult(result.id).get(timeout=60)
+    assert outcome["replayed"] is False and len(outcome["message_ids"]) == 1
+    assert _delivered(celery_env["outbox"], number) == [number, number]
+    retries = {m.read_text() for m in _markers(markers, f"retry-{result.id}")}
+    assert retries <= {"DuplicateInFlight"}

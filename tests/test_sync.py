@@ -286,3 +286,132 @@ def test_the_flask_example_answers_202_422_and_429(monkeypatch: pytest.MonkeyPat
         assert int(limited.headers["Retry-After"]) > 0
     finally:
         namespace["sms"].close()
+
+
+# -- the way back: finished sends wake their callers in a chain ---------------------------------
+
+
+class EchoVendor(LoopRecorder):
+    """Answers each send with the recipient as its message id; numbers ending in an odd digit
+    wait on the loop first, so that some sends finish at once and others suspend."""
+
+    name = "echo"
+
+    async def send(self, biz: str, args: Any, *to: str) -> Receipt:
+        validate_phone(to[0])
+        if int(to[0][-1]) % 2:
+            await asyncio.sleep(0.001)
+        return Receipt(vendor=self.name, message_ids=to)
+
+
+def _echo_client() -> SyncClient:
+    registry = load_registry(entry_points=False, plugins=[RecorderPlugin(EchoVendor())])
+    return SyncClient(
+        container=build_container({"sms": {"vendors": [{"plugin": "recorder"}]}}, registry=registry)
+    )
+
+
+def test_each_caller_gets_its_own_outcome_when_many_finish_together() -> None:
+    def one(i: int) -> str:
+        number = f"+86138{i:08d}" if i % 5 else f"86138{i:08d}"  # every 5th is refused
+        try:
+            receipt = client.send(
+                "sms", "login", {"code": "1"}, number, timeout=None if i % 7 else 10
+            )
+        except InvalidRecipient as exc:  # the error of this caller's own send, not another's
+            return f"refused {number}" if number in str(exc) else f"someone else's error: {exc}"
+        assert receipt is not None
+        return receipt.message_ids[0]
+
+    before = len(_loop_threads())
+    with _echo_client() as client, ThreadPoolExecutor(24) as pool:
+        outcomes = list(pool.map(one, range(600)))
+    expected = [f"+86138{i:08d}" if i % 5 else f"refused 86138{i:08d}" for i in range(600)]
+    assert outcomes == expected
+    assert len(_loop_threads()) == before
+
+
+class Interrupted(BaseException):
+    """What the test's signal handler raises in the main thread, as Ctrl-C would."""
+
+
+def test_an_interrupted_caller_in_the_middle_of_a_chain_does_not_strand_the_others() -> None:
+    import signal
+    import time
+
+    class Gated(LoopRecorder):
+        """Holds every send, a cancelled one too, until the gate opens; then they all finish
+        in one loop iteration, in the order they arrived, so their callers form one chain."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate: asyncio.Event | None = None
+            self.waiting = 0
+
+        async def send(self, biz: str, args: Any, *to: str) -> Receipt:
+            if biz == "warm":
+                return Receipt(vendor=self.name)
+            if self.gate is None:
+                self.gate = asyncio.Event()
+            self.waiting += 1
+            try:
+                await self.gate.wait()
+            except asyncio.CancelledError:
+                await self.gate.wait()
+                raise
+            return Receipt(vendor=self.name, message_ids=to)
+
+    def wait_for_waiting(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while vendor.waiting < count:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    vendor = Gated()
+    main = threading.main_thread().ident
+    assert threading.get_ident() == main and main is not None
+    results: dict[str, Receipt | None] = {}
+    workers: list[threading.Thread] = []
+
+    def start(number: str) -> None:
+        worker = threading.Thread(
+            target=lambda: results.__setitem__(number, client.send("sms", "b", {}, number))
+        )
+        worker.start()
+        workers.append(worker)
+
+    def conduct() -> None:  # the first caller before the main thread's send, two after it
+        start("+8613800000001")
+        wait_for_waiting(1)
+        controller_ready.set()
+        wait_for_waiting(2)
+        start("+8613800000002")
+        start("+8613800000003")
+        wait_for_waiting(4)
+        signal.pthread_kill(main, signal.SIGUSR1)
+
+    controller_ready = threading.Event()
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        with _client_with(vendor) as client:
+            client.send("sms", "warm", {}, PHONE)  # resolve the stack first
+            controller = threading.Thread(target=conduct)
+            controller.start()
+            assert controller_ready.wait(10)
+            with pytest.raises(Interrupted):
+                client.send("sms", "b", {}, "+8613800000000")
+            controller.join(10)
+            gate = vendor.gate
+            assert gate is not None
+            client._runner.loop.call_soon_threadsafe(gate.set)  # type: ignore[union-attr]
+            for worker in workers:
+                worker.join(10)
+                assert not worker.is_alive()  # woken past the caller that gave up
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert {n: r.message_ids for n, r in results.items() if r is not None} == {
+        n: (n,) for n in ("+8613800000001", "+8613800000002", "+8613800000003")
+    }
