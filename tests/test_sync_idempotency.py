@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from gocomm.containers import build_container
-from gocomm.errors import ConfigError, DuplicateInFlight, IdempotencyConflict
+from gocomm.errors import ConfigError, DuplicateInFlight, IdempotencyConflict, InvalidRecipient
 from gocomm.plugins import VendorRegistry, VendorSettings, VendorSpec, hookimpl, load_registry
 from gocomm.sender import AsyncCloseable, Receipt
 from gocomm.sync import SyncClient
@@ -287,3 +287,25 @@ def test_a_holder_killed_mid_send_keeps_the_key_until_its_lease_ends_then_it_is_
     assert receipt is not None and not receipt.replayed
     assert vendor.delivered == [("login", {"code": "1"}, (PHONE,))]
     assert waited < lease + 5
+
+
+def test_a_keyed_send_knows_a_number_however_it_is_written(
+    client: SyncClient, vendor: GatedVendor
+) -> None:
+    key = _key()
+    client.send("sms", "login", {"code": "1"}, "+86 138-0000-0000", idempotency_key=key)
+    again = client.send("sms", "login", {"code": "1"}, PHONE, idempotency_key=key)
+    assert again is not None and again.replayed
+    assert vendor.delivered == [("login", {"code": "1"}, (PHONE,))]
+
+
+def test_a_bad_recipient_of_a_keyed_send_is_refused_before_the_key_is_recorded(
+    client: SyncClient, vendor: GatedVendor, redis_client: Any
+) -> None:
+    key = _key()
+    with pytest.raises(InvalidRecipient, match="13800000000"):
+        client.send("sms", "login", {"code": "1"}, "13800000000", idempotency_key=key)
+    assert vendor.delivered == []
+    # Nothing recorded: the key is still free for any message.
+    client.send("sms", "login", {"code": "2"}, PHONE, idempotency_key=key)
+    assert len(vendor.delivered) == 1
