@@ -25,7 +25,8 @@ app = Celery(
 )
 app.conf.update(
     # Acknowledge after the task ran, and give the message back if its worker process dies
-    # mid-task, so that a crash never loses a send (it may repeat one that was in flight).
+    # mid-task, so that a crash never loses a send; the idempotency key (below) keeps the
+    # message given back from being sent again when the first run's send was recorded.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,

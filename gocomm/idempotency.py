@@ -17,6 +17,11 @@ are marked sent). So a retry after a partial send goes only to those still owed,
 send while the first is in flight raises :class:`~gocomm.errors.DuplicateInFlight`. The lease is
 renewed while the send runs; a holder that dies stops renewing and the recipients it held are
 free again when the lease ends (then at-least-once: its vendor call may have gone out).
+
+Round trips: the Redis store's decisions go through the Redis limiters' script runner, so the
+decisions of concurrent sends made at the same moment share one pipelined round trip, and a
+``then`` given to :meth:`IdempotentSender.send` (a queue worker's acknowledgement) that makes
+its own script call rides in the same round trip as the success it follows, after it.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ import contextvars
 import hashlib
 import json
 import logging
+import os
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
@@ -58,6 +63,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: What :meth:`IdempotentSender.send` awaits once a success is recorded (an acknowledgement).
+Then = Callable[[], Awaitable[object]]
 
 #: The idempotency key of the sends made in the current context (None: no key).
 idempotency_key: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -105,9 +113,10 @@ class IdempotencyStore(Protocol):
 
     async def settle(
         self, key: str, token: str, sent: Sequence[str], receipt: str, release: Sequence[str],
-        ttl: float,
+        ttl: float, then: Then | None = None,
     ) -> None:  # fmt: skip
-        """Mark ``sent`` as sent with ``receipt``; release ``token``'s hold on ``release``."""
+        """Mark ``sent`` as sent with ``receipt``; release ``token``'s hold on ``release``;
+        then await ``then()`` (its errors propagate), never before the record is sent."""
         ...
 
     async def renew(
@@ -180,19 +189,20 @@ class MemoryIdempotencyStore:
 
     async def settle(
         self, key: str, token: str, sent: Sequence[str], receipt: str, release: Sequence[str],
-        ttl: float,
+        ttl: float, then: Then | None = None,
     ) -> None:  # fmt: skip
         now = self._clock()
         state = self._state(key, now)
-        if state is None:
-            return  # expired meanwhile: nothing left to record against
-        for r in sent:
-            state.done[r] = receipt
-            state.holds.pop(r, None)
-        for r in release:
-            if (hold := state.holds.get(r)) and hold[0] == token:
-                del state.holds[r]
-        state.expires = now + ttl
+        if state is not None:  # else expired meanwhile: nothing left to record against
+            for r in sent:
+                state.done[r] = receipt
+                state.holds.pop(r, None)
+            for r in release:
+                if (hold := state.holds.get(r)) and hold[0] == token:
+                    del state.holds[r]
+            state.expires = now + ttl
+        if then is not None:
+            await then()
 
     async def renew(
         self, key: str, token: str, to: Sequence[str], lease: float, ttl: float
@@ -314,13 +324,7 @@ class RedisIdempotencyStore:
         self._runner = runner_for(redis)
 
     async def _run(self, script: Script, key: str, args: Sequence[str | int]) -> Any:
-        try:
-            return await self._runner.run(script, self.prefix + key, args, self.timeout)
-        except LimiterError as exc:
-            cause = exc.__cause__ or exc
-            raise CommError(
-                f"the idempotency store could not reach Redis: {type(cause).__name__}: {cause}"
-            ) from exc
+        return await _reached(self._runner.run(script, self.prefix + key, args, self.timeout))
 
     async def claim(
         self, key: str, fingerprint: str, to: Sequence[str], token: str, lease: float, ttl: float
@@ -340,16 +344,36 @@ class RedisIdempotencyStore:
 
     async def settle(
         self, key: str, token: str, sent: Sequence[str], receipt: str, release: Sequence[str],
-        ttl: float,
+        ttl: float, then: Then | None = None,
     ) -> None:  # fmt: skip
-        await self._run(
-            _SETTLE_SCRIPT, key, [token, receipt, _ms(ttl), len(sent), *sent, *release]
+        args: list[str | int] = [token, receipt, _ms(ttl), len(sent), *sent, *release]
+        if then is None:
+            await self._run(_SETTLE_SCRIPT, key, args)
+            return
+        # The record is queued now, and sent even if this caller is cancelled. A script call
+        # that ``then`` makes before it first waits joins the same pipeline right behind it:
+        # one round trip, and Redis runs the record first.
+        recorded = self._runner.submit_detached(
+            _SETTLE_SCRIPT, self.prefix + key, args, self.timeout
         )
+        await then()
+        await _reached(recorded)
 
     async def renew(
         self, key: str, token: str, to: Sequence[str], lease: float, ttl: float
     ) -> None:
         await self._run(_RENEW_SCRIPT, key, [token, _ms(lease), _ms(ttl), *to])
+
+
+async def _reached(reply: Awaitable[Any]) -> Any:
+    """``reply``'s value; a failure to reach Redis as a retryable :class:`CommError`."""
+    try:
+        return await reply
+    except LimiterError as exc:
+        cause = exc.__cause__ or exc
+        raise CommError(
+            f"the idempotency store could not reach Redis: {type(cause).__name__}: {cause}"
+        ) from exc
 
 
 def _text(value: Any) -> str:
@@ -392,6 +416,11 @@ class IdempotentSender(AsyncCloseable, Generic[T]):
     runs). Raises :class:`~gocomm.errors.DuplicateInFlight` while another send holds the key's
     recipients and :class:`~gocomm.errors.IdempotencyConflict` when the key was first used for
     another ``biz`` or ``args``. Closing it closes ``sender``.
+
+    :meth:`send` takes ``then`` (keyword), awaited once the send has succeeded and its outcome
+    is recorded (or could not be within half the lease: the send went out all the same), never
+    after a failure: a queue worker's acknowledgement, which the Redis store sends in the same
+    round trip as the record, right behind it.
     """
 
     def __init__(
@@ -418,11 +447,14 @@ class IdempotentSender(AsyncCloseable, Generic[T]):
     def name(self) -> str:
         return vendor_name(self.sender)
 
-    async def send(self, biz: str, args: T, *to: str) -> Receipt | None:
+    async def send(self, biz: str, args: T, *to: str, then: Then | None = None) -> Receipt | None:
         key = self.key(biz, args, to) if self.key is not None else idempotency_key.get()
         if key is None:
-            return await self.sender.send(biz, args, *to)
-        token = uuid.uuid4().hex
+            receipt = await self.sender.send(biz, args, *to)
+            if then is not None:
+                await then()
+            return receipt
+        token = os.urandom(16).hex()  # unique per send; cheaper than a uuid4
         claim = await self.store.claim(key, fingerprint(biz, args), to, token, self.lease, self.ttl)
         if claim.status == "conflict":
             raise IdempotencyConflict(
@@ -438,7 +470,10 @@ class IdempotentSender(AsyncCloseable, Generic[T]):
             )
         owed = claim.claimed
         if not owed:
-            return _replayed([claim.done[r] for r in to])
+            replayed = _replayed([claim.done[r] for r in to])
+            if then is not None:
+                await then()
+            return replayed
         renewal = self._renew_while_sending(key, token, owed)
         try:
             receipt = await self.sender.send(biz, args, *owed)
@@ -457,22 +492,23 @@ class IdempotentSender(AsyncCloseable, Generic[T]):
         finally:
             renewal.cancel()
         stored = receipt if receipt is not None else Receipt(vendor=self.name)
-        await self._settle(key, token, owed, _receipt_json(stored), ())
+        await self._settle(key, token, owed, _receipt_json(stored), (), then)
         return receipt
 
     def _renew_while_sending(self, key: str, token: str, owed: tuple[str, ...]) -> _Renewal:
         return _Renewal(self, key, token, owed)
 
     async def _settle(
-        self, key: str, token: str, sent: Sequence[str], receipt: str, release: Sequence[str]
-    ) -> None:
+        self, key: str, token: str, sent: Sequence[str], receipt: str, release: Sequence[str],
+        then: Then | None = None,
+    ) -> None:  # fmt: skip
         # A store that is briefly away (a Redis restart) gets until half the lease: the holds
         # still stand meanwhile, so nobody else sends.
         deadline = time.monotonic() + self.lease / 2
         pause = 0.05
         while True:
             try:
-                await self.store.settle(key, token, sent, receipt, release, self.ttl)
+                await self.store.settle(key, token, sent, receipt, release, self.ttl, then=then)
                 return
             except CommError as exc:
                 if time.monotonic() + pause < deadline:
@@ -485,7 +521,9 @@ class IdempotentSender(AsyncCloseable, Generic[T]):
                     "idempotency key %r: could not record the outcome for %d recipient(s): %s",
                     key, len(sent) + len(release), exc,
                 )  # fmt: skip
-                return
+                break
+        if then is not None:  # the send went out: a redelivery would only send it again
+            await then()
 
     def _release_later(self, key: str, token: str, owed: Sequence[str]) -> None:
         task = asyncio.get_running_loop().create_task(

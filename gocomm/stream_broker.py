@@ -107,7 +107,10 @@ class GocommStreamBroker(RedisStreamBroker):
         self._redis = Redis(connection_pool=self.connection_pool)
         self._promote = self._redis.register_script(_PROMOTE)
         self._delay = self._redis.register_script(_DELAY)
-        self._runner = runner_for(self._redis)
+        # One round trip at a time: the script calls a worker's tasks make meanwhile (their
+        # idempotency decisions and acknowledgements) queue up and share the next one, which
+        # costs the worker less CPU per message than more, smaller round trips.
+        self._runner = runner_for(self._redis, max_flights=1)
 
     async def kick(self, message: BrokerMessage) -> None:
         """Put ``message`` on the stream, or in the delayed set when it has a ``delay``."""

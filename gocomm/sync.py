@@ -383,6 +383,12 @@ class SyncClient:
                 f"idempotency_key must be a non-empty string, not {idempotency_key!r}; give "
                 "the key that identifies this message (an order id, a task id), or None"
             )
+        if idempotency_key is not None:
+            # The key's bookkeeping is per recipient: normalised first (one number, one entry,
+            # however it is written), and a bad one refused before anything is recorded.
+            from gocomm.recipients import validate_recipients
+
+            to = validate_recipients(channel, args, to)
         runner = self._runner  # None before the first send, after close() and after a fork
         if runner is None:
             runner = self._loop_thread()

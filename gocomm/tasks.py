@@ -12,13 +12,15 @@ delivered twice by the broker (a worker died before acknowledging it) is sent on
 failure is enqueued again after the error's ``retry_after`` or an exponential backoff, at most
 ``queue.max_retries`` times; a permanent failure, or retries spent, becomes a dead letter with
 the error and the original task. The broker's message is acknowledged only after that outcome
-is recorded; if recording fails, the message stays unacknowledged and is delivered again.
+is recorded; if recording fails, the message stays unacknowledged and is delivered again. A
+success's record and its acknowledgement travel in one round trip to Redis, the record first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import uuid
@@ -309,14 +311,17 @@ class GocommTasks:
         return sender
 
     async def _run(self, payload: Any, context: Context) -> None:
+        acknowledge = functools.partial(_acknowledge, context)
         try:
             job = _Job.parse(payload)
             sender = await self._sender(job.channel)
             with use_key(job.key):
-                await sender.send(job.biz, job.args, *job.to)
+                # Acknowledged once the success is recorded, in the same round trip as the record.
+                await sender.send(job.biz, job.args, *job.to, then=acknowledge)
+            return
         except Exception as exc:
             await self._after_failure(payload, exc, context.message.task_id)
-        await _acknowledge(context)
+        await acknowledge()
 
     async def _after_failure(self, payload: Any, exc: Exception, task_id: str) -> None:
         """Enqueue again or record a dead letter; an error here leaves the message unacked."""

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Connection, Redis
 
 from gocomm import Email, Receipt
 from gocomm.errors import (
@@ -30,6 +30,7 @@ from gocomm.idempotency import (
     idempotency_key,
     use_key,
 )
+from gocomm.payload import fingerprint
 from gocomm.testing import MemorySender, ScriptedSender
 
 PARAMS = {"code": "1234"}
@@ -223,6 +224,30 @@ async def test_a_slow_send_renews_its_lease(store: IdempotencyStore) -> None:
     assert len(inner.calls) == 1
 
 
+async def test_then_follows_a_recorded_success_and_never_a_failure(
+    store: IdempotencyStore,
+) -> None:
+    # `then` is a queue worker's acknowledgement: a rival claim made inside it must already
+    # see the recipient sent (the record came first, on Redis in the same round trip).
+    seen: list[tuple[str, tuple[str, ...]]] = []
+
+    async def then() -> None:
+        rival = await store.claim("k", fingerprint("login", PARAMS), ["+1"], "rival", 5.0, 60.0)
+        seen.append((rival.status, tuple(rival.done)))
+
+    inner = ScriptedSender([SendError("down", vendor="scripted")])
+    sender = IdempotentSender(inner, store)
+    with use_key("k"):
+        with pytest.raises(SendError):
+            await sender.send("login", PARAMS, "+1", then=then)
+        assert seen == []  # a failure is the caller's to handle (re-enqueue, dead letter)
+        await sender.send("login", PARAMS, "+1", then=then)
+        replay = await sender.send("login", PARAMS, "+1", then=then)
+    await sender.send("login", PARAMS, "+1", then=then)  # no key: passes through, then `then`
+    assert replay is not None and replay.replayed and len(inner.calls) == 3
+    assert seen == [("ok", ("+1",))] * 3
+
+
 async def test_bad_lease_and_ttl_are_refused() -> None:
     with pytest.raises(ValueError, match="lease"):
         IdempotentSender(MemorySender(), MemoryIdempotencyStore(), lease=10, ttl=5)
@@ -260,6 +285,75 @@ async def test_redis_store_recovers_from_a_flushed_script_cache(redis_client: Re
         await redis_client.script_flush()
         again = await sender.send("login", PARAMS, "+1")
     assert again is not None and again.replayed and len(inner.sent) == 1
+
+
+@pytest.fixture
+async def recorded(redis_url: str) -> AsyncIterator[tuple[Redis, list[list[str]]]]:
+    """A client on real connections that note, for each pipeline sent (one round trip), the
+    key of each script call in it (or "SCRIPT LOAD")."""
+    pipelines: list[list[str]] = []
+
+    class Recording(Connection):
+        def pack_commands(self, commands: Any) -> Any:
+            pipelines.append(
+                [str(c[3]) if c[0] == "EVALSHA" else f"{c[0]} {c[1]}" for c in commands]
+            )
+            return super().pack_commands(commands)
+
+    client = Redis.from_url(redis_url, connection_class=Recording)
+    try:
+        await client.flushdb()
+        yield client, pipelines
+    finally:
+        await client.aclose()
+
+
+async def test_concurrent_decisions_share_round_trips(
+    recorded: tuple[Redis, list[list[str]]],
+) -> None:
+    client, pipelines = recorded
+    inner = MemorySender()
+    sender = IdempotentSender(inner, RedisIdempotencyStore(client))
+
+    async def one(key: str, to: str) -> Receipt | None:
+        with use_key(key):
+            return await sender.send("login", PARAMS, to)
+
+    await one("warm-up", "+1")  # the scripts loaded: no SCRIPT LOAD round trip below
+    pipelines.clear()
+    # 50 keys: 50 claims and 50 settles, made together.
+    first = await asyncio.gather(*(one(f"k{i}", f"+86138{i:08d}") for i in range(50)))
+    decisions = [key for p in pipelines for key in p if key.startswith("gocomm:idem:")]
+    assert len(decisions) == 100 and len(pipelines) <= 10
+    assert len(inner.sent) == 51 and not any(r is None or r.replayed for r in first)
+    # One key wanted by 50 sends at once: one claim wins inside the shared round trip.
+    pipelines.clear()
+    outcomes = await asyncio.gather(
+        *(one("same", "+8613800000000") for _ in range(50)), return_exceptions=True
+    )
+    assert len(inner.sent) == 52 and len(pipelines) <= 10
+    assert sum(isinstance(o, DuplicateInFlight) for o in outcomes) == 49
+    replay = await one("same", "+8613800000000")
+    assert replay is not None and replay.replayed
+
+
+async def test_a_script_call_made_by_then_rides_with_the_record(
+    recorded: tuple[Redis, list[list[str]]],
+) -> None:
+    client, pipelines = recorded
+    store = RedisIdempotencyStore(client)
+    digest = fingerprint("login", PARAMS)
+    claim = await store.claim("k", digest, ["+1"], "mine", 5.0, 60.0)
+    assert claim.claimed == ("+1",)
+    pipelines.clear()
+    rivals: list[Any] = []
+
+    async def then() -> None:  # the stream broker's acknowledgement is such a script call
+        rivals.append(await store.claim("k", digest, ["+1"], "rival", 5.0, 60.0))
+
+    await store.settle("k", "mine", ["+1"], '{"vendor": "v"}', [], 60.0, then)
+    assert pipelines == [["gocomm:idem:k", "gocomm:idem:k"]]  # one round trip, record first
+    assert rivals[0].status == "ok" and rivals[0].done == {"+1": '{"vendor": "v"}'}
 
 
 async def test_an_unreachable_redis_is_a_retryable_error() -> None:

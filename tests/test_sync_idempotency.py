@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from gocomm.containers import build_container
-from gocomm.errors import ConfigError, DuplicateInFlight, IdempotencyConflict
+from gocomm.errors import ConfigError, DuplicateInFlight, IdempotencyConflict, InvalidRecipient
 from gocomm.plugins import VendorRegistry, VendorSettings, VendorSpec, hookimpl, load_registry
 from gocomm.sender import AsyncCloseable, Receipt
 from gocomm.sync import SyncClient
@@ -287,3 +287,46 @@ def test_a_holder_killed_mid_send_keeps_the_key_until_its_lease_ends_then_it_is_
     assert receipt is not None and not receipt.replayed
     assert vendor.delivered == [("login", {"code": "1"}, (PHONE,))]
     assert waited < lease + 5
+
+
+def test_a_keyed_send_knows_a_number_however_it_is_written(
+    client: SyncClient, vendor: GatedVendor
+) -> None:
+    key = _key()
+    client.send("sms", "login", {"code": "1"}, "+86 138-0000-0000", idempotency_key=key)
+    again = client.send("sms", "login", {"code": "1"}, PHONE, idempotency_key=key)
+    assert again is not None and again.replayed
+    assert vendor.delivered == [("login", {"code": "1"}, (PHONE,))]
+
+
+def test_a_bad_recipient_of_a_keyed_send_is_refused_before_the_key_is_recorded(
+    client: SyncClient, vendor: GatedVendor, redis_client: Any
+) -> None:
+    key = _key()
+    with pytest.raises(InvalidRecipient, match="13800000000"):
+        client.send("sms", "login", {"code": "1"}, "13800000000", idempotency_key=key)
+    assert vendor.delivered == []
+    # Nothing recorded: the key is still free for any message.
+    client.send("sms", "login", {"code": "2"}, PHONE, idempotency_key=key)
+    assert len(vendor.delivered) == 1
+
+
+def test_many_threads_sending_under_one_key_send_once(
+    client: SyncClient, vendor: GatedVendor
+) -> None:
+    key = _key()
+    vendor.gate.clear()  # the first send to reach the vendor waits there
+    with ThreadPoolExecutor(16) as pool:
+        futures = [
+            pool.submit(client.send, "sms", "login", {"code": "1"}, PHONE, idempotency_key=key)
+            for _ in range(16)
+        ]
+        deadline = time.monotonic() + 30
+        while sum(f.done() for f in futures) < 15 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        vendor.gate.set()
+        outcomes = [f.exception(30) or f.result() for f in futures]
+    in_flight = [o for o in outcomes if isinstance(o, DuplicateInFlight)]
+    receipts = [o for o in outcomes if isinstance(o, Receipt)]
+    assert len(in_flight) == 15 and len(receipts) == 1 and not receipts[0].replayed
+    assert vendor.delivered == [("login", {"code": "1"}, (PHONE,))]

@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Connection, Redis
 from taskiq.receiver import Receiver
 
 from gocomm import ConfigError, Email, InvalidRecipient, events
@@ -79,9 +79,12 @@ def stream_settings(redis_url: str, log: Path, **queue: Any) -> Settings:
 
 
 @asynccontextmanager
-async def worker(settings: Settings, registry: VendorRegistry) -> AsyncIterator[GocommTasks]:
-    """A taskiq Receiver in this process, on its own broker, as `gocomm worker` runs one."""
-    tasks = GocommTasks(make_broker(settings), settings=settings, registry=registry)
+async def worker(
+    settings: Settings, registry: VendorRegistry, broker: GocommStreamBroker | None = None
+) -> AsyncIterator[GocommTasks]:
+    """A taskiq Receiver in this process, on its own broker (``make_broker``'s when none is
+    given), as `gocomm worker` runs one."""
+    tasks = GocommTasks(broker or make_broker(settings), settings=settings, registry=registry)
     tasks.broker.is_worker_process = True
     receiver = Receiver(tasks.broker, max_async_tasks=10)
     finish = asyncio.Event()
@@ -267,6 +270,29 @@ async def test_a_dead_workers_messages_are_reclaimed_on_a_quiet_stream(
     async with worker(settings, registry):
         await wait_for(lambda: len(deliveries(log)) == 3)
         await wait_for_empty(redis_client)
+
+
+async def test_a_success_is_recorded_and_acknowledged_in_one_round_trip(
+    redis_client: Redis, redis_url: str, log: Path, registry: VendorRegistry
+) -> None:
+    pipelines: list[list[str]] = []  # per round trip of the worker's script calls: their keys
+
+    class Recording(Connection):
+        def pack_commands(self, commands: Any) -> Any:
+            pipelines.append([str(c[3]) for c in commands if c[0] == "EVALSHA"])
+            return super().pack_commands(commands)
+
+    settings = stream_settings(redis_url, log)
+    broker = GocommStreamBroker(redis_url, idle_timeout=30, connection_class=Recording)
+    async with app(settings) as tasks, worker(settings, registry, broker):
+        for n in (1, 2):  # the first loads the scripts (SCRIPT LOAD, then the calls again)
+            pipelines.clear()
+            await tasks.enqueue("sms", "login", {"code": "1"}, "+8613800000000",
+                                idempotency_key=f"order-{n}")  # fmt: skip
+            await wait_for_empty(redis_client)
+    # The claim, then the record of the success with the stream's acknowledgement behind it.
+    assert pipelines == [["gocomm:idem:order-2"], ["gocomm:idem:order-2", "gocomm"]]
+    assert len(deliveries(log)) == 2
 
 
 async def test_a_delayed_message_waits_in_the_delayed_set(

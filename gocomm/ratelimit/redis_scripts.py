@@ -16,9 +16,10 @@ limiters faster than one ``PING`` per decision.
 
 Bounds and faults:
 
-* At most :data:`MAX_FLIGHTS` round trips are in flight per connection pool, never more than the
-  pool holds connections, so any number of waiting callers uses at most that many connections
-  and a burst of hundreds of tasks queues instead of exhausting the pool.
+* At most :data:`MAX_FLIGHTS` round trips are in flight per connection pool (a runner's
+  ``max_flights``; the queue worker's pool uses 1), never more than the pool holds
+  connections, so any number of waiting callers uses at most that many connections and a
+  burst of hundreds of tasks queues instead of exhausting the pool.
 * Each call has a deadline (the limiter's ``timeout`` from the moment it was made: queueing,
   waiting for a connection, connecting and the round trip all count). Past it the caller gets
   :class:`~gocomm.errors.LimiterError` raised from a ``TimeoutError``. A round trip stops when
@@ -138,12 +139,12 @@ class ScriptRunner:
     tests that run each case on its own loop.
     """
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, *, max_flights: int = MAX_FLIGHTS) -> None:
         # Weak: ``_runners`` maps the pool to this runner, and a runner holding its pool would
         # keep every client that ever had a limiter (and its runner) alive for good.
         self._pool = weakref.ref(pool)
-        pool_size = getattr(pool, "max_connections", None) or MAX_FLIGHTS
-        self._max_flights = max(1, min(MAX_FLIGHTS, pool_size))
+        self._pool_size = getattr(pool, "max_connections", None) or MAX_FLIGHTS
+        self.max_flights = max_flights
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: list[_Call] = []
         self._flights = 0
@@ -152,6 +153,15 @@ class ScriptRunner:
 
     def __repr__(self) -> str:
         return f"ScriptRunner(flights={self._flights}, queued={len(self._queue)})"
+
+    @property
+    def max_flights(self) -> int:
+        """Round trips in flight at once (at least 1, at most the pool's connections)."""
+        return self._max_flights
+
+    @max_flights.setter
+    def max_flights(self, value: int) -> None:
+        self._max_flights = max(1, min(value, self._pool_size))
 
     async def run(
         self, script: Script, key: str, args: Sequence[ScriptArg], max_wait: float
@@ -314,10 +324,13 @@ async def _reconnect_if_closed(connection: AbstractConnection) -> None:
 _runners: weakref.WeakKeyDictionary[ConnectionPool, ScriptRunner] = weakref.WeakKeyDictionary()
 
 
-def runner_for(redis: Redis) -> ScriptRunner:
-    """The :class:`ScriptRunner` of ``redis``'s connection pool (one per pool)."""
+def runner_for(redis: Redis, *, max_flights: int | None = None) -> ScriptRunner:
+    """The :class:`ScriptRunner` of ``redis``'s connection pool (one per pool); ``max_flights``,
+    when given, becomes its :attr:`~ScriptRunner.max_flights`."""
     pool = redis.connection_pool
     runner = _runners.get(pool)
     if runner is None:
         runner = _runners[pool] = ScriptRunner(pool)
+    if max_flights is not None:
+        runner.max_flights = max_flights
     return runner
