@@ -356,7 +356,8 @@ def test_an_interrupted_caller_in_the_middle_of_a_chain_does_not_strand_the_othe
 
     class Gated(LoopRecorder):
         """Holds every send, a cancelled one too, until the gate opens; then they all finish
-        in one loop iteration, in the order they arrived, so their callers form one chain."""
+        in one loop iteration, in the order they (last) began waiting, so their callers form
+        one chain."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -372,13 +373,14 @@ def test_an_interrupted_caller_in_the_middle_of_a_chain_does_not_strand_the_othe
             try:
                 await self.gate.wait()
             except asyncio.CancelledError:
-                await self.gate.wait()
+                self.cancelled += 1
+                await self.gate.wait()  # now behind the first caller
                 raise
             return Receipt(vendor=self.name, message_ids=to)
 
-    def wait_for_waiting(count: int) -> None:
+    def until(condition: Any) -> None:
         deadline = time.monotonic() + 10
-        while vendor.waiting < count:
+        while not condition():
             assert time.monotonic() < deadline
             time.sleep(0.005)
 
@@ -398,27 +400,25 @@ def test_an_interrupted_caller_in_the_middle_of_a_chain_does_not_strand_the_othe
         worker.start()
         workers.append(worker)
 
-    def conduct() -> None:  # the first caller before the main thread's send, two after it
-        start("+8613800000001")
-        wait_for_waiting(1)
-        controller_ready.set()
-        wait_for_waiting(2)
-        start("+8613800000002")
-        start("+8613800000003")
-        wait_for_waiting(4)
+    def interrupt_main_when_it_waits() -> None:
+        until(lambda: vendor.waiting == 2)
         signal.pthread_kill(main, signal.SIGUSR1)
 
-    controller_ready = threading.Event()
     previous = signal.signal(signal.SIGUSR1, interrupt)
     try:
         with _client_with(vendor) as client:
             client.send("sms", "warm", {}, PHONE)  # resolve the stack first
-            controller = threading.Thread(target=conduct)
-            controller.start()
-            assert controller_ready.wait(10)
+            start("+8613800000001")
+            until(lambda: vendor.waiting == 1)
+            interrupter = threading.Thread(target=interrupt_main_when_it_waits)
+            interrupter.start()
             with pytest.raises(Interrupted):
                 client.send("sms", "b", {}, "+8613800000000")
-            controller.join(10)
+            interrupter.join(10)
+            until(lambda: vendor.cancelled == 1)  # the main thread's send waits, second
+            start("+8613800000002")
+            start("+8613800000003")
+            until(lambda: vendor.waiting == 4)
             gate = vendor.gate
             assert gate is not None
             client._runner.loop.call_soon_threadsafe(gate.set)  # type: ignore[union-attr]
