@@ -7,12 +7,15 @@ loop; a no-op send never suspends, so the tasks run one after the other whatever
 what the async API costs, not a handicap). Threads are started before the clock. Rounds
 alternate; medians are printed.
 
-The "bare hand-off" column is the floor: the same hand-off as SyncClient (calls queued for a
-loop thread woken once per batch, callers woken by locks in a chain) doing no work at all, no
-Task, no stack. Its ratio to the async API ("ceiling") bounds what any blocking facade over a
-loop thread can reach here: each call costs at least one thread sleep and wake-up, and under
-the GIL the woken thread then waits for the interpreter too. On a 2-core VM that ceiling is
-below the issue's 0.5 at 8 threads; see docs/sync.md.
+The "bare hand-off" column is the floor: SyncClient's hand-off (calls queued for a loop thread
+woken once per batch, callers woken by locks in a chain) with nothing behind it, no Task, no
+stack. Its ratio to the async API ("ceiling") is what SyncClient would reach if the send itself
+cost nothing: a caller blocked until its outcome sleeps and is woken once per call at least,
+and under the GIL a woken thread then waits for the interpreter too. On the 2-core VM gocomm is
+developed on, that ceiling is itself about 0.2-0.5 at 8 threads, depending on the load (an
+idle machine is the slowest: a wake-up then wakes a halted virtual CPU); see
+docs/sync.md ("What a blocking call costs"). The last column is how much of the bare hand-off's
+rate SyncClient keeps once a real send (the stack, its Task) sits behind each call.
 
     .venv/bin/python bench/sync.py [--sends 20000] [--rounds 5]
 """
@@ -174,7 +177,7 @@ def main() -> None:
     print(f"{options.sends} sends per measurement, {options.rounds} alternating rounds, medians")
     print(
         f"{'threads / tasks':>16} {'async sends/s':>14} {'SyncClient sends/s':>19} {'ratio':>6}"
-        f" {'bare hand-off calls/s':>22} {'ceiling':>8}"
+        f" {'bare hand-off calls/s':>22} {'ceiling':>8} {'SyncClient / bare':>18}"
     )
     for n in (1, 8, 32):
         a: list[float] = []
@@ -188,7 +191,7 @@ def main() -> None:
         target = "  (target >= 0.50)" if n == 8 else ""
         print(
             f"{n:>16} {am:>14,.0f} {sm:>19,.0f} {sm / am:>6.2f} {fm:>22,.0f} {fm / am:>8.2f}"
-            f"{target}"
+            f" {sm / fm:>18.2f}{target}"
         )
 
 

@@ -292,23 +292,24 @@ def test_the_flask_example_answers_202_422_and_429(monkeypatch: pytest.MonkeyPat
 
 
 class EchoVendor(LoopRecorder):
-    """Answers each send with the recipient as its message id; numbers ending in an odd digit
-    wait on the loop first, so that some sends finish at once and others suspend."""
+    """Answers each send with the recipient as its message id. Numbers ending in 9 hang (their
+    callers' timeouts cancel them), other odd ones wait on the loop a little: some sends finish
+    at once, some suspend, some are cancelled."""
 
     name = "echo"
 
     async def send(self, biz: str, args: Any, *to: str) -> Receipt:
         validate_phone(to[0])
-        if int(to[0][-1]) % 2:
-            await asyncio.sleep(0.001)
+        last = int(to[0][-1])
+        try:
+            if last == 9:
+                await asyncio.sleep(30)
+            elif last % 2:
+                await asyncio.sleep(0.001)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
         return Receipt(vendor=self.name, message_ids=to)
-
-
-def _echo_client() -> SyncClient:
-    registry = load_registry(entry_points=False, plugins=[RecorderPlugin(EchoVendor())])
-    return SyncClient(
-        container=build_container({"sms": {"vendors": [{"plugin": "recorder"}]}}, registry=registry)
-    )
 
 
 def test_each_caller_gets_its_own_outcome_when_many_finish_together() -> None:
@@ -316,18 +317,32 @@ def test_each_caller_gets_its_own_outcome_when_many_finish_together() -> None:
         number = f"+86138{i:08d}" if i % 5 else f"86138{i:08d}"  # every 5th is refused
         try:
             receipt = client.send(
-                "sms", "login", {"code": "1"}, number, timeout=None if i % 7 else 10
+                "sms", "login", {"code": "1"}, number, timeout=0.05 if i % 10 == 9 else None
             )
         except InvalidRecipient as exc:  # the error of this caller's own send, not another's
             return f"refused {number}" if number in str(exc) else f"someone else's error: {exc}"
+        except TimeoutError:
+            return f"timed out {number}"
         assert receipt is not None
         return receipt.message_ids[0]
 
+    def expected(i: int) -> str:
+        number = f"+86138{i:08d}"
+        if i % 5 == 0:
+            return f"refused {number[1:]}"
+        return f"timed out {number}" if i % 10 == 9 else number
+
     before = len(_loop_threads())
-    with _echo_client() as client, ThreadPoolExecutor(24) as pool:
+    vendor = EchoVendor()
+    registry = load_registry(entry_points=False, plugins=[RecorderPlugin(vendor)])
+    settings = {"sms": {"vendors": [{"plugin": "recorder"}]}}
+    with (
+        SyncClient(container=build_container(settings, registry=registry)) as client,
+        ThreadPoolExecutor(24) as pool,
+    ):
         outcomes = list(pool.map(one, range(600)))
-    expected = [f"+86138{i:08d}" if i % 5 else f"refused 86138{i:08d}" for i in range(600)]
-    assert outcomes == expected
+    assert outcomes == [expected(i) for i in range(600)]
+    assert vendor.cancelled == 60  # every timed-out send was cancelled on the loop
     assert len(_loop_threads()) == before
 
 

@@ -309,3 +309,24 @@ def test_a_bad_recipient_of_a_keyed_send_is_refused_before_the_key_is_recorded(
     # Nothing recorded: the key is still free for any message.
     client.send("sms", "login", {"code": "2"}, PHONE, idempotency_key=key)
     assert len(vendor.delivered) == 1
+
+
+def test_many_threads_sending_under_one_key_send_once(
+    client: SyncClient, vendor: GatedVendor
+) -> None:
+    key = _key()
+    vendor.gate.clear()  # the first send to reach the vendor waits there
+    with ThreadPoolExecutor(16) as pool:
+        futures = [
+            pool.submit(client.send, "sms", "login", {"code": "1"}, PHONE, idempotency_key=key)
+            for _ in range(16)
+        ]
+        deadline = time.monotonic() + 30
+        while sum(f.done() for f in futures) < 15 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        vendor.gate.set()
+        outcomes = [f.exception(30) or f.result() for f in futures]
+    in_flight = [o for o in outcomes if isinstance(o, DuplicateInFlight)]
+    receipts = [o for o in outcomes if isinstance(o, Receipt)]
+    assert len(in_flight) == 15 and len(receipts) == 1 and not receipts[0].replayed
+    assert vendor.delivered == [("login", {"code": "1"}, (PHONE,))]
