@@ -129,7 +129,8 @@ class GocommTasks:
     On a worker (taskiq's worker start-up event), the container is built from ``settings``
     (a :class:`Settings`, a mapping, or None: :func:`~gocomm.config.load_settings`) and closed
     at shutdown. The application only calls :meth:`enqueue` (after :meth:`startup`, or inside
-    ``async with``).
+    ``async with``). ``idempotency_store``: where the worker keeps its idempotency keys (default:
+    Redis on the broker's connections, in memory with the ``memory`` broker).
     """
 
     def __init__(
@@ -138,6 +139,7 @@ class GocommTasks:
         *,
         settings: Settings | Mapping[str, Any] | None = None,
         registry: VendorRegistry | None = None,
+        idempotency_store: IdempotencyStore | None = None,
     ) -> None:
         self.broker = broker
         self._settings_given = settings
@@ -145,6 +147,7 @@ class GocommTasks:
         self._settings: Settings | None = None
         self._container: Container | None = None
         self._senders: dict[str, IdempotentSender[Any]] = {}
+        self._store_given = idempotency_store
         self._store: IdempotencyStore | None = None
         self._own_redis: Redis | None = None
         self.dead_letters: DeadLetters | None = None
@@ -224,7 +227,10 @@ class GocommTasks:
             from redis.asyncio import Redis
 
             redis = self._own_redis = Redis.from_url(url)
-        self._store = RedisIdempotencyStore(redis) if redis else MemoryIdempotencyStore()
+        if self._store_given is not None:
+            self._store = self._store_given
+        else:
+            self._store = RedisIdempotencyStore(redis) if redis else MemoryIdempotencyStore()
         self.dead_letters = self.dead_letter_store(redis)
 
     async def _worker_shutdown(self, state: TaskiqState) -> None:

@@ -137,6 +137,25 @@ async def test_the_memory_broker_keeps_its_dead_letters(
     assert [d["biz"] for d in deliveries(log)] == ["login"]
 
 
+async def test_the_worker_keeps_its_keys_in_the_idempotency_store_given(
+    log: Path, registry: VendorRegistry
+) -> None:
+    from taskiq import InMemoryBroker
+
+    from gocomm.idempotency import MemoryIdempotencyStore
+
+    store = MemoryIdempotencyStore()
+    settings = {"sms": {"vendors": [{"plugin": "recorder", "path": str(log)}]}}
+    tasks = GocommTasks(InMemoryBroker(), settings=settings, registry=registry,
+                        idempotency_store=store)  # fmt: skip
+    async with tasks:
+        for _ in range(2):
+            await tasks.enqueue("sms", "login", {"code": "1"}, "+8613800000000",
+                                idempotency_key="order-42")  # fmt: skip
+            await tasks.broker.wait_all()  # type: ignore[attr-defined]
+    assert len(store) == 1 and len(deliveries(log)) == 1
+
+
 # ------------------------------------------------------------------------- stream broker
 
 
