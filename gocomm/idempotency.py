@@ -442,6 +442,7 @@ class IdempotentSender(AsyncCloseable, Generic[T]):
         self.lease = lease
         self._log = logger or logging.getLogger("gocomm.idempotency")
         self._releases: set[asyncio.Task[None]] = set()
+        self._renewals = _Renewals(self)
 
     @property
     def name(self) -> str:
@@ -474,7 +475,7 @@ class IdempotentSender(AsyncCloseable, Generic[T]):
             if then is not None:
                 await then()
             return replayed
-        renewal = self._renew_while_sending(key, token, owed)
+        self._renewals.hold(key, token, owed)
         try:
             receipt = await self.sender.send(biz, args, *owed)
         except asyncio.CancelledError:
@@ -490,13 +491,10 @@ class IdempotentSender(AsyncCloseable, Generic[T]):
                 exc.unsent = unsent  # type: ignore[attr-defined]  # None would mean all of `to`
             raise
         finally:
-            renewal.cancel()
+            self._renewals.drop(token)
         stored = receipt if receipt is not None else Receipt(vendor=self.name)
         await self._settle(key, token, owed, _receipt_json(stored), (), then)
         return receipt
-
-    def _renew_while_sending(self, key: str, token: str, owed: tuple[str, ...]) -> _Renewal:
-        return _Renewal(self, key, token, owed)
 
     async def _settle(
         self, key: str, token: str, sent: Sequence[str], receipt: str, release: Sequence[str],
@@ -533,38 +531,57 @@ class IdempotentSender(AsyncCloseable, Generic[T]):
         task.add_done_callback(self._releases.discard)
 
     async def _aclose(self) -> None:
+        await self._renewals.aclose()
         if self._releases:
             await asyncio.wait(set(self._releases))
         await aclose_all(self.sender)
 
 
-class _Renewal:
-    """Renews a send's hold every ``lease / 3`` seconds; a timer, not a task, until the send
-    outlives the first period (most sends end long before)."""
+class _Renewals:
+    """The holds of an :class:`IdempotentSender`'s sends in flight, renewed together.
 
-    __slots__ = ("_handle", "_key", "_owed", "_owner", "_task", "_token")
+    One task per sender (not a timer per send: most sends end long before a renewal is due)
+    wakes every ``lease / 3`` seconds and renews each hold still in flight, so no hold goes
+    longer than ``lease / 3`` without renewal; it ends when no send is in flight.
+    """
 
-    def __init__(
-        self, owner: IdempotentSender[Any], key: str, token: str, owed: tuple[str, ...]
-    ) -> None:
-        self._owner, self._key, self._token, self._owed = owner, key, token, owed
+    __slots__ = ("_held", "_owner", "_task")
+
+    def __init__(self, owner: IdempotentSender[Any]) -> None:
+        self._owner = owner
+        self._held: dict[str, tuple[str, tuple[str, ...]]] = {}  # token -> (key, recipients)
         self._task: asyncio.Task[None] | None = None
+
+    def hold(self, key: str, token: str, owed: tuple[str, ...]) -> None:
+        """Keep ``token``'s hold on ``owed`` under ``key`` renewed until :meth:`drop`."""
+        self._held[token] = (key, owed)
+        task = self._task
         loop = asyncio.get_running_loop()
-        self._handle = loop.call_later(owner.lease / 3, self._start)
+        if task is None or task.done() or task.get_loop() is not loop:
+            self._task = loop.create_task(self._renew_while_held())
 
-    def _start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+    def drop(self, token: str) -> None:
+        del self._held[token]
 
-    async def _loop(self) -> None:
+    async def _renew_while_held(self) -> None:
         owner = self._owner
-        while True:
-            try:
-                await owner.store.renew(self._key, self._token, self._owed, owner.lease, owner.ttl)
-            except CommError as exc:
-                owner._log.warning("idempotency key %r: lease not renewed: %s", self._key, exc)
+        while self._held:
             await asyncio.sleep(owner.lease / 3)
+            held = list(self._held.items())
+            outcomes = await asyncio.gather(
+                *(owner.store.renew(key, token, owed, owner.lease, owner.ttl)
+                  for token, (key, owed) in held),
+                return_exceptions=True,
+            )  # fmt: skip
+            for (_, (key, _)), outcome in zip(held, outcomes, strict=True):
+                if isinstance(outcome, CommError):
+                    owner._log.warning("idempotency key %r: lease not renewed: %s", key, outcome)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
 
-    def cancel(self) -> None:
-        self._handle.cancel()
-        if self._task is not None:
-            self._task.cancel()
+    async def aclose(self) -> None:
+        task = self._task
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -110,5 +110,8 @@ def fingerprint(biz: str, args: Any) -> str:
         body = sorted((repr(k), repr(v)) for k, v in args.items())
     else:
         body = repr(args)
-    text = json.dumps([biz, body], sort_keys=True, separators=(",", ":"), default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_FINGERPRINT_JSON.encode([biz, body]).encode()).hexdigest()
+
+
+# Built once: ``json.dumps`` with options builds an encoder on every call.
+_FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr)

@@ -224,6 +224,28 @@ async def test_a_slow_send_renews_its_lease(store: IdempotencyStore) -> None:
     assert len(inner.calls) == 1
 
 
+async def test_sends_in_flight_together_each_keep_their_hold(store: IdempotencyStore) -> None:
+    # One renewal task serves every send in flight: a send that starts after it began is
+    # renewed too, and one still running after another ended keeps being renewed.
+    inner = ScriptedSender([0.9, 0.5])
+    sender = IdempotentSender(inner, store, lease=0.3)
+    with use_key("a"):
+        first = asyncio.create_task(sender.send("login", PARAMS, "+1"))
+    await asyncio.sleep(0.15)
+    with use_key("b"):
+        second = asyncio.create_task(sender.send("login", PARAMS, "+2"))
+    await asyncio.sleep(0.4)  # past the second's first lease
+    with use_key("b"), pytest.raises(DuplicateInFlight):
+        await sender.send("login", PARAMS, "+2")
+    await second
+    await asyncio.sleep(0.2)  # the first outlived two leases and the second send
+    with use_key("a"), pytest.raises(DuplicateInFlight):
+        await sender.send("login", PARAMS, "+1")
+    await first
+    await sender.aclose()
+    assert len(inner.calls) == 2
+
+
 async def test_then_follows_a_recorded_success_and_never_a_failure(
     store: IdempotencyStore,
 ) -> None:
