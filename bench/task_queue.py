@@ -21,14 +21,17 @@ contenders; the best round of each is kept.
 Then the enqueue rate from one process (64 concurrent callers): ``GocommTasks.enqueue``
 (validation, JSON, idempotency key) against a bare ``kiq`` of the same payload.
 
+The worker's start-up (building gocomm's container) runs before the clocks start: it is paid
+once, not per message. The load average is printed: run it a few times, the machine is noisy.
+
 Target: gocomm's task costs at most 1.3x the bare task on the same broker. Not met: on the
-2-core development machine it prints 1.5-1.9x (1.6-2.1x before the record and the
-acknowledgement shared a round trip and the worker's round trips were one at a time), and
-1.25-1.4x with the keys in memory. Without idempotency at all (measured by patching it out)
-the task costs about 1.2x, so the bookkeeping per recipient (claim, lease timer, receipt,
-record) takes much of the margin before any Redis decision, and the two Redis decisions per
-message (the claim before the send, the record after it, against the bare task's one
-acknowledgement) the rest. The machine is noisy: run it a few times.
+2-core development machine (load average about 1) three runs of ``--rounds 3`` print 1.42x,
+1.56x and 1.75x (370-430 µs against 240-275 µs), against 1.65-1.85x before the renewal timer per
+send went and hiredis came with ``gocomm[taskiq]``; 1.24-1.33x with the keys in memory (was
+1.36-1.64x). Without idempotency at all (measured by patching it out) the task costs 1.1-1.4x:
+the channel's stack and the decoding take much of the margin before any idempotency, and the
+two Redis decisions per message (the claim before the send, the record after it, against the
+bare task's one acknowledgement) most of the rest.
 """
 
 from __future__ import annotations
