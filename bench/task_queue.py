@@ -40,19 +40,12 @@ one call is where a next pass would look.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as a script, this file's directory comes first on sys.path, and its name would shadow the
-# standard library's `queue` (which redis-py imports).
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 import argparse
 import asyncio
 import json
 import os
 import subprocess
+import sys
 import time
 from typing import Any
 
