@@ -56,6 +56,7 @@ from gocomm._config_sources import (
 )
 from gocomm.channels import CHANNELS
 from gocomm.errors import ConfigError
+from gocomm.masking import MASK, SecretUrl, mask_value, unparsed_userinfo
 from gocomm.ratelimit.keys import check_key_template
 
 if TYPE_CHECKING:
@@ -92,8 +93,6 @@ __all__ = [
     "uses_redis",
 ]
 
-MASK = "**********"
-
 
 class _Section(BaseModel):
     """Base of every section: unknown keys are errors, values are frozen."""
@@ -104,61 +103,9 @@ class _Section(BaseModel):
 # --------------------------------------------------------------------------------------- redis
 
 
-class SecretUrl(SecretStr):
-    """A URL that may carry a password: shown with the password masked, never in full."""
-
-    def _display(self) -> str:
-        return mask_url(self.get_secret_value())
-
-
-#: Query parameters whose value is a secret: redis-py reads any query parameter as a client
-#: option, so ``redis://host/0?password=...`` authenticates as well as ``redis://:...@host``.
-_SECRET_QUERY = re.compile(r"pass|secret|token|auth", re.IGNORECASE)
-
-
-def _unparsed_userinfo(url: str) -> bool:
-    """Whether ``url`` has an ``@`` after ``://`` that its address part does not hold: a user
-    or password with ``/``, ``?`` or ``#`` in it, which ends the address part early (then the
-    password reads as a path, a query or a fragment, and its start as a port)."""
-    _, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return False
-    try:
-        return "@" not in urlsplit(url).netloc
-    except ValueError:
-        return True
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``MASK``: in the netloc (``redis://:****@host``)
-    and in the query (``?password=****``). The rest is kept as written (``[::1]`` included).
-
-    Userinfo that does not parse as a whole (``redis://:pa/ss@host``) is masked up to the last
-    ``@``: what could not be parsed is never shown."""
-    if _unparsed_userinfo(url):
-        scheme, _, rest = url.partition("://")
-        return mask_url(f"{scheme}://{MASK}@{rest.rpartition('@')[2]}")
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # not a URL after all ("http://[oops"): nothing in it to find
-        return url
-    netloc = parts.netloc
-    if password is not None:
-        userinfo, _, host = netloc.rpartition("@")
-        netloc = f"{userinfo.partition(':')[0]}:{MASK}@{host}"
-    query = "&".join(
-        f"{name}={MASK}" if equals and _SECRET_QUERY.search(name) else f"{name}{equals}{value}"
-        for name, equals, value in (item.partition("=") for item in parts.query.split("&"))
-    )
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url  # nothing masked: keep the text exactly as written
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
 def _check_redis_url(url: str) -> None:
     """Refuse a Redis URL that does not parse as a whole; the message never quotes it."""
-    if _unparsed_userinfo(url):
+    if unparsed_userinfo(url):
         raise ValueError(
             "the user or password in the URL holds '/', '?' or '#', which end the address "
             "part: percent-encode them (%2F, %3F, %23; '%' itself as %25) or give the password "
@@ -263,6 +210,7 @@ FailoverSettings = Annotated[
 
 
 # ----------------------------------------------------------------------------------- ratelimit
+
 
 class _RateLimitBase(_Section):
     backend: Literal["memory", "redis"] = Field(
@@ -786,9 +734,7 @@ class Settings(_Section):
                 route.model_copy(update={"vendors": entries})
                 for route, entries in zip(channel.routes, bound_lists[1:], strict=True)
             ]
-            updates[name] = channel.model_copy(
-                update={"vendors": bound_lists[0], "routes": routes}
-            )
+            updates[name] = channel.model_copy(update={"vendors": bound_lists[0], "routes": routes})
         if problems:
             raise config_error(problems)
         copy = self.model_copy(update=updates)
@@ -892,25 +838,6 @@ def _allowed_keys(data: Any, path: Path) -> list[str] | None:
     if len(candidates) != 1:
         return None
     return [name for name in candidates[0].model_fields if name not in ("options", "settings")]
-
-
-def mask_value(value: Any) -> Any:
-    if isinstance(value, SecretUrl):
-        return value._display()
-    if isinstance(value, SecretStr):
-        return MASK
-    if isinstance(value, Mapping):
-        return {key: mask_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [mask_value(item) for item in value]
-    if isinstance(value, BaseModel):
-        return mask_value(value.model_dump())
-    if isinstance(value, str):
-        # Any URL may carry a password, a third-party vendor's plain `str` or `AnyUrl` too.
-        return mask_url(value) if "://" in value else value
-    if value is None or isinstance(value, int | float | bool):
-        return value
-    return mask_value(str(value))  # a path, a date, a URL object: as text, that YAML and JSON carry
 
 
 def _validate(data: Any, sources: SourceMap) -> Settings:

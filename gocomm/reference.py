@@ -25,7 +25,6 @@ from gocomm.config import (
     RedisSettings,
     RetrySettings,
     RouteSettings,
-    SecretUrl,
     Settings,
     SlidingWindowLimit,
     TelemetrySettings,
@@ -35,8 +34,8 @@ from gocomm.config import (
     VendorEntry,
     WeightedFailover,
     default_settings_text,
-    mask_value,
 )
+from gocomm.masking import SecretUrl, mask_value
 
 if TYPE_CHECKING:
     from gocomm.plugins import VendorRegistry

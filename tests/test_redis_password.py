@@ -12,9 +12,10 @@ from redis.asyncio import Redis
 from typer.testing import CliRunner
 
 from gocomm.cli import app
-from gocomm.config import Settings, load_settings, mask_url
+from gocomm.config import Settings, load_settings
 from gocomm.containers import build_container
 from gocomm.errors import ConfigError
+from gocomm.masking import mask_url
 
 # Generated passwords: each holds a character that ends a URL's address part.
 PASSWORDS = ["Xy7/secretpart9", "Xy7#secretpart9", "Xy7?secretpart9", "Xy7/se?cr#et@pa:rt%9"]
