@@ -356,8 +356,10 @@ class RedisIdempotencyStore:
         recorded = self._runner.submit_detached(
             _SETTLE_SCRIPT, self.prefix + key, args, self.timeout
         )
-        await then()
-        await _reached(recorded)
+        try:
+            await then()
+        finally:  # the record's own failure first: it is what a retry of the settle must fix
+            await _reached(recorded)
 
     async def renew(
         self, key: str, token: str, to: Sequence[str], lease: float, ttl: float

@@ -392,6 +392,25 @@ async def test_an_unreachable_redis_is_a_retryable_error() -> None:
         await client.aclose()
 
 
+
+async def test_a_record_that_failed_is_reported_even_when_then_fails_too() -> None:
+    # The record's failure is what a retry of the settle must fix: it wins over then's own.
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    client = Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+
+    async def acknowledge() -> None:
+        raise RuntimeError("the acknowledgement failed")
+
+    try:
+        store = RedisIdempotencyStore(client, timeout=1.0)
+        with pytest.raises(CommError, match="idempotency store") as caught:
+            await store.settle("k", "mine", ["+1"], '{"vendor": "v"}', [], 60.0, acknowledge)
+        assert isinstance(caught.value.__context__, RuntimeError)
+    finally:
+        await client.aclose()
+
 _PROCESS = textwrap.dedent(
     """
     import asyncio, json, sys
