@@ -392,7 +392,6 @@ async def test_an_unreachable_redis_is_a_retryable_error() -> None:
         await client.aclose()
 
 
-
 async def test_a_record_that_failed_is_reported_even_when_then_fails_too() -> None:
     # The record's failure is what a retry of the settle must fix: it wins over then's own.
     from redis.asyncio.retry import Retry
@@ -410,6 +409,7 @@ async def test_a_record_that_failed_is_reported_even_when_then_fails_too() -> No
         assert isinstance(caught.value.__context__, RuntimeError)
     finally:
         await client.aclose()
+
 
 _PROCESS = textwrap.dedent(
     """
